@@ -1,0 +1,2116 @@
+/* adasoftmax.h - v0.1.0 - softmax(A x) for large output layers, exact and adaptive.
+   Single-file C99/C++11 library, no dependency beyond libc and libm.
+   License: MIT or public domain (MIT-0), your choice; see the end of this file.
+
+   DO THIS in exactly one C or C++ file, before including this header:
+
+       #define ADASOFTMAX_IMPLEMENTATION
+       #include "adasoftmax.h"
+
+   Every other file includes the header without the define. Never pass -mavx2
+   or -mavx512f: the SIMD kernels are compiled with per-function target
+   attributes and chosen at run time from what the CPU reports.
+
+   TABLE OF CONTENTS
+     1. Quick start
+     2. Build options
+     3. Concepts
+     4. API reference            (the declarations below, grouped by topic)
+     5. Threading
+     6. Errors
+     7. Numerics and determinism
+     8. Changelog
+     Code map (grep for the tag): >>config >>platform >>util >>pcg >>cpu
+       >>k_scalar >>k_avx2 >>k_avx512 >>k_neon >>dispatch >>exact >>public
+
+   1. QUICK START
+       float z[5] = {1, 2, 3, 4, 5}, p[5];
+       adasm_softmax(NULL, z, 5, p);                   // NULL: best ISA
+
+       size_t top[3]; float prob[3]; double lognorm;
+       adasm_gemv_softmax_topk(NULL, A, n, d, d, x, 1.0f, 3, top, prob,
+                               &lognorm, NULL);        // exact softmax(A x)
+
+   2. BUILD OPTIONS (define before including; "all" = in every file that
+      includes the header, "impl" = only in the implementation file)
+       ADASOFTMAX_STATIC     all   make every function static (several copies
+                                   in one program, or to hide the symbols)
+       ADASM_NO_SIMD         impl  scalar kernels only
+       ADASM_NO_AVX2         impl  leave out the AVX2+FMA kernels
+       ADASM_NO_AVX512       impl  leave out the AVX-512 kernels
+       ADASM_NO_NEON         impl  leave out the NEON kernels
+       ADASM_ASSERT(x)       impl  default: assert(x) from <assert.h>
+       ADASM_MALLOC(sz,ctx)  impl  default: malloc(sz); define both or neither
+       ADASM_FREE(p,ctx)     impl  default: free(p)
+
+   3. CONCEPTS
+      Kernel set: every exact function takes a `const adasm_kernels *` first.
+      NULL means "the best the CPU has". adasm_kernels_get(ADASM_ISA_AVX2, &k)
+      forces one (tests, reproducibility) and returns ADASM_ERR_ISA_UNSUPPORTED
+      instead of crashing on a CPU that lacks it.
+      Exact softmax(A x): A is n x d, row-major float32 with leading dimension
+      lda >= d; the logits are beta * (A x).
+
+   5. THREADING
+      No mutable global state except a cached CPU-feature mask (written with
+      one idempotent store; every thread computes the same value). Every
+      function is reentrant; inputs are only read. A random generator
+      (adasm_pcg32) is plain caller-owned state: one per thread.
+
+   6. ERRORS
+      Every fallible call returns adasm_result: ADASM_OK (0) or a negative
+      code; adasm_result_string() names it. Arguments are always validated (not
+      only in debug builds). Outputs are left untouched on argument errors; on
+      data errors (NaN input) they are filled with NaN so nothing is stale.
+
+   7. NUMERICS AND DETERMINISM
+      exp() is computed by the same algorithm on every ISA: n = round(x log2 e)
+      by a magic-bias add, two-constant Cody-Waite reduction, degree-5
+      minimax polynomial, 2^n built in the exponent bits; max relative error
+      about 2e-7 over the whole range. Sums of exponentials are accumulated in
+      double (per vector lane, or per 512-element block for the two-pass
+      algorithm), so a softmax of 10^8 elements still sums to 1 within 1e-6.
+      The max is never subtracted in float: it is taken out as a power of two
+      in the exponent field (see adasm__expp), so outputs keep their full
+      relative accuracy even for inputs near 100 or -1e4.
+      Probabilities: relative error <= 1e-6 vs. a double reference for every
+      p >= 1e-30 (outputs below ~1e-38 may be flushed to 0). log-softmax:
+      absolute error <= 1e-6 * max(1, |log p|). logsumexp: absolute <= 1e-6.
+      Special values:   any NaN input -> ADASM_ERR_NAN, outputs NaN;
+                        -inf entries   -> probability 0 (masking works);
+                        all -inf       -> ADASM_ERR_NO_FINITE_MAX, outputs NaN,
+                                          logsumexp -inf;
+                        +inf entries   -> they share the mass equally (the limit).
+      Results may differ by a few ulp between ISAs (FMA contraction); sampling
+      with the same seed draws the same random numbers on every ISA.
+
+   8. CHANGELOG
+      0.1.0  exact kernels (three-pass, two-pass, online), log-softmax,
+             logsumexp, fused top-k, sampling, fused GEMV; PCG32; dispatch.
+*/
+#ifndef ADASOFTMAX_H
+#define ADASOFTMAX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ADASOFTMAX_VERSION_MAJOR 0
+#define ADASOFTMAX_VERSION_MINOR 1
+#define ADASOFTMAX_VERSION_PATCH 0
+
+#ifndef ADASM_DEF
+#ifdef ADASOFTMAX_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define ADASM_DEF static __attribute__((unused)) /* no unused warnings */
+#else
+#define ADASM_DEF static
+#endif
+#else
+#define ADASM_DEF extern
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Errors ------------------------------------------------------------ */
+/* One list gives the enum and the strings (adasm_result_string). */
+#define ADASM_RESULT_LIST(X)                                                   \
+  X(ADASM_OK, 0, "success")                                                    \
+  X(ADASM_ERR_NULL, -1, "a required pointer argument is NULL")                 \
+  X(ADASM_ERR_SIZE, -2, "a size is zero or inconsistent (e.g. lda < d, k > n)")\
+  X(ADASM_ERR_OVERFLOW, -3, "a size computation overflows size_t")             \
+  X(ADASM_ERR_PARAM, -4, "a numeric parameter is out of range or not finite")  \
+  X(ADASM_ERR_NAN, -5, "the input contains NaN")                               \
+  X(ADASM_ERR_NO_FINITE_MAX, -6, "every input is -inf: softmax is undefined")  \
+  X(ADASM_ERR_NOMEM, -7, "memory allocation failed")                           \
+  X(ADASM_ERR_ISA_UNSUPPORTED, -8,                                             \
+    "the requested instruction set is not available in this build or CPU")     \
+  X(ADASM_ERR_WORKSPACE, -9, "the workspace is missing or too small")
+
+typedef enum adasm_result {
+#define ADASM__ENUM(name, value, text) name = value,
+  ADASM_RESULT_LIST(ADASM__ENUM)
+#undef ADASM__ENUM
+  ADASM__RESULT_MIN = -10
+} adasm_result;
+
+ADASM_DEF const char *adasm_result_string(adasm_result r);
+
+/* ---- Instruction sets and kernel sets ---------------------------------- */
+typedef enum adasm_isa {
+  ADASM_ISA_AUTO = 0, /* the best this CPU and build support */
+  ADASM_ISA_SCALAR = 1,
+  ADASM_ISA_AVX2 = 2,   /* AVX2 + FMA (x86-64) */
+  ADASM_ISA_AVX512 = 3, /* AVX-512 F/DQ/BW/VL (x86-64) */
+  ADASM_ISA_NEON = 4,   /* AArch64 Advanced SIMD */
+  ADASM_ISA_COUNT = 5
+} adasm_isa;
+
+typedef struct adasm_kernels adasm_kernels; /* immutable; one per ISA */
+
+ADASM_DEF const char *adasm_isa_name(adasm_isa isa);
+/* 1 if `isa` is compiled in and the CPU (and OS) can run it. */
+ADASM_DEF int adasm_isa_supported(adasm_isa isa);
+ADASM_DEF adasm_isa adasm_isa_best(void);
+/* The kernel set for `isa` (AUTO = best). Never NULL on ADASM_OK. */
+ADASM_DEF adasm_result adasm_kernels_get(adasm_isa isa,
+                                         const adasm_kernels **out);
+ADASM_DEF adasm_isa adasm_kernels_isa(const adasm_kernels *k);
+
+/* ---- PCG32 random generator (O'Neill, pcg32 XSH-RR 64/32) -------------- */
+typedef struct adasm_pcg32 {
+  uint64_t state;
+  uint64_t inc; /* always odd */
+} adasm_pcg32;
+
+/* Same as pcg32_srandom_r(rng, seed, stream) of the reference. */
+ADASM_DEF void adasm_pcg32_seed(adasm_pcg32 *rng, uint64_t seed,
+                                uint64_t stream);
+ADASM_DEF uint32_t adasm_pcg32_next(adasm_pcg32 *rng);
+/* Uniform on [0, bound), unbiased (rejection); bound 0 returns 0. */
+ADASM_DEF uint32_t adasm_pcg32_bounded(adasm_pcg32 *rng, uint32_t bound);
+/* Uniform on [0, bound) for 64-bit bounds, unbiased. */
+ADASM_DEF uint64_t adasm_pcg32_bounded64(adasm_pcg32 *rng, uint64_t bound);
+/* Uniform float on [0, 1): 24 random bits. */
+ADASM_DEF float adasm_pcg32_uniform(adasm_pcg32 *rng);
+/* Uniform double on (0, 1): 53 random bits, never 0, never 1. */
+ADASM_DEF double adasm_pcg32_uniform_open(adasm_pcg32 *rng);
+/* Standard Gumbel: -log(-log(U)), U on (0,1); always finite. */
+ADASM_DEF float adasm_pcg32_gumbel(adasm_pcg32 *rng);
+/* Jump ahead by `delta` draws in O(log delta). */
+ADASM_DEF void adasm_pcg32_advance(adasm_pcg32 *rng, uint64_t delta);
+
+/* ---- Exact softmax kernels --------------------------------------------- */
+/* `k` is a kernel set from adasm_kernels_get, or NULL for the best one.
+   Input and output may be the same array (in place). n = 0 is valid and does
+   nothing (logsumexp of nothing is -inf). */
+typedef enum adasm_softmax_algo {
+  ADASM_SOFTMAX_AUTO = 0,  /* three-pass in cache, online out of cache */
+  ADASM_SOFTMAX_THREE_PASS, /* max; exp, store, sum; scale */
+  ADASM_SOFTMAX_TWO_PASS,   /* Dukhan & Ablavatski 2020: (mantissa, exponent)
+                               sums, no max pass */
+  ADASM_SOFTMAX_ONLINE      /* Milakov & Gimelshein 2018: running max and sum
+                               in one read, then exp and scale */
+} adasm_softmax_algo;
+
+ADASM_DEF adasm_result adasm_softmax(const adasm_kernels *k, const float *z,
+                                     size_t n, float *p);
+ADASM_DEF adasm_result adasm_softmax_ex(const adasm_kernels *k,
+                                        adasm_softmax_algo algo,
+                                        const float *z, size_t n, float *p);
+/* out[i] = z[i] - logsumexp(z) */
+ADASM_DEF adasm_result adasm_log_softmax(const adasm_kernels *k,
+                                         const float *z, size_t n, float *out);
+ADASM_DEF adasm_result adasm_logsumexp(const adasm_kernels *k, const float *z,
+                                       size_t n, double *lse);
+
+/* Fused softmax + top-k in one read of z: the `topk` largest entries, best
+   first (ties: lower index first), their probabilities, and log of the
+   normalizer. idx and prob hold topk entries each (prob doubles as the
+   heap's value storage, so it is required); log_norm may be NULL.
+   1 <= topk <= n. NaN input: ADASM_ERR_NAN with prob NaN. */
+ADASM_DEF adasm_result adasm_softmax_topk(const adasm_kernels *k,
+                                          const float *z, size_t n,
+                                          size_t topk, size_t *idx,
+                                          float *prob, double *log_norm);
+
+/* Draw one class from softmax(z / temperature), optionally restricted to the
+   top_k classes (top_k = 0: all) and then to the smallest prefix, by
+   probability, whose mass reaches top_p (top_p = 0 or 1: off).
+   temperature = 0 means greedy (the argmax, lowest index on ties), so a
+   zeroed struct is greedy decoding; adasm_sample_params_default() gives
+   temperature 1 with no filters. top_k > n is the same as top_k = n. */
+typedef struct adasm_sample_params {
+  float temperature; /* > 0, or 0 for greedy; default 1 */
+  size_t top_k;      /* 0 = no limit */
+  float top_p;       /* in [0, 1]; 0 and 1 = no nucleus filter */
+} adasm_sample_params;
+
+ADASM_DEF adasm_sample_params adasm_sample_params_default(void);
+/* Bytes of workspace adasm_sample needs (0 for plain sampling). */
+ADASM_DEF adasm_result adasm_sample_workspace_size(
+    size_t n, const adasm_sample_params *params, size_t *bytes);
+ADASM_DEF adasm_result adasm_sample(const adasm_kernels *k, const float *z,
+                                    size_t n,
+                                    const adasm_sample_params *params,
+                                    adasm_pcg32 *rng, void *work,
+                                    size_t work_bytes, size_t *out);
+
+/* ---- Exact softmax(A x) ------------------------------------------------ */
+/* Logits beta * (A x) for row-major A (n x d, leading dimension lda >= d),
+   fused with logsumexp and top-k in one streaming read of A. idx/prob: topk
+   entries each (1 <= topk <= n), best first, both required; log_norm and
+   logits (n floats: the scaled logits) may be NULL. beta must be finite and
+   > 0. Logits that overflow to +inf share the mass (see section 7). */
+ADASM_DEF adasm_result adasm_gemv_softmax_topk(
+    const adasm_kernels *k, const float *A, size_t n, size_t d, size_t lda,
+    const float *x, float beta, size_t topk, size_t *idx, float *prob,
+    double *log_norm, float *logits);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ADASOFTMAX_H */
+
+/* ======================================================================== */
+/*                            IMPLEMENTATION                                */
+/* ======================================================================== */
+#if defined(ADASOFTMAX_IMPLEMENTATION) && !defined(ADASOFTMAX_IMPLEMENTATION_INCLUDED)
+#define ADASOFTMAX_IMPLEMENTATION_INCLUDED
+
+/* >>config ----------------------------------------------------------------
+   Defaults for the override macros, checked for consistency. */
+#include <math.h>
+#include <string.h>
+#include <stdlib.h>
+
+#ifndef ADASM_ASSERT
+#include <assert.h>
+#define ADASM_ASSERT(x) assert(x)
+#endif
+
+#if defined(ADASM_MALLOC) != defined(ADASM_FREE)
+#error "adasoftmax.h: define both ADASM_MALLOC(sz,ctx) and ADASM_FREE(p,ctx), or neither"
+#endif
+#ifndef ADASM_MALLOC
+#define ADASM_MALLOC(sz, ctx) ((void)(ctx), malloc(sz))
+#define ADASM_FREE(p, ctx) ((void)(ctx), free(p))
+#endif
+
+#ifdef ADASM_NO_SIMD
+#undef ADASM_NO_AVX2
+#undef ADASM_NO_AVX512
+#undef ADASM_NO_NEON
+#define ADASM_NO_AVX2
+#define ADASM_NO_AVX512
+#define ADASM_NO_NEON
+#endif
+
+/* >>platform --------------------------------------------------------------
+   Which SIMD kernels this compiler can build. On x86-64 they are compiled
+   with per-function target attributes (GCC, Clang, clang-cl) or plainly
+   (MSVC, which allows intrinsics without /arch), and only called after the
+   CPU check. AArch64 always has NEON. */
+#if defined(__x86_64__) || defined(_M_X64)
+#define ADASM__X86_64 1
+#endif
+#if defined(__aarch64__) || defined(_M_ARM64)
+#define ADASM__ARM64 1
+#endif
+
+#if defined(ADASM__X86_64) && !defined(ADASM_NO_AVX2) &&                     \
+    (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 5) ||           \
+     (defined(_MSC_VER) && _MSC_VER >= 1900))
+#define ADASM__HAVE_AVX2 1
+#endif
+#if defined(ADASM__X86_64) && !defined(ADASM_NO_AVX512) &&                   \
+    (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 7) ||           \
+     (defined(_MSC_VER) && _MSC_VER >= 1910))
+#define ADASM__HAVE_AVX512 1
+#endif
+#if defined(ADASM__ARM64) && !defined(ADASM_NO_NEON)
+#define ADASM__HAVE_NEON 1
+#endif
+
+#if defined(ADASM__HAVE_AVX2) || defined(ADASM__HAVE_AVX512)
+#include <immintrin.h>
+#endif
+#if defined(ADASM__HAVE_NEON)
+#include <arm_neon.h>
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define ADASM__PRIVATE static __attribute__((unused))
+#define ADASM__TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define ADASM__TARGET_AVX512                                                   \
+  __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
+#define ADASM__RESTRICT __restrict
+#define ADASM__LIKELY(x) __builtin_expect(!!(x), 1)
+#else
+#define ADASM__PRIVATE static
+#define ADASM__TARGET_AVX2
+#define ADASM__TARGET_AVX512
+#define ADASM__RESTRICT __restrict
+#define ADASM__LIKELY(x) (x)
+#endif
+
+/* >>util ------------------------------------------------------------------ */
+#define ADASM__LOG2E 1.4426950408889634
+#define ADASM__LN2 0.69314718055994531
+#define ADASM__BLOCK 2048 /* elements per online block: 8 KiB stays in L1 */
+
+ADASM__PRIVATE uint32_t adasm__f2u(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  return u;
+}
+ADASM__PRIVATE float adasm__u2f(uint32_t u) {
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+/* Bit tests: immune to -ffinite-math-only folding x != x away. */
+ADASM__PRIVATE int adasm__isnanf(float f) {
+  return (adasm__f2u(f) & 0x7fffffffu) > 0x7f800000u;
+}
+ADASM__PRIVATE int adasm__isfinitef(float f) {
+  return (adasm__f2u(f) & 0x7f800000u) != 0x7f800000u;
+}
+ADASM__PRIVATE int adasm__isfinite(double f) {
+  uint64_t u;
+  memcpy(&u, &f, sizeof u);
+  return (u & 0x7ff0000000000000ull) != 0x7ff0000000000000ull;
+}
+ADASM__PRIVATE float adasm__inff(void) { return adasm__u2f(0x7f800000u); }
+ADASM__PRIVATE float adasm__nanf(void) { return adasm__u2f(0x7fc00000u); }
+
+/* a * b, or 1 if it overflows size_t (the bug class behind most fuzz finds). */
+ADASM__PRIVATE int adasm__mul_overflows(size_t a, size_t b, size_t *out) {
+  if (a != 0 && b > (size_t)-1 / a) return 1;
+  *out = a * b;
+  return 0;
+}
+
+ADASM__PRIVATE void adasm__fill(float *p, size_t n, float v) {
+  size_t i;
+  for (i = 0; i < n; ++i) p[i] = v;
+}
+
+/* >>pcg -------------------------------------------------------------------
+   PCG32 (XSH-RR, 64-bit state), re-implemented from M. O'Neill's published
+   algorithm (pcg-random.org, "PCG: A Family of Simple Fast Space-Efficient
+   Statistically Good Algorithms for Random Number Generation", 2014). */
+#define ADASM__PCG_MULT 6364136223846793005ull
+
+ADASM_DEF uint32_t adasm_pcg32_next(adasm_pcg32 *rng) {
+  uint64_t old = rng->state;
+  uint32_t xorshifted, rot;
+  rng->state = old * ADASM__PCG_MULT + rng->inc;
+  xorshifted = (uint32_t)(((old >> 18u) ^ old) >> 27u);
+  rot = (uint32_t)(old >> 59u);
+  return (xorshifted >> rot) | (xorshifted << ((0u - rot) & 31u));
+}
+
+ADASM_DEF void adasm_pcg32_seed(adasm_pcg32 *rng, uint64_t seed,
+                                uint64_t stream) {
+  rng->state = 0u;
+  rng->inc = (stream << 1u) | 1u;
+  (void)adasm_pcg32_next(rng);
+  rng->state += seed;
+  (void)adasm_pcg32_next(rng);
+}
+
+ADASM_DEF uint32_t adasm_pcg32_bounded(adasm_pcg32 *rng, uint32_t bound) {
+  /* Reject the low (2^32 mod bound) values so every residue is equally
+     likely; (0u - bound) % bound is that count without MSVC's C4146. */
+  uint32_t threshold, r;
+  if (bound == 0u) return 0u;
+  threshold = (0u - bound) % bound;
+  for (;;) {
+    r = adasm_pcg32_next(rng);
+    if (r >= threshold) return r % bound;
+  }
+}
+
+ADASM_DEF uint64_t adasm_pcg32_bounded64(adasm_pcg32 *rng, uint64_t bound) {
+  uint64_t threshold, r;
+  if (bound <= 0xffffffffull) return adasm_pcg32_bounded(rng, (uint32_t)bound);
+  threshold = (0u - bound) % bound;
+  for (;;) {
+    r = ((uint64_t)adasm_pcg32_next(rng) << 32) | adasm_pcg32_next(rng);
+    if (r >= threshold) return r % bound;
+  }
+}
+
+ADASM_DEF float adasm_pcg32_uniform(adasm_pcg32 *rng) {
+  return (float)(adasm_pcg32_next(rng) >> 8) * (1.0f / 16777216.0f);
+}
+
+ADASM_DEF double adasm_pcg32_uniform_open(adasm_pcg32 *rng) {
+  /* 53 random bits, then +0.5 ulp: the result is strictly inside (0, 1). */
+  uint64_t a = adasm_pcg32_next(rng) >> 5, b = adasm_pcg32_next(rng) >> 6;
+  return ((double)((a << 26) | b) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+ADASM_DEF float adasm_pcg32_gumbel(adasm_pcg32 *rng) {
+  return (float)-log(-log(adasm_pcg32_uniform_open(rng)));
+}
+
+ADASM_DEF void adasm_pcg32_advance(adasm_pcg32 *rng, uint64_t delta) {
+  /* Brown's O(log n) jump for an LCG: compose the affine map delta times. */
+  uint64_t cur_mult = ADASM__PCG_MULT, cur_plus = rng->inc;
+  uint64_t acc_mult = 1u, acc_plus = 0u;
+  while (delta > 0) {
+    if (delta & 1u) {
+      acc_mult *= cur_mult;
+      acc_plus = acc_plus * cur_mult + cur_plus;
+    }
+    cur_plus = (cur_mult + 1u) * cur_plus;
+    cur_mult *= cur_mult;
+    delta >>= 1u;
+  }
+  rng->state = acc_mult * rng->state + acc_plus;
+}
+
+/* >>cpu -------------------------------------------------------------------
+   cpuid + xgetbv: the CPU must report the instructions AND the OS must
+   save the wider registers (XCR0), else AVX code faults. The result is
+   cached in one int; every thread computes the same value, and the store is
+   atomic (relaxed) where the compiler offers it, so there is no torn read. */
+#define ADASM__CPU_VALID 1
+#define ADASM__CPU_AVX2 2
+#define ADASM__CPU_AVX512 4
+
+#if defined(ADASM__X86_64)
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+ADASM__PRIVATE void adasm__cpuid(int leaf, int sub, unsigned r[4]) {
+  int v[4];
+  __cpuidex(v, leaf, sub);
+  r[0] = (unsigned)v[0]; r[1] = (unsigned)v[1];
+  r[2] = (unsigned)v[2]; r[3] = (unsigned)v[3];
+}
+ADASM__PRIVATE uint64_t adasm__xgetbv(void) { return _xgetbv(0); }
+#else
+ADASM__PRIVATE void adasm__cpuid(int leaf, int sub, unsigned r[4]) {
+  unsigned a, b, c, d;
+  __asm__ __volatile__("cpuid"
+                       : "=a"(a), "=b"(b), "=c"(c), "=d"(d)
+                       : "a"(leaf), "c"(sub));
+  r[0] = a; r[1] = b; r[2] = c; r[3] = d;
+}
+ADASM__PRIVATE uint64_t adasm__xgetbv(void) {
+  unsigned lo, hi;
+  __asm__ __volatile__(".byte 0x0f, 0x01, 0xd0" : "=a"(lo), "=d"(hi) : "c"(0));
+  return ((uint64_t)hi << 32) | lo;
+}
+#endif
+ADASM__PRIVATE int adasm__cpu_detect(void) {
+  unsigned r[4];
+  int f = ADASM__CPU_VALID;
+  uint64_t xcr0;
+  adasm__cpuid(0, 0, r);
+  if (r[0] < 7u) return f;
+  adasm__cpuid(1, 0, r);
+  /* OSXSAVE (27), AVX (28), FMA (12) */
+  if (!(r[2] & (1u << 27)) || !(r[2] & (1u << 28)) || !(r[2] & (1u << 12)))
+    return f;
+  xcr0 = adasm__xgetbv();
+  if ((xcr0 & 0x6u) != 0x6u) return f; /* XMM and YMM state */
+  adasm__cpuid(7, 0, r);
+  if (r[1] & (1u << 5)) f |= ADASM__CPU_AVX2;
+  /* AVX-512 F (16), DQ (17), BW (30), VL (31); opmask + ZMM state (5..7) */
+  if ((r[1] & (1u << 16)) && (r[1] & (1u << 17)) && (r[1] & (1u << 30)) &&
+      (r[1] & (1u << 31)) && (xcr0 & 0xe6u) == 0xe6u && (f & ADASM__CPU_AVX2))
+    f |= ADASM__CPU_AVX512;
+  return f;
+}
+#else
+ADASM__PRIVATE int adasm__cpu_detect(void) { return ADASM__CPU_VALID; }
+#endif
+
+static int adasm__cpu_cache; /* 0 = not yet known; the only global */
+
+ADASM__PRIVATE int adasm__cpu_features(void) {
+  int f;
+#if defined(__GNUC__) || defined(__clang__)
+  f = __atomic_load_n(&adasm__cpu_cache, __ATOMIC_RELAXED);
+  if (f == 0) {
+    f = adasm__cpu_detect();
+    __atomic_store_n(&adasm__cpu_cache, f, __ATOMIC_RELAXED);
+  }
+#else
+  f = *(volatile int *)&adasm__cpu_cache;
+  if (f == 0) {
+    f = adasm__cpu_detect();
+    *(volatile int *)&adasm__cpu_cache = f;
+  }
+#endif
+  return f;
+}
+
+/* >>k_scalar --------------------------------------------------------------
+   The kernel contract, and the portable implementation of every kernel.
+
+   exp: every ISA computes f(x) = 2^(n - N) * e^t for x = z - shift with
+     n = round(x log2 e)   by adding a "magic" float whose ulp is 1;
+     t = x - n ln2         with ln2 split in two floats (Cody-Waite, FMA);
+     e^t ~ 1 + t p(t)      p of degree 4: our own minimax fit on
+                           [-ln2/2, ln2/2], 1.1e-7 max relative error
+                           (1.6e-7 evaluated in float);
+     2^(n - N)             by shifting the magic sum into the exponent field.
+   The magic constant carries N, so a row maximum m is taken out as the
+   power of two 2^N with N = round(m log2 e) instead of a float subtraction
+   z - m, which would round (0.5 ulp of 64 is 4e-6 relative error in the
+   exp). This "fold" form needs |z| < 2^17; above that, z - m is exact by
+   Sterbenz's lemma for every z within 87 of m, so we subtract ("shift")
+   instead. Lanes with x < cutoff (e^-87 below the max) are flushed to 0. */
+typedef struct adasm__expp {
+  float shift;  /* x = z - shift */
+  float magic;  /* 1.5 * 2^23 + 127 - N */
+  float cutoff; /* lanes with x < cutoff are 0 */
+  int N;
+  double base; /* f(x) = exp(z - base), base = shift + N ln2 */
+} adasm__expp;
+
+/* Two-pass accumulator: sum of exp(z) = m * 2^e, plus what pass 1 saw. */
+typedef struct adasm__tpacc {
+  double m, e;
+  float zmax;
+  int nan;
+} adasm__tpacc;
+
+#define ADASM__TP_CLAMP 131072.0f /* 2^17: the magic-add range we allow */
+
+struct adasm_kernels {
+  adasm_isa isa;
+  /* max over the non-NaN entries (-inf if none); *nan |= any NaN seen */
+  float (*max)(const float *z, size_t n, int *nan);
+  /* sum of f(z_i) (see adasm__expp); if out, out[i] = f(z_i) * oscale */
+  double (*expsum)(const float *z, size_t n, const adasm__expp *e, float *out,
+                   float oscale);
+  void (*scale)(float *p, size_t n, float s);                 /* p *= s */
+  void (*sub2)(const float *z, size_t n, float hi, float lo, float *out);
+  /* two-pass pass 1: acc += sum exp(max(z, -2^17)); tracks max and NaN */
+  void (*tp_sum)(const float *z, size_t n, adasm__tpacc *acc);
+  /* y[r] = beta * dot(A[r*lda ..], x) for r < rows */
+  void (*dot_rows)(const float *A, size_t rows, size_t d, size_t lda,
+                   const float *x, float beta, float *y);
+};
+
+/* The polynomial and reduction constants, shared by every ISA. */
+#define ADASM__C1 0.9999998f
+#define ADASM__C2 0.49999097f
+#define ADASM__C3 0.16667281f
+#define ADASM__C4 0.041904084f
+#define ADASM__C5 0.008313744f
+#define ADASM__LN2_HI 0.6931472f
+#define ADASM__LN2_LO (-1.9046542e-09f)
+#define ADASM__LOG2E_F 1.442695f
+#define ADASM__MAGIC 12582912.0f /* 1.5 * 2^23 */
+
+/* Merge the sum m2 * 2^e2 into acc (m, e), keeping e the larger exponent. */
+ADASM__PRIVATE void adasm__tp_merge(adasm__tpacc *acc, double m2, double e2) {
+  if (m2 == 0.0) return;
+  if (acc->m == 0.0 || e2 > acc->e) {
+    acc->m = acc->m == 0.0 ? m2 : m2 + ldexp(acc->m, (int)(acc->e - e2));
+    acc->e = e2;
+  } else {
+    acc->m += ldexp(m2, (int)(e2 - acc->e));
+  }
+}
+
+ADASM__PRIVATE float adasm__max_scalar(const float *z, size_t n, int *nan) {
+  float m = -adasm__inff();
+  size_t i;
+  for (i = 0; i < n; ++i) {
+    if (z[i] > m) m = z[i];
+    else if (adasm__isnanf(z[i])) *nan = 1;
+  }
+  return m;
+}
+
+/* e^t * 2^k with the same polynomial as the SIMD kernels (in double). */
+ADASM__PRIVATE double adasm__exp_core_scalar(double t, int k) {
+  double p = (double)ADASM__C5;
+  p = p * t + (double)ADASM__C4;
+  p = p * t + (double)ADASM__C3;
+  p = p * t + (double)ADASM__C2;
+  p = p * t + (double)ADASM__C1;
+  p = 1.0 + t * p;
+  if (k < -126) return 0.0; /* the flush the SIMD kernels do by cutoff */
+  return p * (double)adasm__u2f((uint32_t)(k + 127) << 23);
+}
+
+ADASM__PRIVATE double adasm__expsum_scalar(const float *z, size_t n,
+                                           const adasm__expp *e, float *out,
+                                           float oscale) {
+  double sum = 0.0;
+  size_t i;
+  for (i = 0; i < n; ++i) {
+    /* (double) z - shift is exact; n as in the SIMD kernels, t in double */
+    double x = (double)z[i] - (double)e->shift, f;
+    if (x < (double)e->cutoff) {
+      f = 0.0;
+    } else if (x != x) {
+      f = x;
+    } else {
+      double nn = floor(x * ADASM__LOG2E + 0.5);
+      double t = x - nn * ADASM__LN2;
+      f = adasm__exp_core_scalar(t, (int)nn - e->N);
+    }
+    sum += f;
+    if (out) out[i] = (float)f * oscale;
+  }
+  return sum;
+}
+
+ADASM__PRIVATE void adasm__scale_scalar(float *p, size_t n, float s) {
+  size_t i;
+  for (i = 0; i < n; ++i) p[i] *= s;
+}
+
+ADASM__PRIVATE void adasm__sub2_scalar(const float *z, size_t n, float hi,
+                                       float lo, float *out) {
+  size_t i;
+  for (i = 0; i < n; ++i) out[i] = (z[i] - hi) - lo;
+}
+
+ADASM__PRIVATE void adasm__tp_sum_scalar(const float *z, size_t n,
+                                         adasm__tpacc *acc) {
+  size_t i;
+  for (i = 0; i < n; ++i) {
+    float v = z[i];
+    double x, nn;
+    if (adasm__isnanf(v)) { acc->nan = 1; continue; }
+    if (v > acc->zmax) acc->zmax = v;
+    if (v < -ADASM__TP_CLAMP) v = -ADASM__TP_CLAMP;
+    if (v > ADASM__TP_CLAMP) v = ADASM__TP_CLAMP; /* caller falls back */
+    x = (double)v;
+    nn = floor(x * ADASM__LOG2E + 0.5);
+    adasm__tp_merge(acc, adasm__exp_core_scalar(x - nn * ADASM__LN2, 0), nn);
+  }
+}
+
+ADASM__PRIVATE void adasm__dot_rows_scalar(const float *A, size_t rows,
+                                           size_t d, size_t lda,
+                                           const float *x, float beta,
+                                           float *y) {
+  size_t r, j;
+  for (r = 0; r < rows; ++r) {
+    const float *a = A + r * lda;
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0; /* 4 chains: speed and accuracy */
+    for (j = 0; j + 4 <= d; j += 4) {
+      s0 += a[j] * x[j];
+      s1 += a[j + 1] * x[j + 1];
+      s2 += a[j + 2] * x[j + 2];
+      s3 += a[j + 3] * x[j + 3];
+    }
+    for (; j < d; ++j) s0 += a[j] * x[j];
+    y[r] = beta * ((s0 + s1) + (s2 + s3));
+  }
+}
+
+static const adasm_kernels adasm__kernels_scalar = {
+    ADASM_ISA_SCALAR,     adasm__max_scalar,    adasm__expsum_scalar,
+    adasm__scale_scalar,  adasm__sub2_scalar,   adasm__tp_sum_scalar,
+    adasm__dot_rows_scalar};
+
+/* >>k_avx2 ----------------------------------------------------------------
+   8 lanes. Tails go through a small stack buffer padded with a value that
+   the kernel ignores (-inf), so the loop body is the only code path. */
+#if defined(ADASM__HAVE_AVX2)
+typedef struct adasm__expv_avx2 {
+  __m256 shift, magic, cutoff, log2e, mln2hi, mln2lo, c1, c2, c3, c4, c5;
+} adasm__expv_avx2;
+
+ADASM__TARGET_AVX2 static inline void
+adasm__expv_init_avx2(adasm__expv_avx2 *v, const adasm__expp *e) {
+  v->shift = _mm256_set1_ps(e->shift);
+  v->magic = _mm256_set1_ps(e->magic);
+  v->cutoff = _mm256_set1_ps(e->cutoff);
+  v->log2e = _mm256_set1_ps(ADASM__LOG2E_F);
+  v->mln2hi = _mm256_set1_ps(-ADASM__LN2_HI);
+  v->mln2lo = _mm256_set1_ps(-ADASM__LN2_LO);
+  v->c1 = _mm256_set1_ps(ADASM__C1);
+  v->c2 = _mm256_set1_ps(ADASM__C2);
+  v->c3 = _mm256_set1_ps(ADASM__C3);
+  v->c4 = _mm256_set1_ps(ADASM__C4);
+  v->c5 = _mm256_set1_ps(ADASM__C5);
+}
+
+/* f(z) for 8 lanes; see the exp contract above >>k_scalar. */
+ADASM__TARGET_AVX2 static inline __m256
+adasm__exp8_avx2(const adasm__expv_avx2 *v, __m256 z) {
+  __m256 x = _mm256_sub_ps(z, v->shift);
+  __m256 n = _mm256_fmadd_ps(x, v->log2e, v->magic);
+  __m256 s = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(n), 23));
+  __m256 t, p, f;
+  n = _mm256_sub_ps(n, v->magic);
+  t = _mm256_fmadd_ps(n, v->mln2hi, x);
+  t = _mm256_fmadd_ps(n, v->mln2lo, t);
+  p = _mm256_fmadd_ps(v->c5, t, v->c4);
+  p = _mm256_fmadd_ps(p, t, v->c3);
+  p = _mm256_fmadd_ps(p, t, v->c2);
+  p = _mm256_fmadd_ps(p, t, v->c1);
+  t = _mm256_mul_ps(t, s);
+  f = _mm256_fmadd_ps(t, p, s);
+  /* keep lanes with !(x < cutoff): NaN stays NaN, the far tail becomes 0 */
+  return _mm256_and_ps(f, _mm256_cmp_ps(x, v->cutoff, _CMP_NLT_UQ));
+}
+
+ADASM__TARGET_AVX2 static inline __m256d adasm__sum8_pd_avx2(__m256d acc,
+                                                             __m256 f) {
+  acc = _mm256_add_pd(acc, _mm256_cvtps_pd(_mm256_castps256_ps128(f)));
+  return _mm256_add_pd(acc, _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1)));
+}
+
+ADASM__TARGET_AVX2 static inline double adasm__hsum_pd_avx2(__m256d a) {
+  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+ADASM__TARGET_AVX2 static inline float adasm__hmax_avx2(__m256 a) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+
+ADASM__TARGET_AVX2 static float adasm__max_avx2(const float *z, size_t n,
+                                               int *nan) {
+  __m256 m0 = _mm256_set1_ps(-adasm__inff()), m1 = m0, m2 = m0, m3 = m0;
+  __m256 un = _mm256_setzero_ps();
+  size_t i = 0;
+  float buf[8];
+  for (; i + 32 <= n; i += 32) {
+    __m256 a = _mm256_loadu_ps(z + i), b = _mm256_loadu_ps(z + i + 8);
+    __m256 c = _mm256_loadu_ps(z + i + 16), d = _mm256_loadu_ps(z + i + 24);
+    /* max_ps(x, m) returns m when x is NaN: NaN never enters the max */
+    m0 = _mm256_max_ps(a, m0); m1 = _mm256_max_ps(b, m1);
+    m2 = _mm256_max_ps(c, m2); m3 = _mm256_max_ps(d, m3);
+    un = _mm256_or_ps(un, _mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q),
+                                       _mm256_cmp_ps(c, d, _CMP_UNORD_Q)));
+  }
+  for (; i < n; i += 8) {
+    __m256 a;
+    if (i + 8 <= n) {
+      a = _mm256_loadu_ps(z + i);
+    } else {
+      size_t r = n - i, j;
+      for (j = 0; j < 8; ++j) buf[j] = j < r ? z[i + j] : -adasm__inff();
+      a = _mm256_loadu_ps(buf);
+    }
+    m0 = _mm256_max_ps(a, m0);
+    un = _mm256_or_ps(un, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+  }
+  if (_mm256_movemask_ps(un)) *nan = 1;
+  return adasm__hmax_avx2(_mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
+}
+
+ADASM__TARGET_AVX2 static double adasm__expsum_avx2(const float *z, size_t n,
+                                                   const adasm__expp *e,
+                                                   float *out, float oscale) {
+  adasm__expv_avx2 v;
+  __m256d s0 = _mm256_setzero_pd(), s1 = s0;
+  __m256 os = _mm256_set1_ps(oscale);
+  size_t i = 0;
+  float buf[8];
+  adasm__expv_init_avx2(&v, e);
+  if (out) {
+    for (; i + 16 <= n; i += 16) {
+      __m256 f0 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i));
+      __m256 f1 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i + 8));
+      s0 = adasm__sum8_pd_avx2(s0, f0);
+      s1 = adasm__sum8_pd_avx2(s1, f1);
+      _mm256_storeu_ps(out + i, _mm256_mul_ps(f0, os));
+      _mm256_storeu_ps(out + i + 8, _mm256_mul_ps(f1, os));
+    }
+  } else {
+    for (; i + 16 <= n; i += 16) {
+      s0 = adasm__sum8_pd_avx2(s0, adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i)));
+      s1 = adasm__sum8_pd_avx2(s1, adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i + 8)));
+    }
+  }
+  for (; i < n; i += 8) {
+    size_t r = n - i < 8 ? n - i : 8, j;
+    __m256 f;
+    for (j = 0; j < 8; ++j) buf[j] = j < r ? z[i + j] : -adasm__inff();
+    f = adasm__exp8_avx2(&v, _mm256_loadu_ps(buf));
+    s0 = adasm__sum8_pd_avx2(s0, f);
+    if (out) {
+      _mm256_storeu_ps(buf, _mm256_mul_ps(f, os));
+      for (j = 0; j < r; ++j) out[i + j] = buf[j];
+    }
+  }
+  return adasm__hsum_pd_avx2(_mm256_add_pd(s0, s1));
+}
+
+ADASM__TARGET_AVX2 static void adasm__scale_avx2(float *p, size_t n, float s) {
+  __m256 vs = _mm256_set1_ps(s);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    _mm256_storeu_ps(p + i, _mm256_mul_ps(_mm256_loadu_ps(p + i), vs));
+    _mm256_storeu_ps(p + i + 8, _mm256_mul_ps(_mm256_loadu_ps(p + i + 8), vs));
+    _mm256_storeu_ps(p + i + 16, _mm256_mul_ps(_mm256_loadu_ps(p + i + 16), vs));
+    _mm256_storeu_ps(p + i + 24, _mm256_mul_ps(_mm256_loadu_ps(p + i + 24), vs));
+  }
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(p + i, _mm256_mul_ps(_mm256_loadu_ps(p + i), vs));
+  for (; i < n; ++i) p[i] *= s;
+}
+
+ADASM__TARGET_AVX2 static void adasm__sub2_avx2(const float *z, size_t n,
+                                               float hi, float lo, float *out) {
+  __m256 vh = _mm256_set1_ps(hi), vl = _mm256_set1_ps(lo);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(z + i), vh), vl));
+  for (; i < n; ++i) out[i] = (z[i] - hi) - lo;
+}
+
+/* 2^k for integral k <= 0 given as floats; k < -126 gives 0. */
+ADASM__TARGET_AVX2 static inline __m256 adasm__pow2_avx2(__m256 k) {
+  __m256i b = _mm256_cvtps_epi32(_mm256_max_ps(k, _mm256_set1_ps(-127.0f)));
+  return _mm256_castsi256_ps(
+      _mm256_slli_epi32(_mm256_add_epi32(b, _mm256_set1_epi32(127)), 23));
+}
+
+ADASM__TARGET_AVX2 static void adasm__tp_sum_avx2(const float *z, size_t n,
+                                                 adasm__tpacc *acc) {
+  /* Dukhan & Ablavatski: each e^z as (mantissa e^t, exponent n); per lane a
+     running (m, e) with m rescaled by 2^(e_old - e_new) when e grows. The
+     mantissas are summed in double so 10^8 terms keep 1e-7 accuracy. */
+  adasm__expp ep;
+  adasm__expv_avx2 v;
+  __m256 vmax = _mm256_set1_ps(-adasm__inff()), un = _mm256_setzero_ps();
+  __m256 ae = _mm256_set1_ps(-1e9f); /* running exponent per lane */
+  __m256 lo = _mm256_set1_ps(-ADASM__TP_CLAMP), hi = _mm256_set1_ps(ADASM__TP_CLAMP);
+  __m256d am0 = _mm256_setzero_pd(), am1 = am0; /* lanes 0-3, 4-7 */
+  float buf[8], eb[8];
+  double mb[8];
+  size_t i = 0, j;
+  ep.shift = 0.0f; ep.magic = ADASM__MAGIC + 127.0f; ep.cutoff = -adasm__inff();
+  ep.N = 0; ep.base = 0.0;
+  adasm__expv_init_avx2(&v, &ep);
+  for (; i < n; i += 8) {
+    __m256 a, x, nn, t, p, ne, sc;
+    if (i + 8 <= n) {
+      a = _mm256_loadu_ps(z + i);
+    } else {
+      size_t r = n - i;
+      for (j = 0; j < 8; ++j) buf[j] = j < r ? z[i + j] : -adasm__inff();
+      a = _mm256_loadu_ps(buf);
+    }
+    un = _mm256_or_ps(un, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+    vmax = _mm256_max_ps(a, vmax);
+    x = _mm256_min_ps(_mm256_max_ps(a, lo), hi); /* NaN -> lo, ignored */
+    nn = _mm256_fmadd_ps(x, v.log2e, v.magic);
+    nn = _mm256_sub_ps(nn, v.magic);
+    t = _mm256_fmadd_ps(nn, v.mln2hi, x);
+    t = _mm256_fmadd_ps(nn, v.mln2lo, t);
+    p = _mm256_fmadd_ps(v.c5, t, v.c4);
+    p = _mm256_fmadd_ps(p, t, v.c3);
+    p = _mm256_fmadd_ps(p, t, v.c2);
+    p = _mm256_fmadd_ps(p, t, v.c1);
+    p = _mm256_fmadd_ps(t, p, _mm256_set1_ps(1.0f)); /* e^t in [0.7, 1.42] */
+    if (i + 8 > n) { /* padding lanes contribute nothing */
+      size_t r = n - i;
+      for (j = 0; j < 8; ++j) buf[j] = j < r ? 1.0f : 0.0f;
+      p = _mm256_mul_ps(p, _mm256_loadu_ps(buf));
+    }
+    ne = _mm256_max_ps(ae, nn);
+    sc = adasm__pow2_avx2(_mm256_sub_ps(ae, ne));          /* old -> new */
+    p = _mm256_mul_ps(p, adasm__pow2_avx2(_mm256_sub_ps(nn, ne)));
+    am0 = _mm256_fmadd_pd(am0, _mm256_cvtps_pd(_mm256_castps256_ps128(sc)),
+                          _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
+    am1 = _mm256_fmadd_pd(am1, _mm256_cvtps_pd(_mm256_extractf128_ps(sc, 1)),
+                          _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
+    ae = ne;
+  }
+  if (_mm256_movemask_ps(un)) acc->nan = 1;
+  {
+    float m = adasm__hmax_avx2(vmax);
+    if (m > acc->zmax) acc->zmax = m;
+  }
+  _mm256_storeu_ps(eb, ae);
+  _mm256_storeu_pd(mb, am0);
+  _mm256_storeu_pd(mb + 4, am1);
+  for (j = 0; j < 8; ++j) adasm__tp_merge(acc, mb[j], (double)eb[j]);
+}
+
+/* y[r] = beta * A_r . x, four rows at a time so each x load feeds 4 FMAs. */
+ADASM__TARGET_AVX2 static void adasm__dot_rows_avx2(const float *A,
+                                                   size_t rows, size_t d,
+                                                   size_t lda, const float *x,
+                                                   float beta, float *y) {
+  static const int32_t mtab[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                   0,  0,  0,  0,  0,  0,  0,  0};
+  size_t r = 0, j, rem = d & 7u;
+  __m256i tm = _mm256_loadu_si256((const __m256i *)(const void *)(mtab + 8 - rem));
+  for (; r + 4 <= rows; r += 4) {
+    const float *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    __m256 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+    for (j = 0; j + 16 <= d; j += 16) {
+      __m256 xa = _mm256_loadu_ps(x + j), xb = _mm256_loadu_ps(x + j + 8);
+      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a0 + j), xa, s0);
+      s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a1 + j), xa, s1);
+      s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a2 + j), xa, s2);
+      s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a3 + j), xa, s3);
+      t0 = _mm256_fmadd_ps(_mm256_loadu_ps(a0 + j + 8), xb, t0);
+      t1 = _mm256_fmadd_ps(_mm256_loadu_ps(a1 + j + 8), xb, t1);
+      t2 = _mm256_fmadd_ps(_mm256_loadu_ps(a2 + j + 8), xb, t2);
+      t3 = _mm256_fmadd_ps(_mm256_loadu_ps(a3 + j + 8), xb, t3);
+    }
+    for (; j + 8 <= d; j += 8) {
+      __m256 xa = _mm256_loadu_ps(x + j);
+      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a0 + j), xa, s0);
+      s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a1 + j), xa, s1);
+      s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a2 + j), xa, s2);
+      s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a3 + j), xa, s3);
+    }
+    if (rem) { /* masked lanes are not read, so no over-read past the row */
+      __m256 xa = _mm256_maskload_ps(x + j, tm);
+      t0 = _mm256_fmadd_ps(_mm256_maskload_ps(a0 + j, tm), xa, t0);
+      t1 = _mm256_fmadd_ps(_mm256_maskload_ps(a1 + j, tm), xa, t1);
+      t2 = _mm256_fmadd_ps(_mm256_maskload_ps(a2 + j, tm), xa, t2);
+      t3 = _mm256_fmadd_ps(_mm256_maskload_ps(a3 + j, tm), xa, t3);
+    }
+    {
+      /* transpose-add the four accumulators into one vector of 4 sums */
+      __m256 u0 = _mm256_hadd_ps(_mm256_add_ps(s0, t0), _mm256_add_ps(s1, t1));
+      __m256 u1 = _mm256_hadd_ps(_mm256_add_ps(s2, t2), _mm256_add_ps(s3, t3));
+      __m256 u = _mm256_hadd_ps(u0, u1);
+      __m128 w = _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1));
+      _mm_storeu_ps(y + r, _mm_mul_ps(w, _mm_set1_ps(beta)));
+    }
+  }
+  for (; r < rows; ++r) {
+    const float *a0 = A + r * lda;
+    __m256 s0 = _mm256_setzero_ps(), t0 = s0;
+    __m128 w;
+    for (j = 0; j + 16 <= d; j += 16) {
+      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a0 + j), _mm256_loadu_ps(x + j), s0);
+      t0 = _mm256_fmadd_ps(_mm256_loadu_ps(a0 + j + 8), _mm256_loadu_ps(x + j + 8), t0);
+    }
+    for (; j + 8 <= d; j += 8)
+      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a0 + j), _mm256_loadu_ps(x + j), s0);
+    if (rem)
+      t0 = _mm256_fmadd_ps(_mm256_maskload_ps(a0 + j, tm), _mm256_maskload_ps(x + j, tm), t0);
+    s0 = _mm256_add_ps(s0, t0);
+    w = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+    w = _mm_hadd_ps(w, w);
+    w = _mm_hadd_ps(w, w);
+    y[r] = beta * _mm_cvtss_f32(w);
+  }
+}
+
+static const adasm_kernels adasm__kernels_avx2 = {
+    ADASM_ISA_AVX2,     adasm__max_avx2,    adasm__expsum_avx2,
+    adasm__scale_avx2,  adasm__sub2_avx2,   adasm__tp_sum_avx2,
+    adasm__dot_rows_avx2};
+#endif /* ADASM__HAVE_AVX2 */
+
+/* >>k_avx512 --------------------------------------------------------------
+   16 lanes; tails use masked loads and stores (no over-read, no buffer). */
+#if defined(ADASM__HAVE_AVX512)
+#if defined(__GNUC__) && !defined(__clang__)
+/* GCC 12's intrinsics use _mm512_undefined_ps(), which trips a false
+   -Wmaybe-uninitialized in C++ (GCC bug 105593); scoped to this section. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+typedef struct adasm__expv_avx512 {
+  __m512 shift, magic, cutoff, log2e, mln2hi, mln2lo, c1, c2, c3, c4, c5;
+} adasm__expv_avx512;
+
+ADASM__TARGET_AVX512 static inline void
+adasm__expv_init_avx512(adasm__expv_avx512 *v, const adasm__expp *e) {
+  v->shift = _mm512_set1_ps(e->shift);
+  v->magic = _mm512_set1_ps(e->magic);
+  v->cutoff = _mm512_set1_ps(e->cutoff);
+  v->log2e = _mm512_set1_ps(ADASM__LOG2E_F);
+  v->mln2hi = _mm512_set1_ps(-ADASM__LN2_HI);
+  v->mln2lo = _mm512_set1_ps(-ADASM__LN2_LO);
+  v->c1 = _mm512_set1_ps(ADASM__C1);
+  v->c2 = _mm512_set1_ps(ADASM__C2);
+  v->c3 = _mm512_set1_ps(ADASM__C3);
+  v->c4 = _mm512_set1_ps(ADASM__C4);
+  v->c5 = _mm512_set1_ps(ADASM__C5);
+}
+
+ADASM__TARGET_AVX512 static inline __m512
+adasm__exp16_avx512(const adasm__expv_avx512 *v, __m512 z) {
+  __m512 x = _mm512_sub_ps(z, v->shift);
+  __m512 n = _mm512_fmadd_ps(x, v->log2e, v->magic);
+  __m512 s = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(n), 23));
+  __m512 t, p, f;
+  n = _mm512_sub_ps(n, v->magic);
+  t = _mm512_fmadd_ps(n, v->mln2hi, x);
+  t = _mm512_fmadd_ps(n, v->mln2lo, t);
+  p = _mm512_fmadd_ps(v->c5, t, v->c4);
+  p = _mm512_fmadd_ps(p, t, v->c3);
+  p = _mm512_fmadd_ps(p, t, v->c2);
+  p = _mm512_fmadd_ps(p, t, v->c1);
+  t = _mm512_mul_ps(t, s);
+  f = _mm512_fmadd_ps(t, p, s);
+  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, v->cutoff, _CMP_NLT_UQ), f);
+}
+
+/* Horizontal reductions written out: GCC 12's _mm512_reduce_* warn in C++. */
+ADASM__TARGET_AVX512 static inline __m256 adasm__hi256_avx512(__m512 v) {
+  return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+}
+ADASM__TARGET_AVX512 static inline float adasm__hsum_avx512(__m512 v) {
+  __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), adasm__hi256_avx512(v));
+  __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  b = _mm_add_ps(b, _mm_movehl_ps(b, b));
+  return _mm_cvtss_f32(_mm_add_ss(b, _mm_shuffle_ps(b, b, 1)));
+}
+ADASM__TARGET_AVX512 static inline float adasm__hmax_avx512(__m512 v) {
+  __m256 a = _mm256_max_ps(_mm512_castps512_ps256(v), adasm__hi256_avx512(v));
+  __m128 b = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  b = _mm_max_ps(b, _mm_movehl_ps(b, b));
+  return _mm_cvtss_f32(_mm_max_ss(b, _mm_shuffle_ps(b, b, 1)));
+}
+ADASM__TARGET_AVX512 static inline double adasm__hsum_pd_avx512(__m512d v) {
+  __m256d a = _mm256_add_pd(_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd(v, 1));
+  __m128d b = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(b, _mm_unpackhi_pd(b, b)));
+}
+
+ADASM__TARGET_AVX512 static inline __m512d adasm__sum16_pd_avx512(__m512d acc,
+                                                                  __m512 f) {
+  acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm512_castps512_ps256(f)));
+  return _mm512_add_pd(
+      acc, _mm512_cvtps_pd(adasm__hi256_avx512(f)));
+}
+
+ADASM__TARGET_AVX512 static inline __mmask16 adasm__tailmask_avx512(size_t r) {
+  return (__mmask16)((1u << r) - 1u);
+}
+
+ADASM__TARGET_AVX512 static float adasm__max_avx512(const float *z, size_t n,
+                                                   int *nan) {
+  __m512 m0 = _mm512_set1_ps(-adasm__inff()), m1 = m0, m2 = m0, m3 = m0;
+  __mmask16 un = 0;
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m512 a = _mm512_loadu_ps(z + i), b = _mm512_loadu_ps(z + i + 16);
+    __m512 c = _mm512_loadu_ps(z + i + 32), d = _mm512_loadu_ps(z + i + 48);
+    m0 = _mm512_max_ps(a, m0); m1 = _mm512_max_ps(b, m1);
+    m2 = _mm512_max_ps(c, m2); m3 = _mm512_max_ps(d, m3);
+    un = (__mmask16)(un | _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q) |
+                     _mm512_cmp_ps_mask(c, d, _CMP_UNORD_Q));
+  }
+  for (; i < n; i += 16) {
+    __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : adasm__tailmask_avx512(n - i);
+    __m512 a = _mm512_mask_loadu_ps(_mm512_set1_ps(-adasm__inff()), k, z + i);
+    m0 = _mm512_max_ps(a, m0);
+    un = (__mmask16)(un | _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q));
+  }
+  if (un) *nan = 1;
+  return adasm__hmax_avx512(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
+}
+
+ADASM__TARGET_AVX512 static double adasm__expsum_avx512(const float *z,
+                                                       size_t n,
+                                                       const adasm__expp *e,
+                                                       float *out,
+                                                       float oscale) {
+  adasm__expv_avx512 v;
+  __m512d s0 = _mm512_setzero_pd(), s1 = s0;
+  __m512 os = _mm512_set1_ps(oscale);
+  size_t i = 0;
+  adasm__expv_init_avx512(&v, e);
+  if (out) {
+    for (; i + 32 <= n; i += 32) {
+      __m512 f0 = adasm__exp16_avx512(&v, _mm512_loadu_ps(z + i));
+      __m512 f1 = adasm__exp16_avx512(&v, _mm512_loadu_ps(z + i + 16));
+      s0 = adasm__sum16_pd_avx512(s0, f0);
+      s1 = adasm__sum16_pd_avx512(s1, f1);
+      _mm512_storeu_ps(out + i, _mm512_mul_ps(f0, os));
+      _mm512_storeu_ps(out + i + 16, _mm512_mul_ps(f1, os));
+    }
+  } else {
+    for (; i + 32 <= n; i += 32) {
+      s0 = adasm__sum16_pd_avx512(s0, adasm__exp16_avx512(&v, _mm512_loadu_ps(z + i)));
+      s1 = adasm__sum16_pd_avx512(s1, adasm__exp16_avx512(&v, _mm512_loadu_ps(z + i + 16)));
+    }
+  }
+  for (; i < n; i += 16) {
+    __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : adasm__tailmask_avx512(n - i);
+    __m512 f = adasm__exp16_avx512(
+        &v, _mm512_mask_loadu_ps(_mm512_set1_ps(-adasm__inff()), k, z + i));
+    s0 = adasm__sum16_pd_avx512(s0, f);
+    if (out) _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(f, os));
+  }
+  return adasm__hsum_pd_avx512(_mm512_add_pd(s0, s1));
+}
+
+ADASM__TARGET_AVX512 static void adasm__scale_avx512(float *p, size_t n,
+                                                    float s) {
+  __m512 vs = _mm512_set1_ps(s);
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    _mm512_storeu_ps(p + i, _mm512_mul_ps(_mm512_loadu_ps(p + i), vs));
+    _mm512_storeu_ps(p + i + 16, _mm512_mul_ps(_mm512_loadu_ps(p + i + 16), vs));
+    _mm512_storeu_ps(p + i + 32, _mm512_mul_ps(_mm512_loadu_ps(p + i + 32), vs));
+    _mm512_storeu_ps(p + i + 48, _mm512_mul_ps(_mm512_loadu_ps(p + i + 48), vs));
+  }
+  for (; i < n; i += 16) {
+    __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : adasm__tailmask_avx512(n - i);
+    _mm512_mask_storeu_ps(p + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + i), vs));
+  }
+}
+
+ADASM__TARGET_AVX512 static void adasm__sub2_avx512(const float *z, size_t n,
+                                                   float hi, float lo,
+                                                   float *out) {
+  __m512 vh = _mm512_set1_ps(hi), vl = _mm512_set1_ps(lo);
+  size_t i = 0;
+  for (; i < n; i += 16) {
+    __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : adasm__tailmask_avx512(n - i);
+    __m512 a = _mm512_maskz_loadu_ps(k, z + i);
+    _mm512_mask_storeu_ps(out + i, k, _mm512_sub_ps(_mm512_sub_ps(a, vh), vl));
+  }
+}
+
+ADASM__TARGET_AVX512 static void adasm__tp_sum_avx512(const float *z, size_t n,
+                                                     adasm__tpacc *acc) {
+  /* Two-pass, pass 1 (see adasm__tp_sum_avx2); scalef does the 2^k. */
+  adasm__expp ep;
+  adasm__expv_avx512 v;
+  __m512 vmax = _mm512_set1_ps(-adasm__inff()), ae = _mm512_set1_ps(-1e9f);
+  __m512 lo = _mm512_set1_ps(-ADASM__TP_CLAMP), hi = _mm512_set1_ps(ADASM__TP_CLAMP);
+  __m512 one = _mm512_set1_ps(1.0f);
+  __m512d am0 = _mm512_setzero_pd(), am1 = am0;
+  __mmask16 un = 0;
+  float eb[16];
+  double mb[16];
+  size_t i = 0, j;
+  ep.shift = 0.0f; ep.magic = ADASM__MAGIC + 127.0f; ep.cutoff = -adasm__inff();
+  ep.N = 0; ep.base = 0.0;
+  adasm__expv_init_avx512(&v, &ep);
+  for (; i < n; i += 16) {
+    __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : adasm__tailmask_avx512(n - i);
+    __m512 a = _mm512_mask_loadu_ps(lo, k, z + i), x, nn, t, p, ne, sc;
+    un = (__mmask16)(un | _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q));
+    vmax = _mm512_max_ps(a, vmax);
+    x = _mm512_min_ps(_mm512_max_ps(a, lo), hi);
+    nn = _mm512_sub_ps(_mm512_fmadd_ps(x, v.log2e, v.magic), v.magic);
+    t = _mm512_fmadd_ps(nn, v.mln2hi, x);
+    t = _mm512_fmadd_ps(nn, v.mln2lo, t);
+    p = _mm512_fmadd_ps(v.c5, t, v.c4);
+    p = _mm512_fmadd_ps(p, t, v.c3);
+    p = _mm512_fmadd_ps(p, t, v.c2);
+    p = _mm512_fmadd_ps(p, t, v.c1);
+    p = _mm512_maskz_mov_ps(k, _mm512_fmadd_ps(t, p, one));
+    ne = _mm512_max_ps(ae, nn);
+    sc = _mm512_scalef_ps(one, _mm512_sub_ps(ae, ne));
+    p = _mm512_scalef_ps(p, _mm512_sub_ps(nn, ne));
+    am0 = _mm512_fmadd_pd(am0, _mm512_cvtps_pd(_mm512_castps512_ps256(sc)),
+                          _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
+    am1 = _mm512_fmadd_pd(
+        am1, _mm512_cvtps_pd(adasm__hi256_avx512(sc)),
+        _mm512_cvtps_pd(adasm__hi256_avx512(p)));
+    ae = ne;
+  }
+  if (un) acc->nan = 1;
+  {
+    float m = adasm__hmax_avx512(vmax);
+    if (m > acc->zmax) acc->zmax = m;
+  }
+  _mm512_storeu_ps(eb, ae);
+  _mm512_storeu_pd(mb, am0);
+  _mm512_storeu_pd(mb + 8, am1);
+  for (j = 0; j < 16; ++j) adasm__tp_merge(acc, mb[j], (double)eb[j]);
+}
+
+ADASM__TARGET_AVX512 static void adasm__dot_rows_avx512(const float *A,
+                                                       size_t rows, size_t d,
+                                                       size_t lda,
+                                                       const float *x,
+                                                       float beta, float *y) {
+  size_t r = 0, j;
+  __mmask16 tk = adasm__tailmask_avx512(d & 15u);
+  for (; r + 4 <= rows; r += 4) {
+    const float *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    __m512 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+    for (j = 0; j + 32 <= d; j += 32) {
+      __m512 xa = _mm512_loadu_ps(x + j), xb = _mm512_loadu_ps(x + j + 16);
+      s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a0 + j), xa, s0);
+      s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a1 + j), xa, s1);
+      s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a2 + j), xa, s2);
+      s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a3 + j), xa, s3);
+      t0 = _mm512_fmadd_ps(_mm512_loadu_ps(a0 + j + 16), xb, t0);
+      t1 = _mm512_fmadd_ps(_mm512_loadu_ps(a1 + j + 16), xb, t1);
+      t2 = _mm512_fmadd_ps(_mm512_loadu_ps(a2 + j + 16), xb, t2);
+      t3 = _mm512_fmadd_ps(_mm512_loadu_ps(a3 + j + 16), xb, t3);
+    }
+    for (; j + 16 <= d; j += 16) {
+      __m512 xa = _mm512_loadu_ps(x + j);
+      s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a0 + j), xa, s0);
+      s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a1 + j), xa, s1);
+      s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a2 + j), xa, s2);
+      s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a3 + j), xa, s3);
+    }
+    if (tk) {
+      __m512 xa = _mm512_maskz_loadu_ps(tk, x + j);
+      t0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tk, a0 + j), xa, t0);
+      t1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tk, a1 + j), xa, t1);
+      t2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tk, a2 + j), xa, t2);
+      t3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tk, a3 + j), xa, t3);
+    }
+    y[r] = beta * adasm__hsum_avx512(_mm512_add_ps(s0, t0));
+    y[r + 1] = beta * adasm__hsum_avx512(_mm512_add_ps(s1, t1));
+    y[r + 2] = beta * adasm__hsum_avx512(_mm512_add_ps(s2, t2));
+    y[r + 3] = beta * adasm__hsum_avx512(_mm512_add_ps(s3, t3));
+  }
+  for (; r < rows; ++r) {
+    const float *a0 = A + r * lda;
+    __m512 s0 = _mm512_setzero_ps(), t0 = s0;
+    for (j = 0; j + 32 <= d; j += 32) {
+      s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a0 + j), _mm512_loadu_ps(x + j), s0);
+      t0 = _mm512_fmadd_ps(_mm512_loadu_ps(a0 + j + 16), _mm512_loadu_ps(x + j + 16), t0);
+    }
+    for (; j + 16 <= d; j += 16)
+      s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a0 + j), _mm512_loadu_ps(x + j), s0);
+    if (tk)
+      t0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tk, a0 + j), _mm512_maskz_loadu_ps(tk, x + j), t0);
+    y[r] = beta * adasm__hsum_avx512(_mm512_add_ps(s0, t0));
+  }
+}
+
+static const adasm_kernels adasm__kernels_avx512 = {
+    ADASM_ISA_AVX512,     adasm__max_avx512,  adasm__expsum_avx512,
+    adasm__scale_avx512,  adasm__sub2_avx512, adasm__tp_sum_avx512,
+    adasm__dot_rows_avx512};
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* ADASM__HAVE_AVX512 */
+
+/* >>k_neon ----------------------------------------------------------------
+   4 lanes, AArch64 (NEON is part of the base ISA: no run-time check). */
+#if defined(ADASM__HAVE_NEON)
+typedef struct adasm__expv_neon {
+  float32x4_t shift, magic, cutoff, log2e, mln2hi, mln2lo, c1, c2, c3, c4, c5;
+} adasm__expv_neon;
+
+static inline void adasm__expv_init_neon(adasm__expv_neon *v,
+                                         const adasm__expp *e) {
+  v->shift = vdupq_n_f32(e->shift);
+  v->magic = vdupq_n_f32(e->magic);
+  v->cutoff = vdupq_n_f32(e->cutoff);
+  v->log2e = vdupq_n_f32(ADASM__LOG2E_F);
+  v->mln2hi = vdupq_n_f32(-ADASM__LN2_HI);
+  v->mln2lo = vdupq_n_f32(-ADASM__LN2_LO);
+  v->c1 = vdupq_n_f32(ADASM__C1);
+  v->c2 = vdupq_n_f32(ADASM__C2);
+  v->c3 = vdupq_n_f32(ADASM__C3);
+  v->c4 = vdupq_n_f32(ADASM__C4);
+  v->c5 = vdupq_n_f32(ADASM__C5);
+}
+
+/* f(z) for 4 lanes; vfmaq_f32(c, a, b) = c + a * b. */
+static inline float32x4_t adasm__exp4_neon(const adasm__expv_neon *v,
+                                           float32x4_t z) {
+  float32x4_t x = vsubq_f32(z, v->shift);
+  float32x4_t n = vfmaq_f32(v->magic, x, v->log2e);
+  float32x4_t s = vreinterpretq_f32_s32(vshlq_n_s32(vreinterpretq_s32_f32(n), 23));
+  float32x4_t t, p, f;
+  n = vsubq_f32(n, v->magic);
+  t = vfmaq_f32(x, n, v->mln2hi);
+  t = vfmaq_f32(t, n, v->mln2lo);
+  p = vfmaq_f32(v->c4, v->c5, t);
+  p = vfmaq_f32(v->c3, p, t);
+  p = vfmaq_f32(v->c2, p, t);
+  p = vfmaq_f32(v->c1, p, t);
+  t = vmulq_f32(t, s);
+  f = vfmaq_f32(s, t, p);
+  /* clear lanes with x < cutoff; NaN compares false and stays NaN */
+  return vreinterpretq_f32_u32(
+      vbicq_u32(vreinterpretq_u32_f32(f), vcltq_f32(x, v->cutoff)));
+}
+
+static inline float64x2_t adasm__sum4_pd_neon(float64x2_t acc, float32x4_t f) {
+  acc = vaddq_f64(acc, vcvt_f64_f32(vget_low_f32(f)));
+  return vaddq_f64(acc, vcvt_high_f64_f32(f));
+}
+
+/* Loads z[i..i+4) or, past the end, pads with `pad`. */
+static inline float32x4_t adasm__load4_neon(const float *z, size_t left,
+                                            float pad) {
+  float buf[4];
+  size_t j;
+  if (left >= 4) return vld1q_f32(z);
+  for (j = 0; j < 4; ++j) buf[j] = j < left ? z[j] : pad;
+  return vld1q_f32(buf);
+}
+
+static float adasm__max_neon(const float *z, size_t n, int *nan) {
+  float32x4_t m0 = vdupq_n_f32(-adasm__inff()), m1 = m0;
+  uint32x4_t ok = vdupq_n_u32(0xffffffffu);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    float32x4_t a = vld1q_f32(z + i), b = vld1q_f32(z + i + 4);
+    m0 = vmaxnmq_f32(m0, a); /* maxNum: a NaN operand is ignored */
+    m1 = vmaxnmq_f32(m1, b);
+    ok = vandq_u32(ok, vandq_u32(vceqq_f32(a, a), vceqq_f32(b, b)));
+  }
+  for (; i < n; i += 4) {
+    float32x4_t a = adasm__load4_neon(z + i, n - i, -adasm__inff());
+    m0 = vmaxnmq_f32(m0, a);
+    ok = vandq_u32(ok, vceqq_f32(a, a));
+  }
+  if (vminvq_u32(ok) == 0) *nan = 1;
+  return vmaxnmvq_f32(vmaxnmq_f32(m0, m1));
+}
+
+static double adasm__expsum_neon(const float *z, size_t n,
+                                 const adasm__expp *e, float *out,
+                                 float oscale) {
+  adasm__expv_neon v;
+  float64x2_t s0 = vdupq_n_f64(0.0), s1 = s0;
+  size_t i = 0;
+  adasm__expv_init_neon(&v, e);
+  for (; i + 8 <= n; i += 8) {
+    float32x4_t f0 = adasm__exp4_neon(&v, vld1q_f32(z + i));
+    float32x4_t f1 = adasm__exp4_neon(&v, vld1q_f32(z + i + 4));
+    s0 = adasm__sum4_pd_neon(s0, f0);
+    s1 = adasm__sum4_pd_neon(s1, f1);
+    if (out) {
+      vst1q_f32(out + i, vmulq_n_f32(f0, oscale));
+      vst1q_f32(out + i + 4, vmulq_n_f32(f1, oscale));
+    }
+  }
+  for (; i < n; i += 4) {
+    size_t r = n - i < 4 ? n - i : 4, j;
+    float buf[4];
+    float32x4_t f = adasm__exp4_neon(&v, adasm__load4_neon(z + i, n - i, -adasm__inff()));
+    s0 = adasm__sum4_pd_neon(s0, f);
+    if (out) {
+      vst1q_f32(buf, vmulq_n_f32(f, oscale));
+      for (j = 0; j < r; ++j) out[i + j] = buf[j];
+    }
+  }
+  return vaddvq_f64(vaddq_f64(s0, s1));
+}
+
+static void adasm__scale_neon(float *p, size_t n, float s) {
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(p + i, vmulq_n_f32(vld1q_f32(p + i), s));
+  for (; i < n; ++i) p[i] *= s;
+}
+
+static void adasm__sub2_neon(const float *z, size_t n, float hi, float lo,
+                             float *out) {
+  float32x4_t vh = vdupq_n_f32(hi), vl = vdupq_n_f32(lo);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    vst1q_f32(out + i, vsubq_f32(vsubq_f32(vld1q_f32(z + i), vh), vl));
+  for (; i < n; ++i) out[i] = (z[i] - hi) - lo;
+}
+
+/* 2^k for integral k <= 0 given as floats; k < -126 gives 0. */
+static inline float32x4_t adasm__pow2_neon(float32x4_t k) {
+  int32x4_t b = vcvtnq_s32_f32(vmaxq_f32(k, vdupq_n_f32(-127.0f)));
+  return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(b, vdupq_n_s32(127)), 23));
+}
+
+static void adasm__tp_sum_neon(const float *z, size_t n, adasm__tpacc *acc) {
+  /* Two-pass, pass 1 (see adasm__tp_sum_avx2). */
+  adasm__expp ep;
+  adasm__expv_neon v;
+  float32x4_t vmax = vdupq_n_f32(-adasm__inff()), ae = vdupq_n_f32(-1e9f);
+  float32x4_t lo = vdupq_n_f32(-ADASM__TP_CLAMP), hi = vdupq_n_f32(ADASM__TP_CLAMP);
+  float64x2_t am0 = vdupq_n_f64(0.0), am1 = am0;
+  uint32x4_t ok = vdupq_n_u32(0xffffffffu);
+  float eb[4], pad[4];
+  double mb[4];
+  size_t i = 0, j;
+  ep.shift = 0.0f; ep.magic = ADASM__MAGIC + 127.0f; ep.cutoff = -adasm__inff();
+  ep.N = 0; ep.base = 0.0;
+  adasm__expv_init_neon(&v, &ep);
+  for (; i < n; i += 4) {
+    float32x4_t a = adasm__load4_neon(z + i, n - i, -adasm__inff()), x, nn, t, p, ne, sc;
+    ok = vandq_u32(ok, vceqq_f32(a, a));
+    vmax = vmaxnmq_f32(vmax, a);
+    x = vminq_f32(vmaxnmq_f32(a, lo), hi); /* NaN -> lo, ignored */
+    nn = vsubq_f32(vfmaq_f32(v.magic, x, v.log2e), v.magic);
+    t = vfmaq_f32(x, nn, v.mln2hi);
+    t = vfmaq_f32(t, nn, v.mln2lo);
+    p = vfmaq_f32(v.c4, v.c5, t);
+    p = vfmaq_f32(v.c3, p, t);
+    p = vfmaq_f32(v.c2, p, t);
+    p = vfmaq_f32(v.c1, p, t);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), t, p);
+    if (n - i < 4) {
+      for (j = 0; j < 4; ++j) pad[j] = j < n - i ? 1.0f : 0.0f;
+      p = vmulq_f32(p, vld1q_f32(pad));
+    }
+    ne = vmaxq_f32(ae, nn);
+    sc = adasm__pow2_neon(vsubq_f32(ae, ne));
+    p = vmulq_f32(p, adasm__pow2_neon(vsubq_f32(nn, ne)));
+    am0 = vfmaq_f64(vcvt_f64_f32(vget_low_f32(p)), am0, vcvt_f64_f32(vget_low_f32(sc)));
+    am1 = vfmaq_f64(vcvt_high_f64_f32(p), am1, vcvt_high_f64_f32(sc));
+    ae = ne;
+  }
+  if (vminvq_u32(ok) == 0) acc->nan = 1;
+  {
+    float m = vmaxnmvq_f32(vmax);
+    if (m > acc->zmax) acc->zmax = m;
+  }
+  vst1q_f32(eb, ae);
+  vst1q_f64(mb, am0);
+  vst1q_f64(mb + 2, am1);
+  for (j = 0; j < 4; ++j) adasm__tp_merge(acc, mb[j], (double)eb[j]);
+}
+
+static void adasm__dot_rows_neon(const float *A, size_t rows, size_t d,
+                                 size_t lda, const float *x, float beta,
+                                 float *y) {
+  size_t r = 0, j;
+  for (; r + 4 <= rows; r += 4) {
+    const float *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
+    float t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+    for (j = 0; j + 4 <= d; j += 4) {
+      float32x4_t xv = vld1q_f32(x + j);
+      s0 = vfmaq_f32(s0, vld1q_f32(a0 + j), xv);
+      s1 = vfmaq_f32(s1, vld1q_f32(a1 + j), xv);
+      s2 = vfmaq_f32(s2, vld1q_f32(a2 + j), xv);
+      s3 = vfmaq_f32(s3, vld1q_f32(a3 + j), xv);
+    }
+    for (; j < d; ++j) {
+      t0 += a0[j] * x[j]; t1 += a1[j] * x[j];
+      t2 += a2[j] * x[j]; t3 += a3[j] * x[j];
+    }
+    y[r] = beta * (vaddvq_f32(s0) + t0);
+    y[r + 1] = beta * (vaddvq_f32(s1) + t1);
+    y[r + 2] = beta * (vaddvq_f32(s2) + t2);
+    y[r + 3] = beta * (vaddvq_f32(s3) + t3);
+  }
+  for (; r < rows; ++r) {
+    const float *a0 = A + r * lda;
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0;
+    float t0 = 0;
+    for (j = 0; j + 8 <= d; j += 8) {
+      s0 = vfmaq_f32(s0, vld1q_f32(a0 + j), vld1q_f32(x + j));
+      s1 = vfmaq_f32(s1, vld1q_f32(a0 + j + 4), vld1q_f32(x + j + 4));
+    }
+    for (; j < d; ++j) t0 += a0[j] * x[j];
+    y[r] = beta * (vaddvq_f32(vaddq_f32(s0, s1)) + t0);
+  }
+}
+
+static const adasm_kernels adasm__kernels_neon = {
+    ADASM_ISA_NEON,     adasm__max_neon,    adasm__expsum_neon,
+    adasm__scale_neon,  adasm__sub2_neon,   adasm__tp_sum_neon,
+    adasm__dot_rows_neon};
+#endif /* ADASM__HAVE_NEON */
+
+/* >>dispatch -------------------------------------------------------------- */
+ADASM__PRIVATE const adasm_kernels *adasm__table(adasm_isa isa) {
+  switch (isa) {
+  case ADASM_ISA_SCALAR: return &adasm__kernels_scalar;
+#if defined(ADASM__HAVE_AVX2)
+  case ADASM_ISA_AVX2:
+    return (adasm__cpu_features() & ADASM__CPU_AVX2) ? &adasm__kernels_avx2 : NULL;
+#endif
+#if defined(ADASM__HAVE_AVX512)
+  case ADASM_ISA_AVX512:
+    return (adasm__cpu_features() & ADASM__CPU_AVX512) ? &adasm__kernels_avx512 : NULL;
+#endif
+#if defined(ADASM__HAVE_NEON)
+  case ADASM_ISA_NEON: return &adasm__kernels_neon;
+#endif
+  default: return NULL;
+  }
+}
+
+ADASM_DEF const char *adasm_result_string(adasm_result r) {
+  switch (r) {
+#define ADASM__CASE(name, value, text) case name: return text;
+    ADASM_RESULT_LIST(ADASM__CASE)
+#undef ADASM__CASE
+  default: return "unknown adasm_result";
+  }
+}
+
+ADASM_DEF const char *adasm_isa_name(adasm_isa isa) {
+  switch (isa) {
+  case ADASM_ISA_AUTO: return "auto";
+  case ADASM_ISA_SCALAR: return "scalar";
+  case ADASM_ISA_AVX2: return "avx2";
+  case ADASM_ISA_AVX512: return "avx512";
+  case ADASM_ISA_NEON: return "neon";
+  default: return "unknown";
+  }
+}
+
+ADASM_DEF int adasm_isa_supported(adasm_isa isa) {
+  if (isa == ADASM_ISA_AUTO) return 1;
+  return adasm__table(isa) != NULL;
+}
+
+ADASM_DEF adasm_isa adasm_isa_best(void) {
+  static const adasm_isa order[] = {ADASM_ISA_AVX512, ADASM_ISA_AVX2,
+                                    ADASM_ISA_NEON};
+  size_t i;
+  for (i = 0; i < sizeof order / sizeof order[0]; ++i)
+    if (adasm__table(order[i])) return order[i];
+  return ADASM_ISA_SCALAR;
+}
+
+ADASM_DEF adasm_result adasm_kernels_get(adasm_isa isa,
+                                         const adasm_kernels **out) {
+  const adasm_kernels *k;
+  if (!out) return ADASM_ERR_NULL;
+  if ((int)isa < 0 || (int)isa >= (int)ADASM_ISA_COUNT) return ADASM_ERR_PARAM;
+  k = adasm__table(isa == ADASM_ISA_AUTO ? adasm_isa_best() : isa);
+  if (!k) return ADASM_ERR_ISA_UNSUPPORTED;
+  *out = k;
+  return ADASM_OK;
+}
+
+ADASM_DEF adasm_isa adasm_kernels_isa(const adasm_kernels *k) {
+  return k ? k->isa : adasm_isa_best();
+}
+
+ADASM__PRIVATE const adasm_kernels *adasm__k(const adasm_kernels *k) {
+  return k ? k : adasm__table(adasm_isa_best());
+}
+
+/* >>exact -----------------------------------------------------------------
+   Drivers shared by every ISA: special values, algorithm choice, blocking. */
+
+/* Exp parameters that take the maximum m (finite) out of every term. */
+ADASM__PRIVATE void adasm__expp_fold(int N, adasm__expp *e) {
+  e->shift = 0.0f;
+  e->N = N;
+  e->magic = ADASM__MAGIC + (float)(127 - N);
+  /* z >= cutoff keeps n - N >= -126, a normal power of two */
+  e->cutoff = (float)(((double)N - 125.0) * ADASM__LN2);
+  e->base = (double)N * ADASM__LN2;
+}
+ADASM__PRIVATE void adasm__expp_for_max(float m, adasm__expp *e) {
+  if (m > -65536.0f && m < 65536.0f) {
+    adasm__expp_fold((int)floor((double)m * ADASM__LOG2E + 0.5), e);
+  } else { /* |m| >= 2^16: z - m is exact for every z that matters */
+    e->shift = m;
+    e->N = 0;
+    e->magic = ADASM__MAGIC + 127.0f;
+    e->cutoff = -87.0f;
+    e->base = (double)m;
+  }
+}
+
+/* Running (max, sum) over blocks: Milakov & Gimelshein's online normalizer,
+   with the max taken per L1-sized block so each element costs one exp. */
+typedef struct adasm__online {
+  float m;       /* running max (-inf: none yet) */
+  double s;      /* sum of exp(z - e.base) */
+  adasm__expp e; /* parameters for the running max */
+  size_t ninf;   /* count of +inf entries */
+  int nan;
+} adasm__online;
+
+ADASM__PRIVATE void adasm__online_init(adasm__online *st) {
+  memset(st, 0, sizeof *st);
+  st->m = -adasm__inff();
+}
+
+/* Feeds z[0..n) and returns the block max (for callers that filter). */
+ADASM__PRIVATE float adasm__online_feed(const adasm_kernels *k,
+                                        adasm__online *st, const float *z,
+                                        size_t n) {
+  float bm = k->max(z, n, &st->nan);
+  if (bm == adasm__inff()) {
+    size_t i;
+    for (i = 0; i < n; ++i) st->ninf += z[i] == bm;
+    return bm;
+  }
+  if (bm == -adasm__inff() || st->ninf) return bm;
+  if (bm > st->m) {
+    adasm__expp ne;
+    adasm__expp_for_max(bm, &ne);
+    st->s = st->s > 0.0 ? st->s * exp(st->e.base - ne.base) : 0.0;
+    st->e = ne;
+    st->m = bm;
+  }
+  st->s += k->expsum(z, n, &st->e, NULL, 1.0f);
+  return bm;
+}
+
+/* Classifies the outcome; on success *lse = log of the normalizer. */
+ADASM__PRIVATE adasm_result adasm__online_result(const adasm__online *st,
+                                                 double *lse) {
+  if (st->nan) { *lse = (double)adasm__nanf(); return ADASM_ERR_NAN; }
+  if (st->ninf) { *lse = (double)adasm__inff(); return ADASM_OK; }
+  if (st->m == -adasm__inff()) {
+    *lse = -(double)adasm__inff();
+    return ADASM_ERR_NO_FINITE_MAX;
+  }
+  *lse = st->e.base + log(st->s);
+  return ADASM_OK;
+}
+
+ADASM__PRIVATE void adasm__online_run(const adasm_kernels *k,
+                                      adasm__online *st, const float *z,
+                                      size_t n) {
+  size_t i;
+  adasm__online_init(st);
+  for (i = 0; i < n; i += ADASM__BLOCK)
+    (void)adasm__online_feed(k, st, z + i, n - i < ADASM__BLOCK ? n - i : ADASM__BLOCK);
+}
+
+/* +inf entries share the mass: the limit of softmax as they grow. */
+ADASM__PRIVATE void adasm__inf_share(const float *z, size_t n, float *p,
+                                     int logp) {
+  size_t i, c = 0;
+  float v;
+  for (i = 0; i < n; ++i) c += z[i] == adasm__inff();
+  v = logp ? (float)-log((double)c) : (float)(1.0 / (double)c);
+  for (i = 0; i < n; ++i)
+    p[i] = z[i] == adasm__inff() ? v : (logp ? -adasm__inff() : 0.0f);
+}
+
+/* Writes the outputs for a special outcome; returns 1 if it did. */
+ADASM__PRIVATE int adasm__special(adasm_result r, const float *z, size_t n,
+                                  float *p, int logp, int ninf) {
+  if (r != ADASM_OK) {
+    adasm__fill(p, n, adasm__nanf());
+    return 1;
+  }
+  if (ninf) {
+    adasm__inf_share(z, n, p, logp);
+    return 1;
+  }
+  return 0;
+}
+
+ADASM__PRIVATE adasm_result adasm__softmax_three_pass(const adasm_kernels *k,
+                                                      const float *z, size_t n,
+                                                      float *p) {
+  int nan = 0;
+  float m = k->max(z, n, &nan);
+  adasm__expp e;
+  double s;
+  adasm_result r = nan ? ADASM_ERR_NAN
+                       : (m == -adasm__inff() ? ADASM_ERR_NO_FINITE_MAX : ADASM_OK);
+  if (adasm__special(r, z, n, p, 0, m == adasm__inff())) return r;
+  adasm__expp_for_max(m, &e);
+  s = k->expsum(z, n, &e, p, 1.0f);
+  k->scale(p, n, (float)(1.0 / s));
+  return ADASM_OK;
+}
+
+ADASM__PRIVATE adasm_result adasm__softmax_online(const adasm_kernels *k,
+                                                  const float *z, size_t n,
+                                                  float *p) {
+  adasm__online st;
+  double lse;
+  adasm_result r;
+  adasm__online_run(k, &st, z, n);
+  r = adasm__online_result(&st, &lse);
+  if (adasm__special(r, z, n, p, 0, st.ninf != 0)) return r;
+  (void)k->expsum(z, n, &st.e, p, (float)(1.0 / st.s));
+  return ADASM_OK;
+}
+
+ADASM__PRIVATE adasm_result adasm__softmax_two_pass(const adasm_kernels *k,
+                                                    const float *z, size_t n,
+                                                    float *p) {
+  adasm__tpacc acc;
+  adasm__expp e;
+  acc.m = 0.0; acc.e = 0.0; acc.zmax = -adasm__inff(); acc.nan = 0;
+  k->tp_sum(z, n, &acc);
+  if (acc.nan || acc.zmax == -adasm__inff() || acc.zmax == adasm__inff())
+    return adasm__softmax_three_pass(k, z, n, p); /* special values */
+  if (!(acc.zmax < ADASM__TP_CLAMP - 1.0f && acc.zmax > 128.0f - ADASM__TP_CLAMP))
+    return adasm__softmax_online(k, z, n, p); /* outside the magic range */
+  adasm__expp_fold((int)acc.e, &e);
+  (void)k->expsum(z, n, &e, p, (float)(1.0 / acc.m));
+  return ADASM_OK;
+}
+
+ADASM_DEF adasm_result adasm_softmax_ex(const adasm_kernels *k,
+                                        adasm_softmax_algo algo,
+                                        const float *z, size_t n, float *p) {
+  if (n == 0) return ADASM_OK;
+  if (!z || !p) return ADASM_ERR_NULL;
+  k = adasm__k(k);
+  switch (algo) {
+  case ADASM_SOFTMAX_AUTO:
+    /* In cache the exp is the cost: compute it once (three-pass). Out of
+       cache bytes are the cost: read twice, write once (online). */
+    return n <= 65536 ? adasm__softmax_three_pass(k, z, n, p)
+                      : adasm__softmax_online(k, z, n, p);
+  case ADASM_SOFTMAX_THREE_PASS: return adasm__softmax_three_pass(k, z, n, p);
+  case ADASM_SOFTMAX_TWO_PASS: return adasm__softmax_two_pass(k, z, n, p);
+  case ADASM_SOFTMAX_ONLINE: return adasm__softmax_online(k, z, n, p);
+  default: return ADASM_ERR_PARAM;
+  }
+}
+
+ADASM_DEF adasm_result adasm_softmax(const adasm_kernels *k, const float *z,
+                                     size_t n, float *p) {
+  return adasm_softmax_ex(k, ADASM_SOFTMAX_AUTO, z, n, p);
+}
+
+ADASM_DEF adasm_result adasm_logsumexp(const adasm_kernels *k, const float *z,
+                                       size_t n, double *lse) {
+  adasm__online st;
+  if (!lse) return ADASM_ERR_NULL;
+  if (n == 0) { *lse = -(double)adasm__inff(); return ADASM_OK; }
+  if (!z) return ADASM_ERR_NULL;
+  adasm__online_run(adasm__k(k), &st, z, n);
+  return adasm__online_result(&st, lse);
+}
+
+ADASM_DEF adasm_result adasm_log_softmax(const adasm_kernels *k,
+                                         const float *z, size_t n,
+                                         float *out) {
+  adasm__online st;
+  adasm_result r;
+  double lse;
+  float hi;
+  if (n == 0) return ADASM_OK;
+  if (!z || !out) return ADASM_ERR_NULL;
+  k = adasm__k(k);
+  adasm__online_run(k, &st, z, n);
+  r = adasm__online_result(&st, &lse);
+  if (adasm__special(r, z, n, out, 1, st.ninf != 0)) return r;
+  /* lse as hi + lo: z - hi is exact near the max, where accuracy matters */
+  hi = (float)lse;
+  k->sub2(z, n, hi, (float)(lse - (double)hi), out);
+  return ADASM_OK;
+}
+
+/* ---- top-k: a min-heap whose root is the worst kept entry --------------
+   Values live in val[], indices in idx[]; "worse" = smaller value, or the
+   same value at a larger index, so ties keep the lower index. */
+typedef struct adasm__heap {
+  size_t *idx;
+  float *val;
+  size_t size, cap;
+} adasm__heap;
+
+ADASM__PRIVATE int adasm__worse(const adasm__heap *h, size_t a, size_t b) {
+  return h->val[a] < h->val[b] || (h->val[a] == h->val[b] && h->idx[a] > h->idx[b]);
+}
+ADASM__PRIVATE void adasm__heap_swap(adasm__heap *h, size_t a, size_t b) {
+  size_t ti = h->idx[a];
+  float tv = h->val[a];
+  h->idx[a] = h->idx[b]; h->val[a] = h->val[b];
+  h->idx[b] = ti; h->val[b] = tv;
+}
+ADASM__PRIVATE void adasm__heap_down(adasm__heap *h, size_t i, size_t size) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, w = i;
+    if (l < size && adasm__worse(h, l, w)) w = l;
+    if (r < size && adasm__worse(h, r, w)) w = r;
+    if (w == i) return;
+    adasm__heap_swap(h, i, w);
+    i = w;
+  }
+}
+ADASM__PRIVATE void adasm__heap_push(adasm__heap *h, float v, size_t i) {
+  size_t c;
+  if (h->size < h->cap) {
+    c = h->size++;
+    h->val[c] = v; h->idx[c] = i;
+    while (c > 0 && adasm__worse(h, c, (c - 1) / 2)) {
+      adasm__heap_swap(h, c, (c - 1) / 2);
+      c = (c - 1) / 2;
+    }
+  } else if (v > h->val[0]) { /* scan order is by index: ties never win */
+    h->val[0] = v; h->idx[0] = i;
+    adasm__heap_down(h, 0, h->size);
+  }
+}
+/* Feeds z[0..n) (global index base + i); bm = max of the block. */
+ADASM__PRIVATE void adasm__heap_feed(adasm__heap *h, const float *z, size_t n,
+                                     size_t base, float bm) {
+  size_t i;
+  if (h->size == h->cap && !(bm > h->val[0])) return; /* nothing enters */
+  for (i = 0; i < n; ++i)
+    if (!adasm__isnanf(z[i])) adasm__heap_push(h, z[i], base + i);
+}
+/* Sorts best-first in place (heap sort: move the worst to the back). */
+ADASM__PRIVATE void adasm__heap_sort(adasm__heap *h) {
+  size_t end;
+  for (end = h->size; end > 1; --end) {
+    adasm__heap_swap(h, 0, end - 1);
+    adasm__heap_down(h, 0, end - 1);
+  }
+}
+/* Turns the kept values into probabilities (in place in val[]). */
+ADASM__PRIVATE void adasm__heap_probs(adasm__heap *h, const adasm__online *st,
+                                      double lse) {
+  size_t i;
+  for (i = 0; i < h->size; ++i) {
+    if (st->ninf)
+      h->val[i] = h->val[i] == adasm__inff() ? (float)(1.0 / (double)st->ninf) : 0.0f;
+    else
+      h->val[i] = (float)exp((double)h->val[i] - lse);
+  }
+}
+
+ADASM__PRIVATE adasm_result adasm__topk_finish(adasm__heap *h,
+                                               const adasm__online *st,
+                                               double *log_norm) {
+  double lse;
+  adasm_result r = adasm__online_result(st, &lse);
+  adasm__heap_sort(h);
+  if (r != ADASM_OK) {
+    adasm__fill(h->val, h->size, adasm__nanf());
+  } else {
+    adasm__heap_probs(h, st, lse);
+  }
+  if (log_norm) *log_norm = lse;
+  return r;
+}
+
+ADASM_DEF adasm_result adasm_softmax_topk(const adasm_kernels *k,
+                                          const float *z, size_t n,
+                                          size_t topk, size_t *idx,
+                                          float *prob, double *log_norm) {
+  adasm__online st;
+  adasm__heap h;
+  size_t i;
+  if (!z || !idx || !prob) return ADASM_ERR_NULL;
+  if (topk == 0 || topk > n) return ADASM_ERR_SIZE;
+  k = adasm__k(k);
+  h.idx = idx; h.val = prob; h.size = 0; h.cap = topk;
+  adasm__online_init(&st);
+  for (i = 0; i < n; i += ADASM__BLOCK) {
+    size_t len = n - i < ADASM__BLOCK ? n - i : ADASM__BLOCK;
+    adasm__heap_feed(&h, z + i, len, i, adasm__online_feed(k, &st, z + i, len));
+  }
+  return adasm__topk_finish(&h, &st, log_norm);
+}
+
+#define ADASM__GEMV_ROWS 256 /* logits per block: 1 KiB on the stack */
+
+ADASM_DEF adasm_result adasm_gemv_softmax_topk(
+    const adasm_kernels *k, const float *A, size_t n, size_t d, size_t lda,
+    const float *x, float beta, size_t topk, size_t *idx, float *prob,
+    double *log_norm, float *logits) {
+  adasm__online st;
+  adasm__heap h;
+  float buf[ADASM__GEMV_ROWS];
+  size_t r, total;
+  if (!A || !x || !idx || !prob) return ADASM_ERR_NULL;
+  if (n == 0 || d == 0 || lda < d || topk == 0 || topk > n) return ADASM_ERR_SIZE;
+  if (adasm__mul_overflows(n - 1, lda, &total) || total > (size_t)-1 - d ||
+      adasm__mul_overflows(total + d, sizeof(float), &total))
+    return ADASM_ERR_OVERFLOW;
+  if (!adasm__isfinitef(beta) || !(beta > 0.0f)) return ADASM_ERR_PARAM;
+  k = adasm__k(k);
+  h.idx = idx; h.val = prob; h.size = 0; h.cap = topk;
+  adasm__online_init(&st);
+  for (r = 0; r < n; r += ADASM__GEMV_ROWS) {
+    size_t len = n - r < ADASM__GEMV_ROWS ? n - r : ADASM__GEMV_ROWS;
+    float *y = logits ? logits + r : buf;
+    k->dot_rows(A + r * lda, len, d, lda, x, beta, y);
+    adasm__heap_feed(&h, y, len, r, adasm__online_feed(k, &st, y, len));
+  }
+  return adasm__topk_finish(&h, &st, log_norm);
+}
+
+/* ---- sampling ------------------------------------------------------------ */
+ADASM_DEF adasm_sample_params adasm_sample_params_default(void) {
+  adasm_sample_params p;
+  p.temperature = 1.0f;
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  return p;
+}
+
+#define ADASM__MIN_TEMPERATURE 1e-30f /* below: greedy (1/T would overflow) */
+
+ADASM__PRIVATE adasm_result adasm__sample_need(size_t n,
+                                               const adasm_sample_params *pr,
+                                               size_t *count) {
+  float t = pr->temperature, tp = pr->top_p;
+  if (!adasm__isfinitef(t) || t < 0.0f) return ADASM_ERR_PARAM;
+  if (!(tp >= 0.0f && tp <= 1.0f)) return ADASM_ERR_PARAM; /* NaN fails */
+  if (t < ADASM__MIN_TEMPERATURE) *count = 0;
+  else if (pr->top_k > 0) *count = pr->top_k < n ? pr->top_k : n;
+  else if (tp > 0.0f && tp < 1.0f) *count = n;
+  else *count = 0;
+  return ADASM_OK;
+}
+
+ADASM_DEF adasm_result adasm_sample_workspace_size(
+    size_t n, const adasm_sample_params *params, size_t *bytes) {
+  size_t c, b;
+  adasm_result r;
+  if (!params || !bytes) return ADASM_ERR_NULL;
+  r = adasm__sample_need(n, params, &c);
+  if (r != ADASM_OK) return r;
+  /* idx[] then val[]; + slack to align a caller's unaligned buffer */
+  if (adasm__mul_overflows(c, sizeof(size_t) + sizeof(float), &b) ||
+      b > (size_t)-1 - sizeof(size_t))
+    return ADASM_ERR_OVERFLOW;
+  *bytes = c ? b + sizeof(size_t) : 0;
+  return ADASM_OK;
+}
+
+/* Index of the first entry equal to v (v occurs in z). */
+ADASM__PRIVATE size_t adasm__find(const float *z, size_t n, float v,
+                                  size_t skip) {
+  size_t i;
+  for (i = 0; i < n; ++i)
+    if (z[i] == v && skip-- == 0) return i;
+  return n - 1;
+}
+
+/* Draw from sorted candidates with weights w = exp((z - m) / T), after the
+   nucleus cut at mass top_p of `total` (the normalizer they are part of). */
+ADASM__PRIVATE size_t adasm__sample_cands(adasm__heap *h, float m, double invt,
+                                          float top_p, double total,
+                                          adasm_pcg32 *rng) {
+  size_t i, len = h->size;
+  double acc = 0.0, u;
+  for (i = 0; i < h->size; ++i) {
+    double w = exp(((double)h->val[i] - (double)m) * invt);
+    h->val[i] = (float)w;
+    acc += w;
+  }
+  if (total <= 0.0) total = acc; /* top-k: renormalise inside the top k */
+  if (top_p > 0.0f && top_p < 1.0f) {
+    double c = 0.0;
+    for (i = 0; i < h->size; ++i) {
+      c += (double)h->val[i];
+      if (c >= (double)top_p * total) { len = i + 1; break; }
+    }
+    acc = c;
+  }
+  u = adasm_pcg32_uniform_open(rng) * acc;
+  acc = 0.0;
+  for (i = 0; i + 1 < len; ++i) {
+    acc += (double)h->val[i];
+    if (u < acc) break;
+  }
+  return h->idx[i];
+}
+
+ADASM_DEF adasm_result adasm_sample(const adasm_kernels *k, const float *z,
+                                    size_t n,
+                                    const adasm_sample_params *params,
+                                    adasm_pcg32 *rng, void *work,
+                                    size_t work_bytes, size_t *out) {
+  float buf[ADASM__BLOCK], m, invt;
+  size_t count, need, i;
+  int nan = 0;
+  adasm__expp e;
+  adasm__heap h;
+  adasm_result r;
+  if (!z || !params || !rng || !out) return ADASM_ERR_NULL;
+  if (n == 0) return ADASM_ERR_SIZE;
+  r = adasm__sample_need(n, params, &count);
+  if (r != ADASM_OK) return r;
+  r = adasm_sample_workspace_size(n, params, &need);
+  if (r != ADASM_OK) return r;
+  if (need && (!work || work_bytes < need)) return ADASM_ERR_WORKSPACE;
+  k = adasm__k(k);
+  m = k->max(z, n, &nan);
+  if (nan) return ADASM_ERR_NAN;
+  if (m == -adasm__inff()) return ADASM_ERR_NO_FINITE_MAX;
+  if (params->temperature < ADASM__MIN_TEMPERATURE) { /* greedy */
+    *out = adasm__find(z, n, m, 0);
+    return ADASM_OK;
+  }
+  if (m == adasm__inff()) { /* the +inf entries share all the mass */
+    size_t c = 0;
+    for (i = 0; i < n; ++i) c += z[i] == m;
+    *out = adasm__find(z, n, m, (size_t)adasm_pcg32_bounded64(rng, c));
+    return ADASM_OK;
+  }
+  invt = 1.0f / params->temperature;
+  adasm__expp_fold(0, &e); /* the scaled logits (z - m) / T are <= 0 */
+  if (count == 0) {
+    /* Inverse CDF in two passes over blocks of scaled logits. */
+    double total = 0.0, u, acc = 0.0;
+    for (i = 0; i < n; i += ADASM__BLOCK) {
+      size_t len = n - i < ADASM__BLOCK ? n - i : ADASM__BLOCK, j;
+      for (j = 0; j < len; ++j) buf[j] = (z[i + j] - m) * invt;
+      total += k->expsum(buf, len, &e, NULL, 1.0f);
+    }
+    u = adasm_pcg32_uniform_open(rng) * total;
+    for (i = 0; i < n; i += ADASM__BLOCK) {
+      size_t len = n - i < ADASM__BLOCK ? n - i : ADASM__BLOCK, j;
+      double bs;
+      for (j = 0; j < len; ++j) buf[j] = (z[i + j] - m) * invt;
+      bs = k->expsum(buf, len, &e, buf, 1.0f);
+      if (u >= acc + bs && i + len < n) { acc += bs; continue; }
+      for (j = 0; j < len; ++j) {
+        acc += (double)buf[j];
+        if (u < acc) break;
+      }
+      while (j >= len || buf[j] == 0.0f) { /* rounding ran past the end */
+        if (j == 0) break;
+        --j;
+        if (j < len && buf[j] > 0.0f) break;
+      }
+      *out = i + j;
+      return ADASM_OK;
+    }
+    *out = n - 1;
+    return ADASM_OK;
+  }
+  /* Candidates: the top k, or everything that can be in the nucleus. */
+  {
+    uintptr_t a = (uintptr_t)work;
+    a = (a + sizeof(size_t) - 1) & ~(uintptr_t)(sizeof(size_t) - 1);
+    h.idx = (size_t *)a;
+    h.val = (float *)(void *)(h.idx + count);
+    h.size = 0;
+    h.cap = count;
+  }
+  if (params->top_k > 0) {
+    for (i = 0; i < n; i += ADASM__BLOCK) {
+      size_t len = n - i < ADASM__BLOCK ? n - i : ADASM__BLOCK;
+      adasm__heap_feed(&h, z + i, len, i, k->max(z + i, len, &nan));
+    }
+    adasm__heap_sort(&h);
+    *out = adasm__sample_cands(&h, m, (double)invt, params->top_p, 0.0, rng);
+  } else {
+    /* Entries with (z - m)/T < t = log((1 - top_p)/n) hold less than
+       1 - top_p of the mass together, so the nucleus lies above t. */
+    double total = 0.0;
+    double t = log((1.0 - (double)params->top_p) / (double)n);
+    for (i = 0; i < n; i += ADASM__BLOCK) {
+      size_t len = n - i < ADASM__BLOCK ? n - i : ADASM__BLOCK, j;
+      for (j = 0; j < len; ++j) {
+        buf[j] = (z[i + j] - m) * invt;
+        if ((double)buf[j] >= t) adasm__heap_push(&h, z[i + j], i + j);
+      }
+      total += k->expsum(buf, len, &e, NULL, 1.0f);
+    }
+    adasm__heap_sort(&h);
+    *out = adasm__sample_cands(&h, m, (double)invt, params->top_p, total, rng);
+  }
+  return ADASM_OK;
+}
+
+#endif /* ADASOFTMAX_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+This software is available under 2 licenses -- choose whichever you prefer.
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+Copyright (c) 2026 The adasoftmax.h authors
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+------------------------------------------------------------------------------
+*/
