@@ -1642,6 +1642,12 @@ ADASM__PRIVATE adasm_result adasm__online_result(const adasm__online *st,
   return ADASM_OK;
 }
 
+/* log p for a finite entry v: (v - base) - log S, never v - lse, because
+   for |v| ~ 1e18 the double lse = base + log S has already lost log S. */
+ADASM__PRIVATE double adasm__online_logp(const adasm__online *st, float v) {
+  return ((double)v - st->e.base) - log(st->s);
+}
+
 ADASM__PRIVATE void adasm__online_run(const adasm_kernels *k,
                                       adasm__online *st, const float *z,
                                       size_t n) {
@@ -1768,9 +1774,10 @@ ADASM_DEF adasm_result adasm_log_softmax(const adasm_kernels *k,
   adasm__online_run(k, &st, z, n);
   r = adasm__online_result(&st, &lse);
   if (adasm__special(r, z, n, out, 1, st.ninf != 0)) return r;
-  /* lse as hi + lo: z - hi is exact near the max, where accuracy matters */
-  hi = (float)lse;
-  k->sub2(z, n, hi, (float)(lse - (double)hi), out);
+  /* log p = (z - hi) - lo with hi + lo = base + log S: z - hi is exact near
+     the max, where accuracy matters, and log S is not lost to a huge base */
+  hi = (float)st.e.base;
+  k->sub2(z, n, hi, (float)((st.e.base - (double)hi) + log(st.s)), out);
   return ADASM_OK;
 }
 
@@ -1833,14 +1840,13 @@ ADASM__PRIVATE void adasm__heap_sort(adasm__heap *h) {
   }
 }
 /* Turns the kept values into probabilities (in place in val[]). */
-ADASM__PRIVATE void adasm__heap_probs(adasm__heap *h, const adasm__online *st,
-                                      double lse) {
+ADASM__PRIVATE void adasm__heap_probs(adasm__heap *h, const adasm__online *st) {
   size_t i;
   for (i = 0; i < h->size; ++i) {
     if (st->ninf)
       h->val[i] = h->val[i] == adasm__inff() ? (float)(1.0 / (double)st->ninf) : 0.0f;
     else
-      h->val[i] = (float)exp((double)h->val[i] - lse);
+      h->val[i] = (float)exp(adasm__online_logp(st, h->val[i]));
   }
 }
 
@@ -1853,7 +1859,7 @@ ADASM__PRIVATE adasm_result adasm__topk_finish(adasm__heap *h,
   if (r != ADASM_OK) {
     adasm__fill(h->val, h->size, adasm__nanf());
   } else {
-    adasm__heap_probs(h, st, lse);
+    adasm__heap_probs(h, st);
   }
   if (log_norm) *log_norm = lse;
   return r;
