@@ -210,7 +210,8 @@ ADASM_DEF adasm_result adasm_logsumexp(const adasm_kernels *k, const float *z,
    first (ties: lower index first), their probabilities, and log of the
    normalizer. idx and prob hold topk entries each (prob doubles as the
    heap's value storage, so it is required); log_norm may be NULL.
-   1 <= topk <= n. NaN input: ADASM_ERR_NAN with prob NaN. */
+   1 <= topk <= n. On NaN input (ADASM_ERR_NAN) or all -inf, every prob is
+   NaN and the idx slots not filled are 0. */
 ADASM_DEF adasm_result adasm_softmax_topk(const adasm_kernels *k,
                                           const float *z, size_t n,
                                           size_t topk, size_t *idx,
@@ -219,9 +220,13 @@ ADASM_DEF adasm_result adasm_softmax_topk(const adasm_kernels *k,
 /* Draw one class from softmax(z / temperature), optionally restricted to the
    top_k classes (top_k = 0: all) and then to the smallest prefix, by
    probability, whose mass reaches top_p (top_p = 0 or 1: off).
-   temperature = 0 means greedy (the argmax, lowest index on ties), so a
-   zeroed struct is greedy decoding; adasm_sample_params_default() gives
-   temperature 1 with no filters. top_k > n is the same as top_k = n. */
+   top_p applies to the distribution renormalised over the top_k classes
+   (as Hugging Face and llama.cpp do). temperature = 0 (or below 1e-30)
+   means greedy (the argmax, lowest index on ties), so a zeroed struct is
+   greedy decoding; adasm_sample_params_default() gives temperature 1 with
+   no filters. top_k > n is the same as top_k = n. n = 0: ADASM_ERR_SIZE.
+   The workspace needs no alignment. Draws consume the generator: the same
+   seed and inputs give the same class. */
 typedef struct adasm_sample_params {
   float temperature; /* > 0, or 0 for greedy; default 1 */
   size_t top_k;      /* 0 = no limit */
@@ -243,7 +248,11 @@ ADASM_DEF adasm_result adasm_sample(const adasm_kernels *k, const float *z,
    fused with logsumexp and top-k in one streaming read of A. idx/prob: topk
    entries each (1 <= topk <= n), best first, both required; log_norm and
    logits (n floats: the scaled logits) may be NULL. beta must be finite and
-   > 0. Logits that overflow to +inf share the mass (see section 7). */
+   > 0. Logits that overflow to +inf share the mass (see section 7). Only
+   (n-1)*lda + d floats of A are read (the last row needs no padding).
+   Accuracy: each logit is a float dot product (16-32 lanes, or double on
+   the scalar path), within about 2^-22 * sqrt(d) * beta * sum_j |A_ij x_j|;
+   probabilities inherit that as relative error. */
 ADASM_DEF adasm_result adasm_gemv_softmax_topk(
     const adasm_kernels *k, const float *A, size_t n, size_t d, size_t lda,
     const float *x, float beta, size_t topk, size_t *idx, float *prob,
@@ -681,15 +690,13 @@ ADASM__PRIVATE void adasm__dot_rows_scalar(const float *A, size_t rows,
   size_t r, j;
   for (r = 0; r < rows; ++r) {
     const float *a = A + r * lda;
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0; /* 4 chains: speed and accuracy */
-    for (j = 0; j + 4 <= d; j += 4) {
-      s0 += a[j] * x[j];
-      s1 += a[j + 1] * x[j + 1];
-      s2 += a[j + 2] * x[j + 2];
-      s3 += a[j + 3] * x[j + 3];
+    double s0 = 0, s1 = 0; /* double: the scalar path is the reference */
+    for (j = 0; j + 2 <= d; j += 2) {
+      s0 += (double)a[j] * (double)x[j];
+      s1 += (double)a[j + 1] * (double)x[j + 1];
     }
-    for (; j < d; ++j) s0 += a[j] * x[j];
-    y[r] = beta * ((s0 + s1) + (s2 + s3));
+    if (j < d) s0 += (double)a[j] * (double)x[j];
+    y[r] = (float)((double)beta * (s0 + s1));
   }
 }
 
@@ -1460,22 +1467,27 @@ static void adasm__dot_rows_neon(const float *A, size_t rows, size_t d,
   for (; r + 4 <= rows; r += 4) {
     const float *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
     float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
+    float32x4_t u0 = s0, u1 = s0, u2 = s0, u3 = s0; /* 8 lanes per row */
     float t0 = 0, t1 = 0, t2 = 0, t3 = 0;
-    for (j = 0; j + 4 <= d; j += 4) {
-      float32x4_t xv = vld1q_f32(x + j);
+    for (j = 0; j + 8 <= d; j += 8) {
+      float32x4_t xv = vld1q_f32(x + j), xw = vld1q_f32(x + j + 4);
       s0 = vfmaq_f32(s0, vld1q_f32(a0 + j), xv);
       s1 = vfmaq_f32(s1, vld1q_f32(a1 + j), xv);
       s2 = vfmaq_f32(s2, vld1q_f32(a2 + j), xv);
       s3 = vfmaq_f32(s3, vld1q_f32(a3 + j), xv);
+      u0 = vfmaq_f32(u0, vld1q_f32(a0 + j + 4), xw);
+      u1 = vfmaq_f32(u1, vld1q_f32(a1 + j + 4), xw);
+      u2 = vfmaq_f32(u2, vld1q_f32(a2 + j + 4), xw);
+      u3 = vfmaq_f32(u3, vld1q_f32(a3 + j + 4), xw);
     }
     for (; j < d; ++j) {
       t0 += a0[j] * x[j]; t1 += a1[j] * x[j];
       t2 += a2[j] * x[j]; t3 += a3[j] * x[j];
     }
-    y[r] = beta * (vaddvq_f32(s0) + t0);
-    y[r + 1] = beta * (vaddvq_f32(s1) + t1);
-    y[r + 2] = beta * (vaddvq_f32(s2) + t2);
-    y[r + 3] = beta * (vaddvq_f32(s3) + t3);
+    y[r] = beta * (vaddvq_f32(vaddq_f32(s0, u0)) + t0);
+    y[r + 1] = beta * (vaddvq_f32(vaddq_f32(s1, u1)) + t1);
+    y[r + 2] = beta * (vaddvq_f32(vaddq_f32(s2, u2)) + t2);
+    y[r + 3] = beta * (vaddvq_f32(vaddq_f32(s3, u3)) + t3);
   }
   for (; r < rows; ++r) {
     const float *a0 = A + r * lda;
@@ -1856,8 +1868,10 @@ ADASM__PRIVATE adasm_result adasm__topk_finish(adasm__heap *h,
   double lse;
   adasm_result r = adasm__online_result(st, &lse);
   adasm__heap_sort(h);
-  if (r != ADASM_OK) {
-    adasm__fill(h->val, h->size, adasm__nanf());
+  if (r != ADASM_OK) { /* nothing stale: every slot is written */
+    size_t i;
+    adasm__fill(h->val, h->cap, adasm__nanf());
+    for (i = h->size; i < h->cap; ++i) h->idx[i] = 0;
   } else {
     adasm__heap_probs(h, st);
   }
