@@ -1858,7 +1858,7 @@ ADASM__PRIVATE void adasm__heap_probs(adasm__heap *h, const adasm__online *st) {
     if (st->ninf)
       h->val[i] = h->val[i] == adasm__inff() ? (float)(1.0 / (double)st->ninf) : 0.0f;
     else
-      h->val[i] = (float)exp(adasm__online_logp(st, h->val[i]));
+      h->val[i] = (float)fmin(1.0, exp(adasm__online_logp(st, h->val[i])));
   }
 }
 
