@@ -1,0 +1,882 @@
+/* tests/test_ada.c - tests of AdaSoftmax (Algorithm 1) in adasoftmax.h.
+
+   Build (from the repository root; meson builds it as test 'ada'):
+     gcc -std=c99 -O2 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -I. \
+         tests/test_ada.c -lm -o test_ada
+   Run:
+     ./test_ada            all tests (deterministic seeds, ~1 min)
+     ./test_ada --quick    fewer statistical trials (smoke test)
+     ./test_ada --report   pull gains and timings at n = 10^4, d = 512/1024
+
+   Statistical tests: over T trials (fresh query and seed each), the number
+   of failures (wrong top-k set, or some |p_hat - p| > eps p) must not exceed
+   the one-sided 99.9% quantile of Binomial(T, delta). Reference answers are
+   computed here in double from the row-major A. Random data comes from the
+   library's PCG32 (never libc rand). */
+#define ADASOFTMAX_IMPLEMENTATION
+#include "adasoftmax.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- tiny harness ------------------------------------------------------- */
+static int g_checks = 0, g_fails = 0;
+#define CHECK(cond, ...)                                                       \
+  do {                                                                         \
+    ++g_checks;                                                                \
+    if (!(cond)) {                                                             \
+      ++g_fails;                                                               \
+      printf("FAIL %s:%d: ", __FILE__, __LINE__);                              \
+      printf(__VA_ARGS__);                                                     \
+      printf("\n");                                                            \
+    }                                                                          \
+  } while (0)
+
+static void *xmalloc(size_t bytes) {
+  void *p = malloc(bytes ? bytes : 1);
+  if (!p) {
+    printf("out of memory (%lu bytes)\n", (unsigned long)bytes);
+    exit(2);
+  }
+  return p;
+}
+
+static double now_sec(void) { return (double)clock() / (double)CLOCKS_PER_SEC; }
+
+/* ---- random data ---------------------------------------------------------- */
+static double gauss(adasm_pcg32 *r) {
+  const double u1 = adasm_pcg32_uniform_open(r);
+  const double u2 = adasm_pcg32_uniform_open(r);
+  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+static double unif(adasm_pcg32 *r, double a, double b) {
+  return a + (b - a) * adasm_pcg32_uniform_open(r);
+}
+
+/* ---- exact reference (double) -------------------------------------------- */
+static void ref_logits(const float *A, size_t n, size_t d, size_t lda,
+                       const float *x, float beta, double *mu) {
+  size_t i, j;
+  for (i = 0; i < n; ++i) {
+    double s = 0.0;
+    for (j = 0; j < d; ++j) s += (double)A[i * lda + j] * (double)x[j];
+    mu[i] = (double)beta * s;
+  }
+}
+static double ref_lse(const double *mu, size_t n) {
+  double mx = mu[0], s = 0.0;
+  size_t i;
+  for (i = 1; i < n; ++i)
+    if (mu[i] > mx) mx = mu[i];
+  for (i = 0; i < n; ++i) s += exp(mu[i] - mx);
+  return mx + log(s);
+}
+/* Top k by (mu desc, index asc): O(n k), fine for the small k used here. */
+static void ref_topk(const double *mu, size_t n, size_t k, size_t *idx) {
+  size_t t, i, c = 0;
+  for (i = 0; i < n; ++i) {
+    size_t pos = c < k ? c : k;
+    if (c == k && !(mu[i] > mu[idx[k - 1]])) continue;
+    while (pos > 0 && mu[i] > mu[idx[pos - 1]]) --pos;
+    for (t = (c < k ? c : k - 1); t > pos; --t) idx[t] = idx[t - 1];
+    idx[pos] = i;
+    if (c < k) ++c;
+  }
+}
+
+/* 1 if out's set is the exact top-k set and every p is within eps. */
+static int success(const double *mu, size_t n, size_t k, double eps,
+                   const adasm_ada_result *out, size_t *scratch) {
+  const double lse = ref_lse(mu, n);
+  size_t s, t;
+  ref_topk(mu, n, k, scratch);
+  for (s = 0; s < k; ++s) {
+    int found = 0;
+    double p;
+    for (t = 0; t < k; ++t)
+      if (scratch[t] == out->idx[s]) found = 1;
+    if (!found) return 0;
+    p = exp(mu[out->idx[s]] - lse);
+    if (!(fabs((double)out->prob[s] - p) <= eps * p)) return 0;
+  }
+  return 1;
+}
+
+/* Smallest c with P(Binomial(T, p) <= c) >= q. */
+static size_t binom_quantile(size_t T, double p, double q) {
+  double pmf = pow(1.0 - p, (double)T), cdf = pmf;
+  size_t c = 0;
+  while (cdf < q && c < T) {
+    pmf *= (double)(T - c) / (double)(c + 1) * p / (1.0 - p);
+    ++c;
+    cdf += pmf;
+  }
+  return c;
+}
+
+/* ---- synthetic families (after the reference's tests/test_utils.py) ------ */
+enum { FAM_ONEHOT, FAM_SIGN, FAM_HIGHVAR, FAM_PLANTED, FAM_COUNT };
+static const char *const fam_names[FAM_COUNT] = {
+    "(a) one-hot winner in noise", "(b) gaussian A, x = sign(row)",
+    "(c) few high-variance columns", "(d) planted logits"};
+
+typedef struct family {
+  int kind;
+  size_t n, d;
+  float *A;      /* row-major n x d */
+  float *x;      /* current query */
+  float *x0;     /* fixed query of the planted family */
+  size_t winner; /* (a) */
+  adasm_ada_index ix;
+} family;
+
+#define HV_PEAKS 2
+
+static void fam_init(family *f, int kind, size_t n, size_t d, uint64_t seed) {
+  adasm_pcg32 r;
+  size_t i, j;
+  adasm_result rc;
+  adasm_pcg32_seed(&r, seed, 7u + (uint64_t)kind);
+  f->kind = kind;
+  f->n = n;
+  f->d = d;
+  f->A = (float *)xmalloc(n * d * sizeof(float));
+  f->x = (float *)xmalloc(d * sizeof(float));
+  f->x0 = (float *)xmalloc(d * sizeof(float));
+  f->winner = adasm_pcg32_bounded(&r, (uint32_t)n);
+  switch (kind) {
+  case FAM_ONEHOT:
+    /* noise N(0, 1/d); the winner row gets +8/d per column, so with
+       x ~ U[0.94, 1] its logit is ~7.8 while the others are ~N(0, 1). */
+    for (i = 0; i < n * d; ++i) f->A[i] = (float)(gauss(&r) / sqrt((double)d));
+    for (j = 0; j < d; ++j) f->A[f->winner * d + j] += (float)(8.0 / (double)d);
+    break;
+  case FAM_SIGN:
+    /* A ~ N(0, 1) * 12.5/d: the row r that x = sign(A_r) copies has logit
+       ~10, the others N(0, 12.5^2/d). */
+    for (i = 0; i < n * d; ++i) f->A[i] = (float)(gauss(&r) * 12.5 / (double)d);
+    break;
+  case FAM_HIGHVAR:
+    /* N(0, 1/d) entries, but the first HV_PEAKS columns are +-10/sqrt(d)
+       and x = 10 there: logits ~ (100/sqrt d) (s_1 + s_2) + N(0, 1). */
+    for (i = 0; i < n; ++i)
+      for (j = 0; j < d; ++j)
+        f->A[i * d + j] =
+            j < HV_PEAKS
+                ? (float)((adasm_pcg32_next(&r) & 1u ? 10.0 : -10.0) /
+                          sqrt((double)d))
+                : (float)(gauss(&r) / sqrt((double)d));
+    break;
+  default: { /* FAM_PLANTED: A x0 = mu exactly (up to float rounding) */
+    double *mu = (double *)xmalloc(n * sizeof(double)), xx = 0.0, sx = 0.0;
+    static const double top[5] = {7.0, 6.0, 5.2, 4.6, 4.0};
+    size_t t;
+    for (j = 0; j < d; ++j) {
+      f->x0[j] = (float)unif(&r, 0.94, 1.0);
+      xx += (double)f->x0[j] * (double)f->x0[j];
+      sx += (double)f->x0[j];
+    }
+    for (i = 0; i < n; ++i) mu[i] = unif(&r, -3.0, 3.0);
+    for (t = 0; t < 5 && t < n; ++t) mu[(f->winner + t * 7919u) % n] = top[t];
+    for (i = 0; i < n; ++i) {
+      double dot = 0.0;
+      float *row = f->A + i * d;
+      for (j = 0; j < d; ++j)
+        row[j] = (float)(mu[i] * (double)f->x0[j] / xx +
+                         gauss(&r) / sqrt((double)d));
+      for (j = 0; j < d; ++j) dot += (double)row[j] * (double)f->x0[j];
+      for (j = 0; j < d; ++j) row[j] -= (float)((dot - mu[i]) / sx);
+    }
+    free(mu);
+  } break;
+  }
+  rc = adasm_ada_index_build(&f->ix, f->A, n, d, d, NULL);
+  if (rc != ADASM_OK) {
+    printf("index build failed: %s\n", adasm_result_string(rc));
+    exit(2);
+  }
+}
+
+static void fam_free(family *f) {
+  adasm_ada_index_free(&f->ix);
+  free(f->A);
+  free(f->x);
+  free(f->x0);
+}
+
+/* Query number `trial` of the family (deterministic). */
+static void fam_query(family *f, uint64_t trial) {
+  adasm_pcg32 r;
+  size_t j;
+  adasm_pcg32_seed(&r, trial, 1000u + (uint64_t)f->kind);
+  switch (f->kind) {
+  case FAM_ONEHOT:
+    for (j = 0; j < f->d; ++j) f->x[j] = (float)unif(&r, 0.94, 1.0);
+    break;
+  case FAM_SIGN: {
+    const size_t row = adasm_pcg32_bounded(&r, (uint32_t)f->n);
+    for (j = 0; j < f->d; ++j) f->x[j] = f->A[row * f->d + j] < 0.0f ? -1.0f : 1.0f;
+  } break;
+  case FAM_HIGHVAR:
+    for (j = 0; j < f->d; ++j)
+      f->x[j] = j < HV_PEAKS ? 10.0f
+                             : (adasm_pcg32_next(&r) & 1u ? 1.0f : -1.0f);
+    break;
+  default:
+    memcpy(f->x, f->x0, f->d * sizeof(float));
+    break;
+  }
+}
+
+/* ---- statistics over trials ------------------------------------------------ */
+typedef struct stats {
+  size_t trials, failures;
+  double pulls, madds, burnin, elim, best, norm; /* sums */
+  double t_ada, t_exact;                         /* seconds */
+} stats;
+
+static void *g_work = NULL;
+static size_t g_work_bytes = 0;
+
+static void *work_for(const adasm_ada_index *ix, const adasm_ada_params *p,
+                      size_t *bytes) {
+  size_t need = 0;
+  adasm_result rc = adasm_ada_workspace_size(ix, p, &need);
+  if (rc != ADASM_OK) {
+    printf("workspace_size: %s\n", adasm_result_string(rc));
+    exit(2);
+  }
+  if (need > g_work_bytes) {
+    free(g_work);
+    g_work = xmalloc(need);
+    g_work_bytes = need;
+  }
+  *bytes = g_work_bytes;
+  return g_work;
+}
+
+/* Runs trials first_trial .. first_trial + T - 1 of family f with params p
+   (seed varied per trial), checks each against the exact answer. */
+static stats run_trials(family *f, adasm_ada_params p, size_t first_trial,
+                        size_t T) {
+  stats st;
+  size_t t, bytes;
+  void *work = work_for(&f->ix, &p, &bytes);
+  double *mu = (double *)xmalloc(f->n * sizeof(double));
+  size_t *idx = (size_t *)xmalloc(p.k * sizeof(size_t));
+  size_t *scratch = (size_t *)xmalloc(p.k * sizeof(size_t));
+  float *prob = (float *)xmalloc(p.k * sizeof(float));
+  const uint64_t seed0 = p.seed;
+  memset(&st, 0, sizeof st);
+  for (t = first_trial; t < first_trial + T; ++t) {
+    adasm_ada_result out;
+    adasm_result rc;
+    double t0;
+    fam_query(f, t);
+    p.seed = seed0 + 1000003u * (uint64_t)t;
+    out.idx = idx;
+    out.prob = prob;
+    t0 = now_sec();
+    rc = adasm_ada_query(&f->ix, &p, f->x, work, bytes, &out);
+    st.t_ada += now_sec() - t0;
+    CHECK(rc == ADASM_OK, "query: %s", adasm_result_string(rc));
+    t0 = now_sec();
+    ref_logits(f->A, f->n, f->d, f->d, f->x, p.beta, mu);
+    st.t_exact += now_sec() - t0;
+    ++st.trials;
+    if (rc != ADASM_OK || !success(mu, f->n, p.k, p.eps, &out, scratch))
+      ++st.failures;
+    CHECK(out.pulls_total == out.pulls_burnin + out.pulls_elim +
+                                 out.pulls_best + out.pulls_norm,
+          "stage pulls do not add up");
+    CHECK(out.pulls_total <= (uint64_t)f->n * (uint64_t)out.nnz,
+          "more pulls than n*nnz");
+    CHECK(out.madds >= out.pulls_total, "executed madds below pulls");
+    st.pulls += (double)out.pulls_total;
+    st.madds += (double)out.madds;
+    st.burnin += (double)out.pulls_burnin;
+    st.elim += (double)out.pulls_elim;
+    st.best += (double)out.pulls_best;
+    st.norm += (double)out.pulls_norm;
+  }
+  free(mu);
+  free(idx);
+  free(scratch);
+  free(prob);
+  return st;
+}
+
+static void print_stats(const char *label, const family *f, const stats *s) {
+  const double nd = (double)f->n * (double)f->d * (double)s->trials;
+  printf("  %-34s fail %3lu/%-4lu gain %6.2fx (madds %5.2fx)  "
+         "burn %4.1f%% elim %4.1f%% best %4.1f%% norm %4.1f%%  "
+         "ada %.3f ms, exact-ref %.3f ms\n",
+         label, (unsigned long)s->failures, (unsigned long)s->trials,
+         nd / s->pulls, nd / s->madds, 100.0 * s->burnin / s->pulls,
+         100.0 * s->elim / s->pulls, 100.0 * s->best / s->pulls,
+         100.0 * s->norm / s->pulls, 1e3 * s->t_ada / (double)s->trials,
+         1e3 * s->t_exact / (double)s->trials);
+}
+
+/* ---- tests ------------------------------------------------------------------- */
+static void test_errors(void) {
+  float A[6] = {1, 2, 3, 4, 5, 6}, x[3] = {1, 0, -1};
+  float bad[6] = {1, 2, 3, 4, 5, 6};
+  adasm_ada_index ix;
+  adasm_ada_params p = adasm_ada_params_default(), q;
+  adasm_ada_result out;
+  size_t idx[2] = {7, 7}, bytes = 0, need = 0;
+  float prob[2] = {5.0f, 5.0f};
+  unsigned char work[4096];
+  adasm_result rc;
+
+  CHECK(adasm_ada_index_build(NULL, A, 2, 3, 3, NULL) == ADASM_ERR_NULL, "NULL ix");
+  CHECK(adasm_ada_index_build(&ix, NULL, 2, 3, 3, NULL) == ADASM_ERR_NULL, "NULL A");
+  CHECK(adasm_ada_index_build(&ix, A, 0, 3, 3, NULL) == ADASM_ERR_SIZE, "n = 0");
+  CHECK(adasm_ada_index_build(&ix, A, 2, 0, 3, NULL) == ADASM_ERR_SIZE, "d = 0");
+  CHECK(adasm_ada_index_build(&ix, A, 2, 3, 2, NULL) == ADASM_ERR_SIZE, "lda < d");
+  CHECK(adasm_ada_index_build(&ix, A, (size_t)-1 / 2, 4, 4, NULL) ==
+            ADASM_ERR_OVERFLOW, "n*d overflow");
+  CHECK(adasm_ada_index_build(&ix, A, 3, (size_t)-1 / 2, (size_t)-1 / 2, NULL) ==
+            ADASM_ERR_OVERFLOW, "(n-1)*lda overflow");
+  bad[4] = adasm__nanf();
+  CHECK(adasm_ada_index_build(&ix, bad, 2, 3, 3, NULL) == ADASM_ERR_NAN, "NaN in A");
+  bad[4] = adasm__inff();
+  CHECK(adasm_ada_index_build(&ix, bad, 2, 3, 3, NULL) == ADASM_ERR_PARAM, "inf in A");
+  bad[4] = -adasm__inff();
+  CHECK(adasm_ada_index_build(&ix, bad, 2, 3, 3, NULL) == ADASM_ERR_PARAM, "-inf in A");
+
+  rc = adasm_ada_index_build(&ix, A, 2, 3, 3, NULL);
+  CHECK(rc == ADASM_OK, "build: %s", adasm_result_string(rc));
+  CHECK(adasm_ada_workspace_size(&ix, &p, NULL) == ADASM_ERR_NULL, "NULL bytes");
+  CHECK(adasm_ada_workspace_size(NULL, &p, &bytes) == ADASM_ERR_NULL, "NULL ix");
+  CHECK(adasm_ada_workspace_size(&ix, NULL, &bytes) == ADASM_ERR_NULL, "NULL p");
+  CHECK(adasm_ada_workspace_size(&ix, &p, &need) == ADASM_OK, "size");
+  CHECK(need <= sizeof work, "workspace %lu", (unsigned long)need);
+  out.idx = idx;
+  out.prob = prob;
+
+#define QERR(params, xx, expect, what)                                         \
+  CHECK(adasm_ada_query(&ix, (params), (xx), work, sizeof work, &out) ==       \
+            (expect),                                                          \
+        "%s", what)
+  q = p; q.k = 0;            QERR(&q, x, ADASM_ERR_SIZE, "k = 0");
+  q = p; q.k = 3;            QERR(&q, x, ADASM_ERR_SIZE, "k > n");
+  q = p; q.eps = 0.0;        QERR(&q, x, ADASM_ERR_PARAM, "eps = 0");
+  q = p; q.eps = 1.0;        QERR(&q, x, ADASM_ERR_PARAM, "eps = 1");
+  q = p; q.eps = (double)adasm__nanf(); QERR(&q, x, ADASM_ERR_PARAM, "eps NaN");
+  q = p; q.delta = 0.0;      QERR(&q, x, ADASM_ERR_PARAM, "delta = 0");
+  q = p; q.delta = 1.5;      QERR(&q, x, ADASM_ERR_PARAM, "delta > 1");
+  q = p; q.delta = (double)adasm__nanf(); QERR(&q, x, ADASM_ERR_PARAM, "delta NaN");
+  q = p; q.beta = 0.0f;      QERR(&q, x, ADASM_ERR_PARAM, "beta = 0");
+  q = p; q.beta = -1.0f;     QERR(&q, x, ADASM_ERR_PARAM, "beta < 0");
+  q = p; q.beta = adasm__inff(); QERR(&q, x, ADASM_ERR_PARAM, "beta inf");
+  q = p; q.beta = adasm__nanf(); QERR(&q, x, ADASM_ERR_PARAM, "beta NaN");
+  q = p; q.fudge_elim = 0.0; QERR(&q, x, ADASM_ERR_PARAM, "fudge_elim = 0");
+  q = p; q.fudge_norm = -1.0; QERR(&q, x, ADASM_ERR_PARAM, "fudge_norm < 0");
+  q = p; q.burnin_frac = 0.0; QERR(&q, x, ADASM_ERR_PARAM, "burnin_frac = 0");
+  q = p; q.burnin_frac = 1.5; QERR(&q, x, ADASM_ERR_PARAM, "burnin_frac > 1");
+  QERR(&p, NULL, ADASM_ERR_NULL, "NULL x");
+  CHECK(adasm_ada_query(NULL, &p, x, work, sizeof work, &out) == ADASM_ERR_NULL, "NULL ix");
+  CHECK(adasm_ada_query(&ix, NULL, x, work, sizeof work, &out) == ADASM_ERR_NULL, "NULL p");
+  CHECK(adasm_ada_query(&ix, &p, x, work, sizeof work, NULL) == ADASM_ERR_NULL, "NULL out");
+  out.idx = NULL;
+  QERR(&p, x, ADASM_ERR_NULL, "NULL out.idx");
+  out.idx = idx;
+  out.prob = NULL;
+  QERR(&p, x, ADASM_ERR_NULL, "NULL out.prob");
+  out.prob = prob;
+  CHECK(adasm_ada_query(&ix, &p, x, NULL, 0, &out) == ADASM_ERR_WORKSPACE, "NULL work");
+  CHECK(adasm_ada_query(&ix, &p, x, work, need - ADASM__ADA_ALIGN - 1, &out) ==
+            ADASM_ERR_WORKSPACE, "small work");
+  /* argument errors leave the outputs untouched */
+  CHECK(idx[0] == 7 && prob[0] == 5.0f, "outputs touched on argument error");
+  {
+    float xn[3] = {1, 0, 0};
+    xn[1] = adasm__nanf();
+    QERR(&p, xn, ADASM_ERR_NAN, "NaN in x");
+    CHECK(prob[0] != prob[0] && out.log_norm != out.log_norm &&
+              idx[0] == (size_t)-1, "NaN x: outputs must be NaN");
+    xn[1] = -adasm__inff();
+    QERR(&p, xn, ADASM_ERR_PARAM, "inf in x");
+  }
+  /* misaligned workspace pointer of exactly the advertised size works */
+  rc = adasm_ada_query(&ix, &p, x, work + 3, need, &out);
+  CHECK(rc == ADASM_OK, "misaligned work: %s", adasm_result_string(rc));
+#undef QERR
+  /* calibration argument checks */
+  CHECK(adasm_ada_calibrate_workspace_size(&ix, &p, 0, &bytes) == ADASM_ERR_SIZE, "q = 0");
+  CHECK(adasm_ada_calibrate(&ix, &p, x, 1, 2, work, sizeof work, &p.eps, &p.delta) ==
+            ADASM_ERR_SIZE, "ldx < d");
+  CHECK(adasm_ada_calibrate(&ix, &p, NULL, 1, 3, work, sizeof work, &p.eps, &p.delta) ==
+            ADASM_ERR_NULL, "NULL X");
+  CHECK(adasm_ada_calibrate(&ix, &p, x, 1, 3, NULL, 0, &p.eps, &p.delta) ==
+            ADASM_ERR_WORKSPACE, "NULL calibration work");
+  adasm_ada_index_free(&ix);
+  CHECK(ix.block == NULL && ix.cols == NULL, "free clears the index");
+  adasm_ada_index_free(&ix); /* twice is harmless */
+  adasm_ada_index_free(NULL);
+}
+
+/* One query with the given params on (A, x); compares the returned set with
+   the exact one, p within rel_tol, log_norm within abs_tol. */
+static void check_query(const char *what, const float *A, size_t n, size_t d,
+                        size_t lda, const float *x, adasm_ada_params p,
+                        double rel_tol, double abs_tol, adasm_ada_result *keep) {
+  adasm_ada_index ix;
+  adasm_ada_result out;
+  size_t bytes, s;
+  void *work;
+  double *mu = (double *)xmalloc(n * sizeof(double)), lse;
+  size_t *idx = (size_t *)xmalloc(p.k * sizeof(size_t));
+  size_t *ref = (size_t *)xmalloc(p.k * sizeof(size_t));
+  float *prob = (float *)xmalloc(p.k * sizeof(float));
+  adasm_result rc = adasm_ada_index_build(&ix, A, n, d, lda, NULL);
+  CHECK(rc == ADASM_OK, "%s: build %s", what, adasm_result_string(rc));
+  if (rc != ADASM_OK) return;
+  work = work_for(&ix, &p, &bytes);
+  out.idx = idx;
+  out.prob = prob;
+  rc = adasm_ada_query(&ix, &p, x, work, bytes, &out);
+  CHECK(rc == ADASM_OK, "%s: query %s", what, adasm_result_string(rc));
+  ref_logits(A, n, d, lda, x, p.beta, mu);
+  lse = ref_lse(mu, n);
+  ref_topk(mu, n, p.k, ref);
+  for (s = 0; s < p.k; ++s) {
+    const double pr = exp(mu[ref[s]] - lse);
+    CHECK(idx[s] == ref[s], "%s: rank %lu is row %lu, expected %lu", what,
+          (unsigned long)s, (unsigned long)idx[s], (unsigned long)ref[s]);
+    CHECK(fabs((double)prob[s] - pr) <= rel_tol * pr, "%s: p %g vs %g", what,
+          (double)prob[s], pr);
+  }
+  CHECK(fabs(out.log_norm - lse) <= abs_tol, "%s: log_norm %.17g vs %.17g", what,
+        out.log_norm, lse);
+  if (keep) {
+    *keep = out;
+    keep->idx = NULL;
+    keep->prob = NULL;
+  }
+  adasm_ada_index_free(&ix);
+  free(mu);
+  free(idx);
+  free(ref);
+  free(prob);
+}
+
+static void test_edges(void) {
+  adasm_pcg32 r;
+  adasm_ada_params p = adasm_ada_params_default();
+  adasm_ada_result out;
+  size_t d, i, j;
+  float *A, *x;
+  adasm_pcg32_seed(&r, 99u, 1u);
+  A = (float *)xmalloc(300 * 40 * sizeof(float));
+  x = (float *)xmalloc(300 * sizeof(float));
+  for (i = 0; i < 300 * 40; ++i) A[i] = (float)gauss(&r);
+  for (j = 0; j < 300; ++j) x[j] = (float)gauss(&r);
+
+  /* n = 1: row 0, p = 1, log_norm = mu_0 exactly */
+  {
+    adasm_ada_index ix;
+    size_t bytes, idx1;
+    float p1;
+    double mu0;
+    void *work;
+    adasm_ada_index_build(&ix, A, 1, 40, 40, NULL);
+    work = work_for(&ix, &p, &bytes);
+    out.idx = &idx1;
+    out.prob = &p1;
+    CHECK(adasm_ada_query(&ix, &p, x, work, bytes, &out) == ADASM_OK, "n = 1");
+    ref_logits(A, 1, 40, 40, x, p.beta, &mu0);
+    CHECK(idx1 == 0 && p1 == 1.0f && out.log_norm == mu0,
+          "n = 1: idx %lu p %g log_norm %.17g vs %.17g", (unsigned long)idx1,
+          (double)p1, out.log_norm, mu0);
+    adasm_ada_index_free(&ix);
+  }
+  /* d = 1 (budget reaches d at once: exact answer) */
+  p.k = 2;
+  check_query("d = 1", A, 300, 1, 1, x, p, 1e-6, 1e-9, NULL);
+  /* tiny d: every estimate is exact, answers match to rounding */
+  p.k = 3;
+  for (d = 2; d <= 16; d += 7)
+    check_query("tiny d", A, 300, d, 40, x, p, 1e-6, 1e-9, NULL);
+  /* k = n: everything exact */
+  p.k = 50;
+  check_query("k = n", A, 50, 40, 40, x, p, 1e-6, 1e-9, &out);
+  CHECK(out.pulls_total == 50u * 40u, "k = n pulls %lu",
+        (unsigned long)out.pulls_total);
+  { /* ... and agrees with the header's exact fused GEMV + softmax */
+    size_t top[3];
+    float ptop[3];
+    double ln = 0.0;
+    adasm_result rc = adasm_gemv_softmax_topk(NULL, A, 50, 40, 40, x, p.beta,
+                                              3, top, ptop, &ln, NULL);
+    CHECK(rc == ADASM_OK && fabs(ln - out.log_norm) < 1e-5,
+          "k = n vs adasm_gemv_softmax_topk: %.9g vs %.9g", ln, out.log_norm);
+  }
+  /* all-zero x: logits 0, top-k = lowest indices, p = 1/n, log_norm = ln n */
+  {
+    float *z = (float *)xmalloc(40 * sizeof(float));
+    for (j = 0; j < 40; ++j) z[j] = 0.0f;
+    p.k = 4;
+    check_query("all-zero x", A, 300, 40, 40, z, p, 1e-6, 1e-12, &out);
+    CHECK(out.pulls_total == 0 && out.nnz == 0, "all-zero x costs nothing");
+    CHECK(fabs(out.log_norm - log(300.0)) < 1e-12, "all-zero log_norm");
+    free(z);
+  }
+  /* all-zero columns are never sampled: nnz counts only the useful ones */
+  {
+    float *B = (float *)xmalloc(200 * 40 * sizeof(float));
+    memcpy(B, A, 200 * 40 * sizeof(float));
+    for (i = 0; i < 200; ++i)
+      for (j = 0; j < 40; j += 2) B[i * 40 + j] = 0.0f;
+    p.k = 1;
+    check_query("zero columns", B, 200, 40, 40, x, p, p.eps, p.eps, &out);
+    CHECK(out.nnz == 20, "nnz %lu (expected 20)", (unsigned long)out.nnz);
+    free(B);
+  }
+  /* exact ties: rows 3, 11, 250 identical and far above the rest, so their
+     order must come out by index (they can only be told apart exactly) */
+  {
+    float *B = (float *)xmalloc(300 * 40 * sizeof(float));
+    size_t k;
+    for (i = 0; i < 300 * 40; ++i) B[i] = (float)(0.1 * gauss(&r));
+    for (j = 0; j < 40; ++j)
+      B[3 * 40 + j] = B[11 * 40 + j] = B[250 * 40 + j] = x[j] > 0 ? 0.5f : -0.5f;
+    for (k = 1; k <= 3; ++k) {
+      uint64_t seed;
+      p.k = k;
+      for (seed = 0; seed < 10; ++seed) {
+        p.seed = seed;
+        check_query("tie", B, 300, 40, 40, x, p, 1e-6, p.eps, NULL);
+      }
+    }
+    p.seed = adasm_ada_params_default().seed;
+    free(B);
+  }
+  /* huge and tiny beta (tiny: all logits ~0, p ~ 1/n; still exact set) */
+  p.k = 1;
+  p.beta = 1e-3f;
+  check_query("beta 1e-3", A, 300, 40, 40, x, p, p.eps, 1e-1, NULL);
+  p.beta = 1e3f;
+  check_query("beta 1e3", A, 300, 40, 40, x, p, p.eps, 1e3 * p.eps, NULL);
+  p.beta = 3e30f;
+  check_query("beta 3e30", A, 300, 40, 40, x, p, p.eps, 1e30, NULL);
+  free(A);
+  free(x);
+}
+
+/* At a fixed sample size g, the Horvitz-Thompson estimate is unbiased and
+   its variance estimate is unbiased for the estimate's variance (rank
+   conditioning makes the per-column terms uncorrelated). Checked over many
+   seeds through the internal functions, on a problem with a few heavy
+   columns and a few zero ones. */
+static void test_estimator(void) {
+  enum { N = 40, D = 64, S = 4000 };
+  static const size_t levels[3] = {4, 16, 48};
+  adasm_pcg32 r;
+  adasm_ada_index ix;
+  adasm_ada_params p = adasm_ada_params_default();
+  adasm__ada_q q;
+  float *A = (float *)xmalloc(N * D * sizeof(float)), x[D];
+  double truth[N], s1[N], s2[N], sv[N];
+  size_t bytes, i, j, li;
+  void *work;
+  adasm_pcg32_seed(&r, 2718u, 3u);
+  for (i = 0; i < N * D; ++i) A[i] = (float)gauss(&r);
+  for (i = 0; i < N; ++i) A[i * D + 5] *= 20.0f; /* heavy columns */
+  for (i = 0; i < N; ++i) A[i * D + 9] *= 8.0f;
+  for (j = 0; j < D; ++j) x[j] = (float)gauss(&r);
+  x[3] = x[17] = 0.0f; /* never sampled */
+  adasm_ada_index_build(&ix, A, N, D, D, NULL);
+  ref_logits(A, N, D, D, x, 1.0f, truth);
+  work = work_for(&ix, &p, &bytes);
+  CHECK(adasm__ada_carve(&ix, 1, work, bytes, &q.w), "carve");
+  q.beta = 1.0;
+  for (li = 0; li < 3; ++li) {
+    const size_t g = levels[li];
+    double zmax = 0.0, est_var = 0.0, emp_var = 0.0;
+    uint64_t seed, pulls = 0;
+    for (i = 0; i < N; ++i) s1[i] = s2[i] = sv[i] = 0.0;
+    for (seed = 0; seed < S; ++seed) {
+      adasm__ada_prepare(&q, &ix, x);
+      adasm__ada_order(&q, seed);
+      for (i = 0; i < N; ++i) q.w.set[i] = i;
+      adasm__ada_pull(&q, q.w.set, N, g, &pulls);
+      for (i = 0; i < N; ++i) {
+        s1[i] += q.w.mu[i];
+        s2[i] += q.w.mu[i] * q.w.mu[i];
+        sv[i] += q.w.var[i];
+      }
+    }
+    CHECK(pulls == (uint64_t)S * N * g, "pull count at g = %lu", (unsigned long)g);
+    for (i = 0; i < N; ++i) {
+      const double mean = s1[i] / (double)S, var = s2[i] / (double)S - mean * mean;
+      const double z = fabs(mean - truth[i]) / sqrt(var / (double)S);
+      if (z > zmax) zmax = z;
+      est_var += sv[i] / (double)S;
+      emp_var += var;
+    }
+    printf("  HT estimator, g = %2lu of 62: max |z| of the mean %.2f, "
+           "mean variance estimate / empirical variance %.3f\n",
+           (unsigned long)g, zmax, est_var / emp_var);
+    CHECK(zmax < 4.5, "HT estimate biased at g = %lu (max z %.2f)",
+          (unsigned long)g, zmax);
+    CHECK(fabs(est_var / emp_var - 1.0) < 0.1,
+          "HT variance estimate off at g = %lu: ratio %.3f", (unsigned long)g,
+          est_var / emp_var);
+  }
+  adasm_ada_index_free(&ix);
+  free(A);
+}
+
+/* Same seed -> bit-identical output; another seed -> same (correct) set. */
+static void test_determinism(family *f) {
+  adasm_ada_params p = adasm_ada_params_default();
+  adasm_ada_result a, b;
+  size_t ia[3], ib[3], bytes;
+  float pa[3], pb[3];
+  void *work;
+  p.k = 3;
+  work = work_for(&f->ix, &p, &bytes);
+  fam_query(f, 5);
+  a.idx = ia; a.prob = pa; b.idx = ib; b.prob = pb;
+  adasm_ada_query(&f->ix, &p, f->x, work, bytes, &a);
+  memset(work, 0xab, bytes); /* stale workspace must not matter */
+  adasm_ada_query(&f->ix, &p, f->x, work, bytes, &b);
+  CHECK(memcmp(ia, ib, sizeof ia) == 0 && memcmp(pa, pb, sizeof pa) == 0 &&
+            a.log_norm == b.log_norm && a.pulls_total == b.pulls_total &&
+            a.madds == b.madds, "same seed, different answers");
+  p.seed = 12345u;
+  adasm_ada_query(&f->ix, &p, f->x, work, bytes, &b);
+  CHECK(memcmp(ia, ib, sizeof ia) == 0, "another seed, another top set");
+  CHECK(a.pulls_total != b.pulls_total || a.log_norm != b.log_norm,
+        "another seed gives the very same run (seed unused?)");
+}
+
+/* Sparse x: 90% zeros; cost scales with the non-zero columns only. */
+static void test_sparse(family *f, size_t T) {
+  adasm_ada_params p = adasm_ada_params_default();
+  size_t t, j, bytes, fails = 0, scratch[2], idx[2];
+  float prob[2];
+  double *mu = (double *)xmalloc(f->n * sizeof(double));
+  void *work;
+  adasm_pcg32 r;
+  p.k = 2;
+  work = work_for(&f->ix, &p, &bytes);
+  adasm_pcg32_seed(&r, 31u, 4u);
+  for (t = 0; t < T; ++t) {
+    adasm_ada_result out;
+    size_t nz = 0;
+    fam_query(f, t);
+    for (j = 0; j < f->d; ++j)
+      if (adasm_pcg32_bounded(&r, 10) != 0) f->x[j] = 0.0f;
+      else ++nz;
+    out.idx = idx;
+    out.prob = prob;
+    p.seed = 77u + t;
+    CHECK(adasm_ada_query(&f->ix, &p, f->x, work, bytes, &out) == ADASM_OK, "sparse");
+    CHECK(out.nnz == nz, "sparse nnz %lu vs %lu", (unsigned long)out.nnz,
+          (unsigned long)nz);
+    CHECK(out.pulls_total <= (uint64_t)f->n * nz, "sparse: pulls beyond n*nnz");
+    ref_logits(f->A, f->n, f->d, f->d, f->x, p.beta, mu);
+    if (!success(mu, f->n, p.k, p.eps, &out, scratch)) ++fails;
+  }
+  CHECK(fails <= binom_quantile(T, p.delta, 0.999), "sparse: %lu failures of %lu",
+        (unsigned long)fails, (unsigned long)T);
+  free(mu);
+}
+
+/* Statistical guarantee with the theory constants (fudge 1). */
+static void test_statistical(family *fams, size_t T) {
+  static const double deltas[2] = {0.1, 0.05};
+  int fi, di;
+  printf("statistical (fudge 1, eps 0.3, %lu trials each):\n", (unsigned long)T);
+  for (fi = 0; fi < FAM_COUNT; ++fi)
+    for (di = 0; di < 2; ++di) {
+      adasm_ada_params p = adasm_ada_params_default();
+      stats st;
+      size_t bound;
+      char label[96];
+      p.delta = deltas[di];
+      p.k = fams[fi].kind == FAM_PLANTED ? 3 : 1;
+      st = run_trials(&fams[fi], p, 0, T);
+      bound = binom_quantile(T, p.delta, 0.999);
+      sprintf(label, "%.29s d%.2f k%lu", fam_names[fi], p.delta, (unsigned long)p.k);
+      print_stats(label, &fams[fi], &st);
+      CHECK(st.failures <= bound, "%s: %lu failures > %lu", label,
+            (unsigned long)st.failures, (unsigned long)bound);
+    }
+}
+
+/* Other modes: temperature, estimated best logits, k = 5. */
+static void test_variants(family *fams, size_t T) {
+  adasm_ada_params p = adasm_ada_params_default();
+  stats st;
+  printf("variants (%lu trials each):\n", (unsigned long)T);
+  p.beta = 0.5f;
+  st = run_trials(&fams[FAM_SIGN], p, 500, T);
+  print_stats("(b) beta 0.5", &fams[FAM_SIGN], &st);
+  CHECK(st.failures <= binom_quantile(T, p.delta, 0.999), "beta 0.5");
+  p.beta = 3.0f;
+  st = run_trials(&fams[FAM_PLANTED], p, 500, T);
+  print_stats("(d) beta 3", &fams[FAM_PLANTED], &st);
+  CHECK(st.failures <= binom_quantile(T, p.delta, 0.999), "beta 3");
+  p.beta = 1.0f;
+  p.estimate_best = 1;
+  st = run_trials(&fams[FAM_ONEHOT], p, 500, T);
+  print_stats("(a) estimate_best", &fams[FAM_ONEHOT], &st);
+  CHECK(st.failures <= binom_quantile(T, p.delta, 0.999), "estimate_best");
+  p.estimate_best = 0;
+  p.k = 5;
+  st = run_trials(&fams[FAM_PLANTED], p, 500, T);
+  print_stats("(d) k 5", &fams[FAM_PLANTED], &st);
+  CHECK(st.failures <= binom_quantile(T, p.delta, 0.999), "k = 5");
+}
+
+/* Calibrated fudge factors: tune on `train` queries, then the failure count
+   on T held-out queries must stay within the binomial bound for delta. */
+static void calibrate_and_test(family *f, adasm_ada_params p, size_t train,
+                               size_t T, int check, stats *out_st,
+                               double *fe, double *fn) {
+  float *X = (float *)xmalloc(train * f->d * sizeof(float));
+  size_t t, bytes = 0;
+  void *cw;
+  adasm_result rc;
+  double t0;
+  for (t = 0; t < train; ++t) {
+    fam_query(f, 100000u + t);
+    memcpy(X + t * f->d, f->x, f->d * sizeof(float));
+  }
+  rc = adasm_ada_calibrate_workspace_size(&f->ix, &p, train, &bytes);
+  CHECK(rc == ADASM_OK, "calibrate size: %s", adasm_result_string(rc));
+  cw = xmalloc(bytes);
+  t0 = now_sec();
+  rc = adasm_ada_calibrate(&f->ix, &p, X, train, f->d, cw, bytes, fe, fn);
+  CHECK(rc == ADASM_OK, "calibrate: %s", adasm_result_string(rc));
+  CHECK(*fe > 0.0 && *fe <= 1.0 && *fn > 0.0 && *fn <= 1.0, "fudges %g %g", *fe, *fn);
+  p.fudge_elim = *fe;
+  p.fudge_norm = *fn;
+  *out_st = run_trials(f, p, 0, T);
+  if (check)
+    CHECK(out_st->failures <= binom_quantile(T, p.delta, 0.999),
+          "calibrated %d: %lu failures of %lu", f->kind,
+          (unsigned long)out_st->failures, (unsigned long)T);
+  printf("  calibrated in %.2f s: fudge_elim %.3g fudge_norm %.3g\n",
+         now_sec() - t0, *fe, *fn);
+  free(cw);
+  free(X);
+}
+
+/* The calibration's acceptance limit: largest c with P(Bin(q, delta) <= c)
+   <= 0.05, checked against a direct (linear-space) computation. */
+static void test_cal_limit(void) {
+  static const size_t qs[6] = {10, 28, 29, 100, 200, 1000};
+  static const double ds[2] = {0.1, 0.05};
+  size_t qi, di;
+  for (di = 0; di < 2; ++di)
+    for (qi = 0; qi < 6; ++qi) {
+      const size_t q = qs[qi];
+      const double dl = ds[di];
+      double pmf = pow(1.0 - dl, (double)q), cdf = pmf;
+      size_t c = 0, lim = 0;
+      int ok_ref = cdf <= 0.05, ok;
+      while (c < q) {
+        pmf *= (double)(q - c) / (double)(c + 1) * dl / (1.0 - dl);
+        if (cdf + pmf > 0.05) break;
+        cdf += pmf;
+        ++c;
+      }
+      ok = adasm__ada_cal_limit(q, dl, &lim);
+      CHECK(ok == ok_ref && (!ok || lim == c),
+            "cal limit q %lu delta %.2f: %d/%lu vs %d/%lu", (unsigned long)q,
+            dl, ok, (unsigned long)lim, ok_ref, (unsigned long)c);
+      if (q == 200 && di == 0) printf("  calibration limit q 200, delta 0.1: %lu failures\n", (unsigned long)lim);
+    }
+}
+
+static void test_calibrated(family *fams, size_t train, size_t T) {
+  int fi;
+  printf("calibrated (train %lu, held-out %lu, delta 0.1):\n",
+         (unsigned long)train, (unsigned long)T);
+  for (fi = 0; fi < FAM_COUNT; ++fi) {
+    adasm_ada_params p = adasm_ada_params_default();
+    stats st;
+    double fe, fn;
+    calibrate_and_test(&fams[fi], p, train, T, 1, &st, &fe, &fn);
+    print_stats(fam_names[fi], &fams[fi], &st);
+  }
+  { /* a smaller delta and k > 1 */
+    adasm_ada_params p = adasm_ada_params_default();
+    stats st;
+    double fe, fn;
+    p.delta = 0.05;
+    p.k = 3;
+    calibrate_and_test(&fams[FAM_PLANTED], p, train, T, 1, &st, &fe, &fn);
+    print_stats("(d) planted, delta 0.05, k 3", &fams[FAM_PLANTED], &st);
+  }
+}
+
+/* --report: gains at n = 10^4, d = 512 and 1024 (theory and calibrated). */
+static void report(void) {
+  static const size_t dims[2] = {512, 1024};
+  int di, fi;
+  for (di = 0; di < 2; ++di) {
+    printf("== n = 10000, d = %lu, eps 0.3, delta 0.1, k 1 ==\n",
+           (unsigned long)dims[di]);
+    for (fi = 0; fi < FAM_COUNT; ++fi) {
+      family f;
+      adasm_ada_params p = adasm_ada_params_default();
+      stats st;
+      double fe, fn, t0, t_gemv = 0.0;
+      size_t t, top;
+      float ptop;
+      fam_init(&f, fi, 10000, dims[di], 2024u + (uint64_t)di);
+      printf("%s\n", fam_names[fi]);
+      st = run_trials(&f, p, 0, 100);
+      print_stats("theory (fudge 1)", &f, &st);
+      for (t = 0; t < 100; ++t) {
+        fam_query(&f, t);
+        t0 = now_sec();
+        adasm_gemv_softmax_topk(NULL, f.A, f.n, f.d, f.d, f.x, 1.0f, 1, &top,
+                                &ptop, NULL, NULL);
+        t_gemv += now_sec() - t0;
+      }
+      printf("  header exact adasm_gemv_softmax_topk: %.3f ms/query\n",
+             1e3 * t_gemv / 100.0);
+      calibrate_and_test(&f, p, 200, 300, 0, &st, &fe, &fn);
+      print_stats("calibrated", &f, &st);
+      fam_free(&f);
+    }
+  }
+}
+
+int main(int argc, char **argv) {
+  family fams[FAM_COUNT];
+  int fi, quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+  const size_t T = quick ? 60 : 300;
+  double t0 = now_sec();
+  setvbuf(stdout, NULL, _IOLBF, 0); /* progress visible when redirected */
+  if (argc > 1 && strcmp(argv[1], "--report") == 0) {
+    report();
+    free(g_work);
+    return 0;
+  }
+  test_errors();
+  test_edges();
+  test_estimator();
+  test_cal_limit();
+  for (fi = 0; fi < FAM_COUNT; ++fi) fam_init(&fams[fi], fi, 2000, 512, 11u);
+  test_determinism(&fams[FAM_PLANTED]);
+  test_sparse(&fams[FAM_SIGN], T / 3);
+  test_statistical(fams, T);
+  test_variants(fams, T / 3);
+  test_calibrated(fams, quick ? 60 : 150, T);
+  for (fi = 0; fi < FAM_COUNT; ++fi) fam_free(&fams[fi]);
+  free(g_work);
+  printf("%d checks, %d failed (%.1f s)\n", g_checks, g_fails, now_sec() - t0);
+  return g_fails ? 1 : 0;
+}
