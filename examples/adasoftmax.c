@@ -1,0 +1,1201 @@
+/* adasoftmax - the command-line front end of adasoftmax.h.
+
+   Runs softmax(beta * A x) for every query row x of a .npy file and reports
+   the top-k rows, their probabilities, the log normalizer, the work done and
+   the time per query as JSON Lines. The contract (options, output, exit
+   codes) is fixed in design/cli-and-measurement.md; `adasoftmax --help`
+   summarises it.
+
+   Build: part of the Meson build (examples/meson.build), or by hand from the
+   repository root:
+       cc -std=c99 -O2 -I. examples/adasoftmax.c -o adasoftmax -lm
+
+   Exit status: 0 success; 2 usage or input error (bad option, bad file);
+   1 internal error (library failure, out of memory, write error). Every error
+   is ONE line on stderr, and nothing is written to the output before all
+   queries have succeeded.
+
+   Adding a method: write its prepare/query (and optionally calibrate,
+   release) functions and fill its row of `methods[]`; a row with a NULL
+   query function is reported as "not implemented yet". */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#endif
+
+#define ADASOFTMAX_IMPLEMENTATION
+#include "adasoftmax.h"
+#define NPY_IMPLEMENTATION
+#define NPY_STATIC
+#include "npy.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _WIN32
+#include <windows.h>
+#endif
+
+#define EXIT_INTERNAL 1 /* library failure, out of memory, write error */
+#define EXIT_INPUT 2    /* usage error or unacceptable input */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TOOL_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define TOOL_PRINTF(f, a)
+#endif
+
+/* ---- small utilities --------------------------------------------------- */
+
+/* One line on stderr, prefixed with the program name. Control characters
+   (from file names or option values) are replaced so it stays one line. */
+static void errorf(const char *fmt, ...) TOOL_PRINTF(1, 2);
+static void errorf(const char *fmt, ...) {
+  char msg[1024];
+  size_t i;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  for (i = 0; msg[i]; i++)
+    if ((unsigned char)msg[i] < 0x20 || (unsigned char)msg[i] == 0x7f)
+      msg[i] = '?';
+  fprintf(stderr, "adasoftmax: %s\n", msg);
+}
+
+static uint64_t now_ns(void) {
+#ifdef _WIN32
+  LARGE_INTEGER c, f;
+  QueryPerformanceCounter(&c);
+  QueryPerformanceFrequency(&f);
+  return (uint64_t)((double)c.QuadPart * 1e9 / (double)f.QuadPart);
+#else
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#endif
+}
+
+/* Shortest "%.*g" that reads back as the same value: round-trips like %.17g
+   (%.9g for float) without printing 0.29999999999999999 for 0.3. JSON has no
+   NaN or infinity; they print as null (valid input never produces them). */
+static const char *fmt_double(char *buf, size_t cap, double v) {
+  int prec;
+  if (!isfinite(v)) {
+    snprintf(buf, cap, "null");
+    return buf;
+  }
+  if (v == floor(v) && fabs(v) < 1e15) { /* integers (counts) as integers */
+    snprintf(buf, cap, "%.0f", v);
+    return buf;
+  }
+  for (prec = 1; prec < 17; prec++) {
+    snprintf(buf, cap, "%.*g", prec, v);
+    if (strtod(buf, NULL) == v) return buf;
+  }
+  snprintf(buf, cap, "%.17g", v);
+  return buf;
+}
+
+static const char *fmt_float(char *buf, size_t cap, float v) {
+  int prec;
+  if (!isfinite(v)) {
+    snprintf(buf, cap, "null");
+    return buf;
+  }
+  for (prec = 1; prec < 9; prec++) {
+    snprintf(buf, cap, "%.*g", prec, (double)v);
+    if (strtof(buf, NULL) == v) return buf;
+  }
+  snprintf(buf, cap, "%.9g", (double)v);
+  return buf;
+}
+
+/* Output with write errors remembered (the first errno), so a full disk is
+   reported instead of a silently short file. */
+typedef struct output {
+  FILE *f;
+  int failed, err;
+} output;
+
+static void out_printf(output *o, const char *fmt, ...) TOOL_PRINTF(2, 3);
+static void out_printf(output *o, const char *fmt, ...) {
+  va_list ap;
+  int r;
+  va_start(ap, fmt);
+  errno = 0;
+  r = vfprintf(o->f, fmt, ap);
+  va_end(ap);
+  if (r < 0 && !o->failed) {
+    o->failed = 1;
+    o->err = errno;
+  }
+}
+
+/* Flush (and close unless it is stdout); 0 or EXIT_INTERNAL after a
+   message naming `what`. */
+static int out_finish(output *o, const char *what) {
+  errno = 0;
+  if (fflush(o->f) != 0 && !o->failed) {
+    o->failed = 1;
+    o->err = errno;
+  }
+  if (ferror(o->f) && !o->failed) {
+    o->failed = 1;
+    o->err = errno;
+  }
+  if (o->f != stdout) {
+    errno = 0;
+    if (fclose(o->f) != 0 && !o->failed) {
+      o->failed = 1;
+      o->err = errno;
+    }
+  }
+  o->f = NULL;
+  if (o->failed) {
+    errorf("%s: write error: %s", what,
+           o->err ? strerror(o->err) : "unknown error");
+    return EXIT_INTERNAL;
+  }
+  return 0;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* ---- usage ------------------------------------------------------------- */
+
+static const char usage_text[] =
+    "usage: adasoftmax <command> [options]\n"
+    "\n"
+    "Computes softmax(B * A x) with adasoftmax.h for every query row x of a\n"
+    "file and reports the top-k rows of A, their probabilities, the log of\n"
+    "the normalizer, the multiply-adds spent and the time, as JSON Lines.\n"
+    "\n"
+    "commands:\n"
+    "  query --weights A.npy --queries X.npy [options]\n"
+    "      A is n x d, X is q x d (one query per row); both 2-D C-order\n"
+    "      float32 ('<f4') NumPy files.\n"
+    "      --method exact|ada|svd|hs  method (default ada; implemented: exact, ada)\n"
+    "      --k K                      top-k, 1 <= K <= n (default 1)\n"
+    "      --eps E --delta D          PAC parameters in (0,1) (default 0.3, "
+    "0.1)\n"
+    "      --temperature B            logits are B * (A x), B > 0 (default 1)\n"
+    "      --calibrate N              tune on the first N queries, report the\n"
+    "                                 rest (N < q; default 0)\n"
+    "      --seed S                   random seed, 0..2^64-1 (default 42)\n"
+    "      --svd-window W --svd-top N svd parameters\n"
+    "      --hs-model M.bin           hs: fastText model trained with -loss hs\n"
+    "      --isa auto|scalar|avx2|avx512|neon\n"
+    "                                 force a kernel set (default auto: the "
+    "best)\n"
+    "      --out FILE                 write the results here (default stdout)\n"
+    "  demo [--n N] [--d D] [--queries Q] [--k K] [--temperature B]\n"
+    "       [--seed S] [--isa I]\n"
+    "      runs the query pipeline on a synthetic head (random data shaped\n"
+    "      like GPT-2's output layer, 50257 x 768, by default) and prints a\n"
+    "      table, the summary line and the memory bandwidth reached\n"
+    "  help, --help                   this text\n"
+    "  --version                      the library version\n"
+    "\n"
+    "output of query, one line per reported query, then a summary line:\n"
+    "  {\"query\": 17, \"top\": [4021], \"p\": [0.4132], \"log_norm\": "
+    "12.0931,\n"
+    "   \"samples\": 3120000, \"ns\": 812345}\n"
+    "  {\"summary\": {\"method\": ..., \"queries\": ..., \"mean_ns\": ..., "
+    "...}}\n"
+    "samples: multiply-adds with entries of A (n*d for exact); ns: wall time\n"
+    "of that query alone.\n"
+    "\n"
+    "exit status: 0 success, 2 usage or input error, 1 internal error\n"
+    "(library failure, out of memory, write error).\n";
+
+static int print_usage_stdout(void) {
+  output o;
+  o.f = stdout;
+  o.failed = 0;
+  o.err = 0;
+  out_printf(&o, "%s", usage_text);
+  return out_finish(&o, "stdout");
+}
+
+/* ---- options ----------------------------------------------------------- */
+
+enum { CMD_QUERY = 1u, CMD_DEMO = 2u };
+
+enum opt_id {
+  OPT_WEIGHTS,
+  OPT_QUERIES,
+  OPT_METHOD,
+  OPT_K,
+  OPT_EPS,
+  OPT_DELTA,
+  OPT_TEMPERATURE,
+  OPT_CALIBRATE,
+  OPT_SEED,
+  OPT_SVD_WINDOW,
+  OPT_SVD_TOP,
+  OPT_HS_MODEL,
+  OPT_OUT,
+  OPT_ISA,
+  OPT_N,
+  OPT_D,
+  OPT_COUNT
+};
+
+typedef struct opt_def {
+  const char *name;
+  enum opt_id id;
+  unsigned cmds; /* the commands that accept it */
+} opt_def;
+
+static const opt_def opt_defs[] = {
+    {"weights", OPT_WEIGHTS, CMD_QUERY},
+    {"queries", OPT_QUERIES, CMD_QUERY | CMD_DEMO},
+    {"method", OPT_METHOD, CMD_QUERY},
+    {"k", OPT_K, CMD_QUERY | CMD_DEMO},
+    {"eps", OPT_EPS, CMD_QUERY},
+    {"delta", OPT_DELTA, CMD_QUERY},
+    {"temperature", OPT_TEMPERATURE, CMD_QUERY | CMD_DEMO},
+    {"calibrate", OPT_CALIBRATE, CMD_QUERY},
+    {"seed", OPT_SEED, CMD_QUERY | CMD_DEMO},
+    {"svd-window", OPT_SVD_WINDOW, CMD_QUERY},
+    {"svd-top", OPT_SVD_TOP, CMD_QUERY},
+    {"hs-model", OPT_HS_MODEL, CMD_QUERY},
+    {"out", OPT_OUT, CMD_QUERY},
+    {"isa", OPT_ISA, CMD_QUERY | CMD_DEMO},
+    {"n", OPT_N, CMD_DEMO},
+    {"d", OPT_D, CMD_DEMO},
+};
+
+enum method_id { METHOD_EXACT, METHOD_ADA, METHOD_SVD, METHOD_HS,
+                 METHOD_COUNT };
+static const char *const method_names[METHOD_COUNT] = {"exact", "ada", "svd",
+                                                       "hs"};
+
+typedef struct options {
+  const char *weights, *queries, *out, *hs_model;
+  enum method_id method;
+  size_t k;
+  double eps, delta;
+  float beta; /* --temperature: the logits are beta * (A x) */
+  size_t calibrate;
+  uint64_t seed;
+  size_t svd_window, svd_top;
+  adasm_isa isa;
+  size_t demo_n, demo_d, demo_q; /* demo only */
+} options;
+
+static void options_default(options *o) {
+  memset(o, 0, sizeof *o);
+  o->method = METHOD_ADA; /* the contract's default */
+  o->k = 1;
+  o->eps = 0.3;
+  o->delta = 0.1;
+  o->beta = 1.0f;
+  o->seed = 42;
+  o->isa = ADASM_ISA_AUTO;
+  o->demo_n = 50257; /* GPT-2's vocabulary and width */
+  o->demo_d = 768;
+  o->demo_q = 20;
+}
+
+/* Strict unsigned integer: decimal digits only (hex with 0x when allowed),
+   no sign, no spaces. 0 ok, -1 not a number, -2 too large. */
+static int parse_u64(const char *s, int allow_hex, uint64_t *out) {
+  unsigned base = 10;
+  uint64_t v = 0;
+  if (allow_hex && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    base = 16;
+    s += 2;
+  }
+  if (*s == '\0') return -1;
+  for (; *s; s++) {
+    unsigned dv;
+    if (*s >= '0' && *s <= '9')
+      dv = (unsigned)(*s - '0');
+    else if (base == 16 && *s >= 'a' && *s <= 'f')
+      dv = (unsigned)(*s - 'a') + 10;
+    else if (base == 16 && *s >= 'A' && *s <= 'F')
+      dv = (unsigned)(*s - 'A') + 10;
+    else
+      return -1;
+    if (v > (UINT64_MAX - dv) / base) return -2;
+    v = v * base + dv;
+  }
+  *out = v;
+  return 0;
+}
+
+static int opt_size(const char *name, const char *val, size_t min,
+                    size_t max, size_t *out) {
+  uint64_t v = 0;
+  int r = parse_u64(val, 0, &v);
+  if (r == -1) {
+    errorf("option --%s: '%s' is not a non-negative integer", name, val);
+    return EXIT_INPUT;
+  }
+  if (r == -2 || v > (uint64_t)max || v < (uint64_t)min) {
+    if (max == SIZE_MAX)
+      errorf("option --%s: %s is out of range (must be >= %zu)", name, val,
+             min);
+    else
+      errorf("option --%s: %s is out of range (must be %zu..%zu)", name,
+             val, min, max);
+    return EXIT_INPUT;
+  }
+  *out = (size_t)v;
+  return 0;
+}
+
+/* A finite number in (lo, hi), both bounds excluded. */
+static int opt_double(const char *name, const char *val, double lo,
+                      double hi, const char *range, double *out) {
+  char *end;
+  double v;
+  if (val[0] == '\0' || isspace((unsigned char)val[0])) goto nan;
+  errno = 0;
+  v = strtod(val, &end);
+  if (*end != '\0') goto nan;
+  if (!isfinite(v) || errno == ERANGE || !(v > lo) || !(v < hi)) {
+    errorf("option --%s: %s is out of range (must be %s)", name, val,
+           range);
+    return EXIT_INPUT;
+  }
+  *out = v;
+  return 0;
+nan:
+  errorf("option --%s: '%s' is not a number", name, val);
+  return EXIT_INPUT;
+}
+
+static int parse_isa(const char *val, adasm_isa *out) {
+  static const struct {
+    const char *name;
+    adasm_isa isa;
+  } isas[] = {{"auto", ADASM_ISA_AUTO},
+              {"scalar", ADASM_ISA_SCALAR},
+              {"avx2", ADASM_ISA_AVX2},
+              {"avx512", ADASM_ISA_AVX512},
+              {"neon", ADASM_ISA_NEON}};
+  size_t i;
+  for (i = 0; i < sizeof isas / sizeof isas[0]; i++)
+    if (strcmp(val, isas[i].name) == 0) {
+      *out = isas[i].isa;
+      return 0;
+    }
+  errorf("option --isa: unknown instruction set '%s' (expected auto, "
+         "scalar, avx2, avx512 or neon)", val);
+  return EXIT_INPUT;
+}
+
+static int apply_option(options *o, const opt_def *def, const char *val) {
+  double v;
+  uint64_t u;
+  int r;
+  switch (def->id) {
+  case OPT_WEIGHTS: o->weights = val; return 0;
+  case OPT_QUERIES: o->queries = val; return 0;
+  case OPT_METHOD: {
+    int m;
+    for (m = 0; m < METHOD_COUNT; m++)
+      if (strcmp(val, method_names[m]) == 0) {
+        o->method = (enum method_id)m;
+        return 0;
+      }
+    errorf("option --method: unknown method '%s' (expected exact, ada, svd "
+           "or hs)", val);
+    return EXIT_INPUT;
+  }
+  case OPT_K: return opt_size("k", val, 1, SIZE_MAX, &o->k);
+  case OPT_EPS: return opt_double("eps", val, 0, 1, "in (0, 1)", &o->eps);
+  case OPT_DELTA:
+    return opt_double("delta", val, 0, 1, "in (0, 1)", &o->delta);
+  case OPT_TEMPERATURE:
+    /* > 0 and finite as a float too (1e300 would become inf, 1e-50 zero) */
+    r = opt_double("temperature", val, 0, (double)3.4e38f,
+                   "finite and > 0", &v);
+    if (r) return r;
+    if ((float)v == 0.0f) {
+      errorf("option --temperature: %s is out of range (must be finite and "
+             "> 0 as a float)", val);
+      return EXIT_INPUT;
+    }
+    o->beta = (float)v;
+    return 0;
+  case OPT_CALIBRATE:
+    return opt_size("calibrate", val, 0, SIZE_MAX, &o->calibrate);
+  case OPT_SEED:
+    r = parse_u64(val, 1, &u);
+    if (r) {
+      errorf(r == -2 ? "option --seed: %s is out of range (must be "
+                       "0..18446744073709551615)"
+                     : "option --seed: '%s' is not a non-negative integer",
+             val);
+      return EXIT_INPUT;
+    }
+    o->seed = u;
+    return 0;
+  case OPT_SVD_WINDOW:
+    return opt_size("svd-window", val, 1, SIZE_MAX, &o->svd_window);
+  case OPT_SVD_TOP: return opt_size("svd-top", val, 1, SIZE_MAX, &o->svd_top);
+  case OPT_HS_MODEL: o->hs_model = val; return 0;
+  case OPT_OUT: o->out = val; return 0;
+  case OPT_ISA: return parse_isa(val, &o->isa);
+  case OPT_N: return opt_size("n", val, 1, (size_t)UINT32_MAX, &o->demo_n);
+  case OPT_D: return opt_size("d", val, 1, (size_t)1 << 24, &o->demo_d);
+  case OPT_COUNT: break;
+  }
+  return EXIT_INPUT;
+}
+
+/* Parses argv[2..]: "--name value" or "--name=value". Returns -1 to go on,
+   0 after printing the usage (--help), or an exit code after an error. */
+static int parse_options(int argc, char **argv, unsigned cmd, options *o) {
+  unsigned long seen = 0;
+  int i;
+  for (i = 2; i < argc; i++) {
+    const char *arg = argv[i], *val = NULL, *eq;
+    size_t len, j;
+    const opt_def *def = NULL;
+    int r;
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+      return print_usage_stdout();
+    if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+      errorf("%s: unexpected argument '%s' (options start with --)", argv[1],
+             arg);
+      return EXIT_INPUT;
+    }
+    eq = strchr(arg + 2, '=');
+    len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+    for (j = 0; j < sizeof opt_defs / sizeof opt_defs[0]; j++)
+      if (strlen(opt_defs[j].name) == len &&
+          strncmp(opt_defs[j].name, arg + 2, len) == 0 &&
+          (opt_defs[j].cmds & cmd))
+        def = &opt_defs[j];
+    if (def == NULL) {
+      errorf("%s: unknown option '%.*s'", argv[1], (int)(len + 2), arg);
+      return EXIT_INPUT;
+    }
+    if (eq) {
+      val = eq + 1;
+    } else if (i + 1 < argc &&
+               !(strncmp(argv[i + 1], "--", 2) == 0 && argv[i + 1][2])) {
+      val = argv[++i];
+    } else { /* a following "--opt" is taken as a forgotten value */
+      errorf("option --%s needs a value", def->name);
+      return EXIT_INPUT;
+    }
+    if (seen & (1ul << def->id)) {
+      errorf("option --%s is given twice", def->name);
+      return EXIT_INPUT;
+    }
+    seen |= 1ul << def->id;
+    if (val[0] == '\0') {
+      errorf("option --%s: empty value", def->name);
+      return EXIT_INPUT;
+    }
+    /* demo's --queries is a count, query's a file */
+    if (cmd == CMD_DEMO && def->id == OPT_QUERIES)
+      r = opt_size("queries", val, 1, 1000000, &o->demo_q);
+    else
+      r = apply_option(o, def, val);
+    if (r) return r;
+  }
+  return -1;
+}
+
+/* The kernel set for --isa (AUTO: the best the CPU has). */
+static int get_kernels(adasm_isa isa, const adasm_kernels **k) {
+  adasm_result r = adasm_kernels_get(isa, k);
+  if (r == ADASM_ERR_ISA_UNSUPPORTED) {
+    errorf("option --isa: instruction set '%s' is not available on this CPU "
+           "or in this build", adasm_isa_name(isa));
+    return EXIT_INPUT;
+  }
+  if (r != ADASM_OK || *k == NULL) {
+    errorf("cannot get the kernels for '%s': %s", adasm_isa_name(isa),
+           adasm_result_string(r));
+    return EXIT_INTERNAL;
+  }
+  return 0;
+}
+
+/* ---- methods ----------------------------------------------------------- */
+
+/* What every method sees. Inputs are read-only; `state` is the method's. */
+typedef struct method_ctx {
+  const adasm_kernels *kern;
+  const float *A; /* n x d, row-major */
+  size_t n, d, k;
+  float beta;
+  double eps, delta;
+  uint64_t seed;
+  size_t svd_window, svd_top;
+  const char *hs_model;
+  double fudge_elim, fudge_norm; /* reported in the summary; 1 = none */
+  void *state;
+} method_ctx;
+
+/* Functions return 0, EXIT_INPUT or EXIT_INTERNAL, and on error write a
+   message (without the program name) to err. */
+typedef struct method_def {
+  /* one-off work before the first query (timed as prepare_ns); may be NULL */
+  int (*prepare)(method_ctx *m, char *err, size_t errlen);
+  /* tune on the first --calibrate queries; NULL: nothing to tune */
+  int (*calibrate)(method_ctx *m, const float *X, size_t nq, char *err,
+                   size_t errlen);
+  /* one query: top (k indices, best first), p (k), log normalizer and the
+     multiply-adds spent; NULL: the method is not implemented yet */
+  int (*query)(method_ctx *m, const float *x, size_t *top, float *p,
+               double *log_norm, uint64_t *samples, char *err,
+               size_t errlen);
+  void (*release)(method_ctx *m); /* may be NULL */
+} method_def;
+
+static int exact_query(method_ctx *m, const float *x, size_t *top, float *p,
+                       double *log_norm, uint64_t *samples, char *err,
+                       size_t errlen) {
+  adasm_result r = adasm_gemv_softmax_topk(m->kern, m->A, m->n, m->d, m->d, x,
+                                           m->beta, m->k, top, p, log_norm,
+                                           NULL);
+  if (r != ADASM_OK) {
+    snprintf(err, errlen, "%s", adasm_result_string(r));
+    return EXIT_INTERNAL;
+  }
+  *samples = (uint64_t)m->n * (uint64_t)m->d;
+  return 0;
+}
+
+/* ---- ada: the index is built once (prepare); one workspace serves every
+   query, so a query allocates nothing. */
+typedef struct ada_state {
+  adasm_ada_index ix;
+  adasm_ada_params params;
+  void *work;
+  size_t work_bytes;
+} ada_state;
+
+static void ada_release(method_ctx *m) {
+  ada_state *st = (ada_state *)m->state;
+  if (!st) return;
+  adasm_ada_index_free(&st->ix);
+  free(st->work);
+  free(st);
+  m->state = NULL;
+}
+
+static int ada_fail(char *err, size_t errlen, const char *what,
+                    adasm_result r) {
+  snprintf(err, errlen, "%s: %s", what, adasm_result_string(r));
+  return r == ADASM_ERR_NOMEM ? EXIT_INTERNAL : EXIT_INPUT;
+}
+
+static int ada_prepare(method_ctx *m, char *err, size_t errlen) {
+  ada_state *st = (ada_state *)calloc(1, sizeof *st);
+  adasm_result r;
+  if (!st) return ada_fail(err, errlen, "index", ADASM_ERR_NOMEM);
+  m->state = st;
+  r = adasm_ada_index_build(&st->ix, m->A, m->n, m->d, m->d, NULL);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "building the index", r);
+  st->params = adasm_ada_params_default();
+  st->params.k = m->k;
+  st->params.eps = m->eps;
+  st->params.delta = m->delta;
+  st->params.beta = m->beta;
+  st->params.seed = m->seed;
+  r = adasm_ada_workspace_size(&st->ix, &st->params, &st->work_bytes);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "workspace", r);
+  st->work = malloc(st->work_bytes);
+  if (!st->work) return ada_fail(err, errlen, "workspace", ADASM_ERR_NOMEM);
+  return 0;
+}
+
+static int ada_calibrate(method_ctx *m, const float *X, size_t nq, char *err,
+                         size_t errlen) {
+  ada_state *st = (ada_state *)m->state;
+  size_t bytes;
+  void *work;
+  adasm_result r =
+      adasm_ada_calibrate_workspace_size(&st->ix, &st->params, nq, &bytes);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "calibration workspace", r);
+  work = malloc(bytes);
+  if (!work) return ada_fail(err, errlen, "calibration", ADASM_ERR_NOMEM);
+  r = adasm_ada_calibrate(&st->ix, &st->params, X, nq, m->d, work, bytes,
+                          &st->params.fudge_elim, &st->params.fudge_norm);
+  free(work);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "calibration", r);
+  m->fudge_elim = st->params.fudge_elim;
+  m->fudge_norm = st->params.fudge_norm;
+  return 0;
+}
+
+static int ada_query(method_ctx *m, const float *x, size_t *top, float *p,
+                     double *log_norm, uint64_t *samples, char *err,
+                     size_t errlen) {
+  ada_state *st = (ada_state *)m->state;
+  adasm_ada_result res;
+  adasm_result r;
+  memset(&res, 0, sizeof res);
+  res.idx = top;
+  res.prob = p;
+  r = adasm_ada_query(&st->ix, &st->params, x, st->work, st->work_bytes, &res);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "query", r);
+  *log_norm = res.log_norm;
+  *samples = res.pulls_total;
+  return 0;
+}
+
+/* Indexed by enum method_id. */
+static const method_def methods[METHOD_COUNT] = {
+    {NULL, NULL, exact_query, NULL},                   /* exact */
+    {ada_prepare, ada_calibrate, ada_query, ada_release}, /* ada */
+    {NULL, NULL, NULL, NULL},        /* svd: not implemented yet */
+    {NULL, NULL, NULL, NULL},        /* hs: not implemented yet */
+};
+
+static int method_check(enum method_id id) {
+  if (methods[id].query == NULL) {
+    errorf("method '%s' is not implemented yet", method_names[id]);
+    return EXIT_INPUT;
+  }
+  return 0;
+}
+
+/* ---- running the queries ----------------------------------------------- */
+
+typedef struct run_result {
+  size_t first, count, k; /* reported queries: first .. first+count-1 */
+  size_t *top;            /* count * k */
+  float *p;               /* count * k */
+  double *log_norm;       /* count */
+  uint64_t *samples, *ns; /* count */
+  uint64_t prepare_ns, calibrate_ns;
+} run_result;
+
+static void run_free(run_result *r) {
+  free(r->top);
+  free(r->p);
+  free(r->log_norm);
+  free(r->samples);
+  free(r->ns);
+  memset(r, 0, sizeof *r);
+}
+
+static int result_finite(const run_result *r, size_t i) {
+  size_t j;
+  if (!isfinite(r->log_norm[i])) return 0;
+  for (j = 0; j < r->k; j++)
+    if (!isfinite(r->p[i * r->k + j])) return 0;
+  return 1;
+}
+
+/* Prepare, calibrate on the first `calibrate` queries, then time each of the
+   others alone. Results are kept in memory and written only when every
+   query succeeded. Prints its own error line. */
+static int run_method(enum method_id id, method_ctx *m, const float *X,
+                      size_t nq, size_t calibrate, run_result *res) {
+  const method_def *md = &methods[id];
+  char err[512];
+  size_t i, count = nq - calibrate;
+  uint64_t t0;
+  int rc = 0;
+  memset(res, 0, sizeof *res);
+  res->first = calibrate;
+  res->count = count;
+  res->k = m->k;
+  if (count > SIZE_MAX / m->k / sizeof(size_t)) {
+    errorf("too many results to hold (%zu queries x k=%zu)", count, m->k);
+    return EXIT_INTERNAL;
+  }
+  res->top = (size_t *)malloc(count * m->k * sizeof(size_t));
+  res->p = (float *)malloc(count * m->k * sizeof(float));
+  res->log_norm = (double *)malloc(count * sizeof(double));
+  res->samples = (uint64_t *)malloc(count * sizeof(uint64_t));
+  res->ns = (uint64_t *)malloc(count * sizeof(uint64_t));
+  if (!res->top || !res->p || !res->log_norm || !res->samples || !res->ns) {
+    errorf("out of memory for the results of %zu queries", count);
+    run_free(res);
+    return EXIT_INTERNAL;
+  }
+  err[0] = '\0';
+  t0 = now_ns();
+  if (md->prepare) rc = md->prepare(m, err, sizeof err);
+  res->prepare_ns = now_ns() - t0;
+  if (rc) {
+    errorf("%s: preparation failed: %s", method_names[id], err);
+    goto fail;
+  }
+  t0 = now_ns();
+  if (md->calibrate && calibrate > 0)
+    rc = md->calibrate(m, X, calibrate, err, sizeof err);
+  res->calibrate_ns = now_ns() - t0;
+  if (rc) {
+    errorf("%s: calibration failed: %s", method_names[id], err);
+    goto fail;
+  }
+  for (i = 0; i < count; i++) {
+    const float *x = X + (calibrate + i) * m->d;
+    uint64_t t1;
+    t0 = now_ns();
+    rc = md->query(m, x, res->top + i * m->k, res->p + i * m->k,
+                   res->log_norm + i, res->samples + i, err, sizeof err);
+    t1 = now_ns();
+    if (rc) {
+      errorf("query %zu: %s", calibrate + i, err);
+      goto fail;
+    }
+    /* JSON has no infinity; and an infinite normalizer is no answer. The
+       library reports NaN itself; +inf logits (infinite entries, or float
+       overflow of beta * A x) come back as a valid limit we cannot print. */
+    if (!result_finite(res, i)) {
+      errorf("query %zu: the logits overflow float (infinite or huge values "
+             "in the weights or the query): log_norm is not finite",
+             calibrate + i);
+      rc = EXIT_INTERNAL;
+      goto fail;
+    }
+    res->ns[i] = t1 - t0;
+  }
+  if (md->release) md->release(m);
+  return 0;
+fail:
+  if (md->release) md->release(m);
+  run_free(res);
+  return rc;
+}
+
+typedef struct summary {
+  double mean_ns, median_ns, mean_samples, gain;
+} summary;
+
+static int summarize(const run_result *r, size_t n, size_t d, summary *s) {
+  uint64_t *sorted;
+  double sum_ns = 0, sum_samples = 0;
+  size_t i;
+  memset(s, 0, sizeof *s);
+  if (r->count == 0) return 0;
+  sorted = (uint64_t *)malloc(r->count * sizeof *sorted);
+  if (sorted == NULL) {
+    errorf("out of memory for the summary");
+    return EXIT_INTERNAL;
+  }
+  for (i = 0; i < r->count; i++) {
+    sum_ns += (double)r->ns[i];
+    sum_samples += (double)r->samples[i];
+    sorted[i] = r->ns[i];
+  }
+  qsort(sorted, r->count, sizeof *sorted, cmp_u64);
+  s->median_ns = r->count % 2
+                     ? (double)sorted[r->count / 2]
+                     : ((double)sorted[r->count / 2 - 1] +
+                        (double)sorted[r->count / 2]) / 2;
+  free(sorted);
+  s->mean_ns = sum_ns / (double)r->count;
+  s->mean_samples = sum_samples / (double)r->count;
+  s->gain = s->mean_samples > 0
+                ? (double)n * (double)d / s->mean_samples
+                : 0;
+  return 0;
+}
+
+static void write_query_line(output *o, const run_result *r, size_t i) {
+  char b[40];
+  size_t j;
+  out_printf(o, "{\"query\": %zu, \"top\": [", r->first + i);
+  for (j = 0; j < r->k; j++)
+    out_printf(o, "%s%zu", j ? ", " : "", r->top[i * r->k + j]);
+  out_printf(o, "], \"p\": [");
+  for (j = 0; j < r->k; j++)
+    out_printf(o, "%s%s", j ? ", " : "",
+               fmt_float(b, sizeof b, r->p[i * r->k + j]));
+  out_printf(o, "], \"log_norm\": %s, ",
+             fmt_double(b, sizeof b, r->log_norm[i]));
+  out_printf(o, "\"samples\": %" PRIu64 ", \"ns\": %" PRIu64 "}\n",
+             r->samples[i], r->ns[i]);
+}
+
+static void write_summary(output *o, enum method_id id, const method_ctx *m,
+                          const run_result *r, const summary *s) {
+  char b[40];
+  out_printf(o, "{\"summary\": {\"method\": \"%s\", \"queries\": %zu, "
+                "\"n\": %zu, \"d\": %zu, \"k\": %zu, ",
+             method_names[id], r->count, m->n, m->d, m->k);
+  out_printf(o, "\"mean_ns\": %s, ", fmt_double(b, sizeof b, s->mean_ns));
+  out_printf(o, "\"median_ns\": %s, ", fmt_double(b, sizeof b, s->median_ns));
+  out_printf(o, "\"mean_samples\": %s, ",
+             fmt_double(b, sizeof b, s->mean_samples));
+  out_printf(o, "\"gain\": %s, ", fmt_double(b, sizeof b, s->gain));
+  out_printf(o, "\"fudge_elim\": %s, ",
+             fmt_double(b, sizeof b, m->fudge_elim));
+  out_printf(o, "\"fudge_norm\": %s, ",
+             fmt_double(b, sizeof b, m->fudge_norm));
+  out_printf(o, "\"prepare_ns\": %" PRIu64 ", \"calibrate\": %zu, "
+                "\"calibrate_ns\": %" PRIu64 ", ",
+             r->prepare_ns, r->first, r->calibrate_ns);
+  out_printf(o, "\"isa\": \"%s\", ", adasm_isa_name(adasm_kernels_isa(m->kern)));
+  out_printf(o, "\"eps\": %s, ", fmt_double(b, sizeof b, m->eps));
+  out_printf(o, "\"delta\": %s, ", fmt_double(b, sizeof b, m->delta));
+  out_printf(o, "\"temperature\": %s, ", fmt_float(b, sizeof b, m->beta));
+  out_printf(o, "\"seed\": %" PRIu64 "}}\n", m->seed);
+}
+
+static void method_ctx_init(method_ctx *m, const options *o,
+                            const adasm_kernels *kern, const float *A,
+                            size_t n, size_t d) {
+  memset(m, 0, sizeof *m);
+  m->kern = kern;
+  m->A = A;
+  m->n = n;
+  m->d = d;
+  m->k = o->k;
+  m->beta = o->beta;
+  m->eps = o->eps;
+  m->delta = o->delta;
+  m->seed = o->seed;
+  m->svd_window = o->svd_window;
+  m->svd_top = o->svd_top;
+  m->hs_model = o->hs_model;
+  m->fudge_elim = 1.0;
+  m->fudge_norm = 1.0;
+}
+
+/* ---- query command ----------------------------------------------------- */
+
+static int load_matrix(const char *path, npy_array *a) {
+  char err[512];
+  int r = npy_read(path, NPY_F4, 2, a, err, sizeof err);
+  if (r != NPY_OK) {
+    /* (path is never NULL; the test keeps gcc's -Wformat-overflow quiet
+       after it inlines npy_read's argument check) */
+    errorf("%s: %s", path ? path : "?", err);
+    return r == NPY_ERR_NOMEM ? EXIT_INTERNAL : EXIT_INPUT;
+  }
+  return 0;
+}
+
+static int cmd_query(int argc, char **argv) {
+  options o;
+  npy_array A, X;
+  const adasm_kernels *kern = NULL;
+  method_ctx m;
+  run_result res;
+  summary s;
+  output out;
+  size_t n, d, q, i;
+  int rc;
+  memset(&A, 0, sizeof A);
+  memset(&X, 0, sizeof X);
+  memset(&res, 0, sizeof res);
+  options_default(&o);
+  rc = parse_options(argc, argv, CMD_QUERY, &o);
+  if (rc >= 0) return rc;
+  if (o.weights == NULL || o.queries == NULL) {
+    errorf("query: --%s is required", o.weights == NULL ? "weights"
+                                                         : "queries");
+    return EXIT_INPUT;
+  }
+  if ((rc = method_check(o.method)) != 0) return rc;
+  if ((rc = get_kernels(o.isa, &kern)) != 0) return rc;
+  if ((rc = load_matrix(o.weights, &A)) != 0) goto done;
+  n = A.shape[0];
+  d = A.shape[1];
+  if (n == 0 || d == 0) {
+    errorf("%s: the weights have no %s (shape (%zu, %zu))", o.weights,
+           n == 0 ? "rows" : "columns", n, d);
+    rc = EXIT_INPUT;
+    goto done;
+  }
+  if ((rc = load_matrix(o.queries, &X)) != 0) goto done;
+  q = X.shape[0];
+  if (q == 0) {
+    errorf("%s: there are no queries (shape (0, %zu))", o.queries,
+           X.shape[1]);
+    rc = EXIT_INPUT;
+    goto done;
+  }
+  if (X.shape[1] != d) {
+    errorf("%s: the queries have %zu columns but the rows of %s have %zu "
+           "(d must match)", o.queries, X.shape[1], o.weights, d);
+    rc = EXIT_INPUT;
+    goto done;
+  }
+  if (o.k > n) {
+    errorf("option --k: %zu is larger than the number of rows of %s (%zu)",
+           o.k, o.weights, n);
+    rc = EXIT_INPUT;
+    goto done;
+  }
+  if (o.calibrate >= q) {
+    errorf("option --calibrate: %zu must be smaller than the number of "
+           "queries in %s (%zu)", o.calibrate, o.queries, q);
+    rc = EXIT_INPUT;
+    goto done;
+  }
+  method_ctx_init(&m, &o, kern, (const float *)A.data, n, d);
+  rc = run_method(o.method, &m, (const float *)X.data, q, o.calibrate, &res);
+  if (rc) goto done;
+  if ((rc = summarize(&res, n, d, &s)) != 0) goto done;
+  /* Opened only now: a failed run leaves an existing file untouched. */
+  out.failed = 0;
+  out.err = 0;
+  out.f = stdout;
+  if (o.out) {
+    errno = 0;
+    out.f = fopen(o.out, "w");
+    if (out.f == NULL) {
+      errorf("%s: cannot create: %s", o.out,
+             errno ? strerror(errno) : "unknown error");
+      rc = EXIT_INPUT;
+      goto done;
+    }
+  }
+  for (i = 0; i < res.count; i++) write_query_line(&out, &res, i);
+  write_summary(&out, o.method, &m, &res, &s);
+  rc = out_finish(&out, o.out ? o.out : "stdout");
+done:
+  run_free(&res);
+  npy_free(&A);
+  npy_free(&X);
+  return rc;
+}
+
+/* ---- demo -------------------------------------------------------------- */
+
+/* Gaussian-ish value with unit variance: Irwin-Hall sum of four 16-bit
+   uniforms from two PCG draws, centred and scaled (tails cut at 3.46
+   sigma). Cheap enough to fill 38.6M entries in a fraction of a second. */
+static double gaussish(adasm_pcg32 *rng) {
+  uint32_t a = adasm_pcg32_next(rng), b = adasm_pcg32_next(rng);
+  uint32_t s = (a & 0xffffu) + (a >> 16) + (b & 0xffffu) + (b >> 16);
+  /* mean 2*65535; variance 4 * (65536^2 - 1) / 12 ~ 65536^2 / 3 */
+  return ((double)s - 131070.0) * (1.7320508075688772 / 65536.0);
+}
+
+/* Exact reference in double for one query: argmax and logsumexp, with a
+   running (max, sum) pair so the logits need not be stored. */
+static void reference(const float *A, size_t n, size_t d, const float *x,
+                      float beta, size_t *argmax, double *zmax, double *lse) {
+  size_t i, j, best = 0;
+  double m = -HUGE_VAL, s = 0;
+  for (i = 0; i < n; i++) {
+    const float *a = A + i * d;
+    double acc = 0, zi;
+    for (j = 0; j < d; j++) acc += (double)a[j] * (double)x[j];
+    zi = (double)beta * acc;
+    if (zi > m) {
+      s = s * exp(m - zi) + 1.0;
+      m = zi;
+      best = i;
+    } else {
+      s += exp(zi - m);
+    }
+  }
+  *argmax = best;
+  *zmax = m;
+  *lse = m + log(s);
+}
+
+/* The methods the demo runs, in order; exact first (the others are compared
+   with it). Add a method here once it is implemented. */
+static const enum method_id demo_methods[] = {METHOD_EXACT};
+#define DEMO_NMETHODS (sizeof demo_methods / sizeof demo_methods[0])
+
+/* Prints one method's table and summary; checks against the reference. */
+static void demo_report(output *out, enum method_id id, const method_ctx *m,
+                        const run_result *res, const summary *s,
+                        const float *A, const float *X, const size_t *planted,
+                        const size_t *ref_top, const double *ref_lse,
+                        double exact_median_ns) {
+  size_t i, j, n = m->n, d = m->d, q = res->count, hits = 0, ref_hits = 0;
+  double max_rel = 0, max_lse = 0, bytes;
+  out_printf(out, "\n%s (isa %s):\n", method_names[id],
+             adasm_isa_name(adasm_kernels_isa(m->kern)));
+  out_printf(out, "%5s %9s %9s %9s %10s %10s %12s %10s\n", "query",
+             "planted", "top-1", "ref top-1", "p", "p rel.err", "log_norm",
+             "time ms");
+  for (i = 0; i < q; i++) {
+    size_t top1 = res->top[i * res->k];
+    const float *a = A + top1 * d;
+    double acc = 0, p_ref, rel;
+    /* the returned top-1's probability, in double, from the same floats */
+    for (j = 0; j < d; j++) acc += (double)a[j] * (double)X[i * d + j];
+    p_ref = exp((double)m->beta * acc - ref_lse[i]);
+    rel = fabs((double)res->p[i * res->k] - p_ref) / p_ref;
+    if (rel > max_rel) max_rel = rel;
+    if (fabs(res->log_norm[i] - ref_lse[i]) > max_lse)
+      max_lse = fabs(res->log_norm[i] - ref_lse[i]);
+    hits += top1 == planted[i];
+    ref_hits += top1 == ref_top[i];
+    out_printf(out, "%5zu %9zu %9zu %9zu %10.6f %10.2e %12.6f %10.3f\n", i,
+               planted[i], top1, ref_top[i], (double)res->p[i * res->k], rel,
+               res->log_norm[i], (double)res->ns[i] * 1e-6);
+  }
+  out_printf(out,
+             "top-1 = planted row for %zu/%zu queries, = double-precision "
+             "argmax for %zu/%zu;\n"
+             "max relative error of p %.2e, max error of log_norm %.2e\n",
+             hits, q, ref_hits, q, max_rel, max_lse);
+  out_printf(out,
+             "time per query: median %.3f ms, mean %.3f ms; multiply-adds "
+             "%.0f per query (gain %.2f)\n",
+             s->median_ns * 1e-6, s->mean_ns * 1e-6, s->mean_samples,
+             s->gain);
+  if (id != METHOD_EXACT && exact_median_ns > 0 && s->median_ns > 0)
+    out_printf(out, "speed-up over exact (median times): %.2fx\n",
+               exact_median_ns / s->median_ns);
+  /* The physical view: a dense GEMV must read all of A once per query, so
+     its speed is capped by memory bandwidth; a sampling method can beat
+     the cap, which shows as a dense-equivalent rate above it. */
+  bytes = ((double)n * (double)d + (double)d) * sizeof(float);
+  out_printf(out,
+             "bandwidth: %.1f MB of A and x per dense query / median time "
+             "= %.1f GB/s%s\n",
+             bytes * 1e-6, s->median_ns > 0 ? bytes / s->median_ns : 0.0,
+             id == METHOD_EXACT ? "" : " (dense-equivalent)");
+  write_summary(out, id, m, res, s);
+}
+
+static int cmd_demo(int argc, char **argv) {
+  /* The scale of the queries: the planted row's logit is about this, the
+     others spread with standard deviation ~ SHARP / sqrt(d) * 1.1, so the
+     winner keeps a clear but not total share of the mass. */
+  const double SHARP = 12.0;
+  options o;
+  const adasm_kernels *kern = NULL;
+  float *A = NULL, *X = NULL;
+  size_t *planted = NULL, *ref_top = NULL;
+  double *ref_lse = NULL, exact_median_ns = 0, inv_sqrt_d;
+  method_ctx m;
+  run_result res;
+  summary s;
+  output out;
+  adasm_pcg32 rng;
+  size_t n, d, q, i, j, mi;
+  uint64_t t0, gen_ns;
+  int rc;
+  memset(&res, 0, sizeof res);
+  options_default(&o);
+  rc = parse_options(argc, argv, CMD_DEMO, &o);
+  if (rc >= 0) return rc;
+  n = o.demo_n;
+  d = o.demo_d;
+  q = o.demo_q;
+  if (o.k > n) {
+    errorf("option --k: %zu is larger than --n (%zu)", o.k, n);
+    return EXIT_INPUT;
+  }
+  if ((rc = get_kernels(o.isa, &kern)) != 0) return rc;
+  if (n > SIZE_MAX / sizeof(float) / d || q > SIZE_MAX / sizeof(float) / d) {
+    errorf("demo: %zu x %zu is too large", n, d);
+    return EXIT_INPUT;
+  }
+  A = (float *)malloc(n * d * sizeof(float));
+  X = (float *)malloc(q * d * sizeof(float));
+  planted = (size_t *)malloc(q * sizeof(size_t));
+  ref_top = (size_t *)malloc(q * sizeof(size_t));
+  ref_lse = (double *)malloc(q * sizeof(double));
+  if (!A || !X || !planted || !ref_top || !ref_lse) {
+    errorf("out of memory for a %zu x %zu head (%.1f MB)", n, d,
+           (double)n * (double)d * 4e-6);
+    rc = EXIT_INTERNAL;
+    goto done;
+  }
+  /* Synthetic head: rows of i.i.d. Gaussian-ish entries with variance 1/d,
+     so every row has norm ~1 and distinct rows are nearly orthogonal. */
+  t0 = now_ns();
+  inv_sqrt_d = 1.0 / sqrt((double)d);
+  adasm_pcg32_seed(&rng, o.seed, 1);
+  for (i = 0; i < n * d; i++)
+    A[i] = (float)(gaussish(&rng) * inv_sqrt_d);
+  /* Each query: SHARP * (row t + 0.35 row u + 0.25 row v + noise): row t is
+     the clear winner, u and v the runners-up, the rest a noisy tail. */
+  adasm_pcg32_seed(&rng, o.seed, 2);
+  for (i = 0; i < q; i++) {
+    uint32_t t = adasm_pcg32_bounded(&rng, (uint32_t)n);
+    uint32_t u = adasm_pcg32_bounded(&rng, (uint32_t)n);
+    uint32_t v = adasm_pcg32_bounded(&rng, (uint32_t)n);
+    planted[i] = t;
+    for (j = 0; j < d; j++)
+      X[i * d + j] = (float)(SHARP * ((double)A[t * d + j] +
+                                      0.35 * (double)A[u * d + j] +
+                                      0.25 * (double)A[v * d + j] +
+                                      0.3 * inv_sqrt_d * gaussish(&rng)));
+  }
+  gen_ns = now_ns() - t0;
+  /* Double-precision reference (not timed): argmax and log normalizer. */
+  for (i = 0; i < q; i++) {
+    double zmax;
+    reference(A, n, d, X + i * d, o.beta, &ref_top[i], &zmax, &ref_lse[i]);
+  }
+
+  out.f = stdout;
+  out.failed = 0;
+  out.err = 0;
+  out_printf(&out,
+             "adasoftmax demo: synthetic head n=%zu x d=%zu (random rows "
+             "shaped like GPT-2's output layer, not a trained model),\n"
+             "%zu queries each planted on one row, seed %" PRIu64
+             ", generated in %.2f s\n",
+             n, d, q, o.seed, (double)gen_ns * 1e-9);
+  for (mi = 0; mi < DEMO_NMETHODS; mi++) {
+    enum method_id id = demo_methods[mi];
+    method_ctx_init(&m, &o, kern, A, n, d);
+    rc = run_method(id, &m, X, q, 0, &res); /* the same path as `query` */
+    if (rc) goto done;
+    if ((rc = summarize(&res, n, d, &s)) != 0) goto done;
+    if (id == METHOD_EXACT) exact_median_ns = s.median_ns;
+    demo_report(&out, id, &m, &res, &s, A, X, planted, ref_top, ref_lse,
+                exact_median_ns);
+    run_free(&res);
+  }
+  rc = out_finish(&out, "stdout");
+done:
+  run_free(&res);
+  free(A);
+  free(X);
+  free(planted);
+  free(ref_top);
+  free(ref_lse);
+  return rc;
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+int main(int argc, char **argv) {
+  const char *cmd;
+  if (argc < 2) {
+    fputs(usage_text, stderr);
+    return EXIT_INPUT;
+  }
+  cmd = argv[1];
+  if (strcmp(cmd, "query") == 0) return cmd_query(argc, argv);
+  if (strcmp(cmd, "demo") == 0) return cmd_demo(argc, argv);
+  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
+      strcmp(cmd, "-h") == 0) {
+    if (argc > 2) {
+      errorf("%s takes no arguments", cmd);
+      return EXIT_INPUT;
+    }
+    return print_usage_stdout();
+  }
+  if (strcmp(cmd, "--version") == 0) {
+    output o;
+    o.f = stdout;
+    o.failed = 0;
+    o.err = 0;
+    out_printf(&o, "adasoftmax %d.%d.%d\n", ADASOFTMAX_VERSION_MAJOR,
+               ADASOFTMAX_VERSION_MINOR, ADASOFTMAX_VERSION_PATCH);
+    return out_finish(&o, "stdout");
+  }
+  errorf("unknown command '%s' (expected query, demo or help)", cmd);
+  return EXIT_INPUT;
+}

@@ -1,0 +1,506 @@
+#!/usr/bin/env bash
+# Tests of the `adasoftmax` command-line tool and its .npy reader.
+#
+# usage: tests/test_tool.sh path/to/adasoftmax
+#   WRAP="valgrind -q --error-exitcode=99"  tests/test_tool.sh ...  runs every
+#   invocation under a wrapper (any wrapper output on stderr fails the checks,
+#   which is the point).
+#
+# Every fixture is built here with printf (no Python, no NumPy): valid files
+# in format 1.0, 2.0 and 3.0, and one invalid file per refusal rule. Expected
+# numbers (probabilities, log normalizers) are computed independently with
+# awk in double precision from the same small matrices.
+set -u
+export LC_ALL=C # byte semantics for ${#str}, sed and printf
+
+TOOL=${1:?usage: test_tool.sh path/to/adasoftmax}
+WRAP=${WRAP:-}
+T=$(mktemp -d "${TMPDIR:-/tmp}/adasoftmax-test.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() {
+  fail=$((fail + 1))
+  echo "FAIL: $*"
+}
+
+# ---- fixture helpers ---------------------------------------------------------
+
+# f32le X...: printf escapes of the little-endian float32 bit patterns of X
+# (normal numbers, 0, nan, inf), computed in awk: no binary tools needed.
+f32le() {
+  awk 'function bits(x,   s, e, m) {
+         if (x == "nan") return 2143289344     # 0x7fc00000
+         if (x == "inf") return 2139095040     # 0x7f800000
+         x += 0
+         if (x == 0) return 0
+         s = 0; if (x < 0) { s = 1; x = -x }
+         e = 0
+         while (x >= 2) { x /= 2; e++ }
+         while (x < 1) { x *= 2; e-- }
+         m = int((x - 1) * 8388608 + 0.5)
+         if (m == 8388608) { m = 0; e++ }
+         return s * 2147483648 + (e + 127) * 8388608 + m
+       }
+       { for (i = 1; i <= NF; i++) {
+           b = bits($i)
+           for (k = 0; k < 4; k++) { printf "\\x%02x", b % 256; b = int(b / 256) }
+       } }' <<<"$*"
+}
+
+# le BYTES VALUE: escapes of VALUE as a little-endian integer of BYTES bytes.
+le() {
+  local n=$1 v=$2 i s=""
+  for ((i = 0; i < n; i++)); do
+    s+=$(printf '\\x%02x' $((v & 255)))
+    v=$((v >> 8))
+  done
+  printf '%s' "$s"
+}
+
+# npy FILE MAJOR DICT DATA_ESCAPES [PAD]: a .npy file whose header is DICT
+# padded with spaces and a newline to a multiple of 64 bytes (PAD extra
+# spaces on request), in format MAJOR.0.
+npy() {
+  local f=$1 major=$2 dict=$3 data=$4 extra=${5:-0}
+  local pre=10 lenbytes=2
+  if [ "$major" != 1 ]; then pre=12; lenbytes=4; fi
+  local len=$((${#dict} + 1 + extra))
+  local pad=$(((64 - (pre + len) % 64) % 64 + extra))
+  local hdr
+  hdr="$dict$(printf '%*s' "$pad" '')"
+  local hlen=$((${#hdr} + 1))
+  {
+    printf '\x93NUMPY'
+    printf "$(le 1 "$major")\\x00"
+    printf "$(le $lenbytes $hlen)"
+    printf '%s\n' "$hdr"
+    printf "$data"
+  } >"$f"
+}
+
+# raw FILE ESCAPES: any bytes.
+raw() { printf "$2" >"$1"; }
+
+dict() { # DESCR FORTRAN SHAPE
+  printf "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }" "$1" "$2" "$3"
+}
+
+# ---- running the tool and checking ------------------------------------------
+
+run() { # sets RC; stdout in $T/out, stderr in $T/err
+  $WRAP "$TOOL" "$@" >"$T/out" 2>"$T/err"
+  RC=$?
+}
+
+# expect_fail NAME CODE PATTERN ARGS...: exit CODE, stdout empty, exactly one
+# line on stderr that starts with "adasoftmax: " and contains PATTERN.
+expect_fail() {
+  local name=$1 code=$2 pat=$3
+  shift 3
+  run "$@"
+  local lines
+  lines=$(wc -l <"$T/err")
+  if [ "$RC" -ne "$code" ]; then
+    bad "$name: exit $RC, expected $code; stderr: $(head -c 300 "$T/err")"
+  elif [ "$lines" -ne 1 ] || [ "$(wc -c <"$T/err")" -ne "$(head -n 1 "$T/err" | wc -c)" ]; then
+    bad "$name: $lines lines on stderr, expected 1: $(head -c 300 "$T/err")"
+  elif [ -s "$T/out" ]; then
+    bad "$name: stdout is not empty"
+  elif ! grep -q '^adasoftmax: ' "$T/err"; then
+    bad "$name: stderr lacks the program name: $(cat "$T/err")"
+  elif ! grep -qF -- "$pat" "$T/err"; then
+    bad "$name: stderr lacks '$pat': $(cat "$T/err")"
+  else
+    ok
+  fi
+}
+
+# expect_ok NAME NQUERIES ARGS...: exit 0, nothing on stderr, NQUERIES query
+# lines then one summary line on stdout.
+expect_ok() {
+  local name=$1 nq=$2
+  shift 2
+  run "$@"
+  if [ "$RC" -ne 0 ]; then
+    bad "$name: exit $RC; stderr: $(head -c 300 "$T/err")"
+    return 1
+  elif [ -s "$T/err" ]; then
+    bad "$name: stderr not empty: $(head -c 300 "$T/err")"
+    return 1
+  elif [ "$(grep -c '^{"query": ' "$T/out")" -ne "$nq" ] ||
+    [ "$(wc -l <"$T/out")" -ne $((nq + 1)) ] ||
+    ! tail -n 1 "$T/out" | grep -q '^{"summary": {'; then
+    bad "$name: expected $nq query lines and a summary: $(head -c 400 "$T/out")"
+    return 1
+  fi
+  ok
+  return 0
+}
+
+# field LINE NAME: the value of "NAME" in a JSON line; arrays without the
+# brackets ("2, 0").
+field() {
+  case $1 in
+  *"\"$2\": ["*) sed -n "s/.*\"$2\": \\[\\([^]]*\\)\\].*/\\1/p" <<<"$1" ;;
+  *) sed -n "s/.*\"$2\": \\([^,}]*\\).*/\\1/p" <<<"$1" ;;
+  esac
+}
+
+# close A B TOL: |A - B| <= TOL * max(|B|, 1e-300) (relative), in awk.
+close() {
+  awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN {
+    d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; if (m < 1e-300) m = 1e-300
+    exit !(d <= t * m) }'
+}
+
+# softmax_ref "z1 z2 ...": lines "index p" by decreasing logit (ties: lower
+# index first), in double precision.
+softmax_ref() {
+  awk '{ m = $1; for (i = 2; i <= NF; i++) if ($i > m) m = $i
+         s = 0; for (i = 1; i <= NF; i++) s += exp($i - m)
+         for (i = 1; i <= NF; i++) printf "%.17g %d %.17g\n", $i, i - 1, exp($i - m) / s }' <<<"$1" |
+    sort -k1,1gr -k2,2n | cut -d' ' -f2,3
+}
+# logsumexp_ref "z1 z2 ...": log(sum(exp(z))), in double precision.
+logsumexp_ref() {
+  awk '{ m = $1; for (i = 2; i <= NF; i++) if ($i > m) m = $i
+         s = 0; for (i = 1; i <= NF; i++) s += exp($i - m)
+         printf "%.17g\n", m + log(s) }' <<<"$1"
+}
+
+# check_query NAME LINE K "logits": top, p and log_norm of one output line
+# against the awk reference.
+check_query() {
+  local name=$1 line=$2 k=$3 logits=$4
+  local ref top p ln want_top want_p lse i
+  ref=$(softmax_ref "$logits")
+  lse=$(logsumexp_ref "$logits")
+  want_top=$(head -n "$k" <<<"$ref" | cut -d' ' -f1 | paste -sd' ')
+  want_p=$(head -n "$k" <<<"$ref" | cut -d' ' -f2 | paste -sd' ')
+  top=$(field "$line" top | tr -d ',')
+  p=$(field "$line" p | tr -d ',')
+  ln=$(field "$line" log_norm)
+  if [ "$top" != "$want_top" ]; then
+    bad "$name: top [$top], expected [$want_top]"
+    return
+  fi
+  ok
+  local -a pa=($p) wa=($want_p)
+  if [ "${#pa[@]}" -ne "$k" ]; then
+    bad "$name: ${#pa[@]} probabilities, expected $k"
+    return
+  fi
+  for ((i = 0; i < k; i++)); do
+    if close "${pa[$i]}" "${wa[$i]}" 1e-5; then ok; else
+      bad "$name: p[$i] = ${pa[$i]}, expected ${wa[$i]}"
+    fi
+  done
+  if close "$ln" "$lse" 1e-6; then ok; else
+    bad "$name: log_norm = $ln, expected $lse"
+  fi
+}
+
+# ---- fixtures ----------------------------------------------------------------
+
+# A (3 x 2) = [[1, 0], [0, 1], [1, 1]]; X (2 x 2) = [[2, 1], [0.5, -1]]
+# logits A x: query 0 -> (2, 1, 3), query 1 -> (0.5, -1, -0.5)
+A_DATA=$(f32le 1 0 0 1 1 1)
+X_DATA=$(f32le 2 1 0.5 -1)
+npy "$T/A.npy" 1 "$(dict '<f4' False '(3, 2)')" "$A_DATA"
+npy "$T/X.npy" 1 "$(dict '<f4' False '(2, 2)')" "$X_DATA"
+npy "$T/A_v2.npy" 2 "$(dict '<f4' False '(3, 2)')" "$A_DATA"
+npy "$T/A_v3.npy" 3 "$(dict '<f4' False '(3, 2)')" "$A_DATA"
+# legal variations: keys in another order, double quotes, no spaces, no
+# trailing comma; a Python 2 'L' suffix; a header longer than 64 KiB (2.0)
+npy "$T/A_order.npy" 1 '{"shape":(3,2),"fortran_order":False,"descr":"<f4"}' "$A_DATA"
+npy "$T/A_long.npy" 1 "$(dict '<f4' False '(3L, 2L)')" "$A_DATA"
+npy "$T/A_big.npy" 2 "$(dict '<f4' False '(3, 2)')" "$A_DATA" 70000
+# X with one column of three: d mismatch against A
+npy "$T/X_d3.npy" 1 "$(dict '<f4' False '(1, 3)')" "$(f32le 1 2 3)"
+# identity-like A (4 x 4, 2 on the diagonal); query j points at row perm[j]
+I_DATA=$(f32le 2 0 0 0 0 2 0 0 0 0 2 0 0 0 0 2)
+npy "$T/I.npy" 1 "$(dict '<f4' False '(4, 4)')" "$I_DATA"
+npy "$T/XI.npy" 1 "$(dict '<f4' False '(4, 4)')" "$(f32le 0 0 0 3 0 3 0 0 0 0 3 0 3 0 0 0)"
+
+# invalid files, one rule each
+npy "$T/fortran.npy" 1 "$(dict '<f4' True '(3, 2)')" "$A_DATA"
+npy "$T/big_endian.npy" 1 "$(dict '>f4' False '(3, 2)')" "$A_DATA"
+npy "$T/f8.npy" 1 "$(dict '<f8' False '(3, 1)')" "$A_DATA"
+npy "$T/f2.npy" 1 "$(dict '<f2' False '(3, 2)')" "$(f32le 1 2 3)"
+npy "$T/u1.npy" 1 "$(dict '|u1' False '(4, 6)')" "$A_DATA"
+npy "$T/one_d.npy" 1 "$(dict '<f4' False '(6,)')" "$A_DATA"
+npy "$T/three_d.npy" 1 "$(dict '<f4' False '(1, 3, 2)')" "$A_DATA"
+npy "$T/int_shape.npy" 1 "$(dict '<f4' False '(6)')" "$A_DATA"
+npy "$T/truncated.npy" 1 "$(dict '<f4' False '(3, 2)')" "$(f32le 1 0 0 1 1)"
+npy "$T/extra.npy" 1 "$(dict '<f4' False '(3, 2)')" "$A_DATA$(f32le 7)"
+npy "$T/zero_rows.npy" 1 "$(dict '<f4' False '(0, 2)')" ""
+npy "$T/zero_cols.npy" 1 "$(dict '<f4' False '(3, 0)')" ""
+npy "$T/zero_queries.npy" 1 "$(dict '<f4' False '(0, 2)')" ""
+npy "$T/nan.npy" 1 "$(dict '<f4' False '(3, 2)')" "$(f32le 1 0 nan 1 1 1)"
+npy "$T/inf.npy" 1 "$(dict '<f4' False '(3, 2)')" "$(f32le 1 0 inf 1 1 1)"
+npy "$T/huge_vals.npy" 1 "$(dict '<f4' False '(3, 2)')" "$(f32le 3e38 0 3e38 0 1 1)"
+npy "$T/dup_key.npy" 1 "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), 'descr': '<f4'}" "$A_DATA"
+npy "$T/missing_key.npy" 1 "{'descr': '<f4', 'shape': (3, 2)}" "$A_DATA"
+npy "$T/unknown_key.npy" 1 "$(dict '<f4' False '(3, 2)')" "$A_DATA"
+sed -i "s/'shape'/'shapes'/" "$T/unknown_key.npy"
+npy "$T/neg_dim.npy" 1 "$(dict '<f4' False '(-3, 2)')" "$A_DATA"
+npy "$T/float_dim.npy" 1 "$(dict '<f4' False '(3.0, 2)')" "$A_DATA"
+npy "$T/overflow.npy" 1 "$(dict '<f4' False '(4294967296, 4294967296)')" "$A_DATA"
+# a header that promises 4 TB in a 100-byte file: refused as truncated
+# (an input error), never attempted as an allocation
+npy "$T/lying.npy" 1 "$(dict '<f4' False '(1000000000, 1000)')" "$A_DATA"
+npy "$T/huge_dim.npy" 1 "$(dict '<f4' False '(99999999999999999999999, 1)')" "$A_DATA"
+npy "$T/structured.npy" 1 "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (3, 2), }" "$A_DATA"
+npy "$T/not_dict.npy" 1 "['<f4', False, (3, 2)]" "$A_DATA"
+npy "$T/trailing_text.npy" 1 "$(dict '<f4' False '(3, 2)') x" "$A_DATA"
+npy "$T/nonascii.npy" 1 "$(dict '<f4' False '(3, 2)')" "$A_DATA"
+printf '\xe9' | dd of="$T/nonascii.npy" bs=1 seek=70 conv=notrunc 2>/dev/null
+raw "$T/bad_magic.npy" "\\x93NUMPZ\\x01\\x00\\x04\\x00{}  \\n"
+raw "$T/version4.npy" "\\x93NUMPY\\x04\\x00\\x04\\x00\\x00\\x00{}  \\n"
+raw "$T/hlen_past_eof.npy" "\\x93NUMPY\\x01\\x00$(le 2 1000){'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), }\\n$(f32le 1)"
+raw "$T/hlen_past_eof_v2.npy" "\\x93NUMPY\\x02\\x00$(le 4 4000000000){}"
+raw "$T/short.npy" "\\x93NUM"
+: >"$T/empty.npy"
+
+# ---- valid inputs ----------------------------------------------------------------
+
+for a in A A_v2 A_v3 A_order A_long A_big; do
+  if expect_ok "$a.npy: exact" 2 query --weights "$T/$a.npy" --queries "$T/X.npy" --method exact; then
+    check_query "$a.npy q0" "$(sed -n 1p "$T/out")" 1 "2 1 3"
+    check_query "$a.npy q1" "$(sed -n 2p "$T/out")" 1 "0.5 -1 -0.5"
+  fi
+done
+
+# read through a pipe (no file size to check up front)
+cat "$T/A_big.npy" | $WRAP "$TOOL" query --weights /dev/stdin --queries "$T/X.npy" --method exact --k 3 >"$T/out" 2>"$T/err"
+RC=$?
+if [ "$RC" -eq 0 ] && [ ! -s "$T/err" ]; then
+  check_query "pipe q0" "$(sed -n 1p "$T/out")" 3 "2 1 3"
+else
+  bad "pipe: exit $RC: $(head -c 300 "$T/err")"
+fi
+
+# top-k and temperature (logits are B * (A x))
+if expect_ok "k=3" 2 query --weights "$T/A.npy" --queries "$T/X.npy" --method exact --k 3; then
+  check_query "k=3 q0" "$(sed -n 1p "$T/out")" 3 "2 1 3"
+  check_query "k=3 q1" "$(sed -n 2p "$T/out")" 3 "0.5 -1 -0.5"
+fi
+if expect_ok "k=2 temperature 0.5" 2 query --weights "$T/A.npy" --queries "$T/X.npy" --method exact --k=2 --temperature=0.5; then
+  check_query "T=0.5 q0" "$(sed -n 1p "$T/out")" 2 "1 0.5 1.5"
+  check_query "T=0.5 q1" "$(sed -n 2p "$T/out")" 2 "0.25 -0.5 -0.25"
+fi
+if expect_ok "temperature 40" 2 query --weights "$T/A.npy" --queries "$T/X.npy" --method exact --k 3 --temperature 40; then
+  check_query "T=40 q0" "$(sed -n 1p "$T/out")" 3 "80 40 120"
+fi
+
+# identity-like A: the top row is the one each query points at
+if expect_ok "identity" 4 query --weights "$T/I.npy" --queries "$T/XI.npy" --method exact; then
+  got=$(grep '^{"query"' "$T/out" | while read -r l; do field "$l" top; done | paste -sd' ')
+  if [ "$got" = "3 1 2 0" ]; then ok; else bad "identity: tops $got, expected 3 1 2 0"; fi
+  check_query "identity q2" "$(sed -n 3p "$T/out")" 1 "0 0 6 0"
+fi
+
+# output format: query indices, samples = n*d, summary fields
+if expect_ok "format" 2 query --weights "$T/A.npy" --queries "$T/X.npy" --method exact; then
+  l0=$(sed -n 1p "$T/out")
+  s=$(tail -n 1 "$T/out")
+  if grep -qE '^\{"query": 0, "top": \[2\], "p": \[[0-9.e+-]+\], "log_norm": [0-9.e+-]+, "samples": 6, "ns": [0-9]+\}$' <<<"$l0"; then ok; else
+    bad "format: query line not as in the contract: $l0"
+  fi
+  if [ "$(field "$(sed -n 2p "$T/out")" query)" = 1 ]; then ok; else bad "format: second line is not query 1"; fi
+  for kv in '"method": "exact"' '"queries": 2' '"n": 3' '"d": 2' '"k": 1' '"mean_samples": 6' \
+    '"gain": 1' '"fudge_elim": 1' '"fudge_norm": 1' '"prepare_ns": ' '"mean_ns": ' '"median_ns": ' '"isa": "'; do
+    if grep -qF -- "$kv" <<<"$s"; then ok; else bad "format: summary lacks $kv: $s"; fi
+  done
+  # JSON validity, when some python3 is around (not required)
+  if command -v python3 >/dev/null 2>&1; then
+    if python3 -c 'import json,sys
+for line in open(sys.argv[1]): json.loads(line)' "$T/out" 2>/dev/null; then ok; else bad "format: output is not valid JSON Lines"; fi
+  fi
+fi
+
+# --calibrate N: only the queries after the first N are reported, with their
+# original indices
+if expect_ok "calibrate" 1 query --weights "$T/A.npy" --queries "$T/X.npy" --method exact --calibrate 1; then
+  l=$(sed -n 1p "$T/out")
+  if [ "$(field "$l" query)" = 1 ]; then ok; else bad "calibrate: reported query $(field "$l" query), expected 1"; fi
+  check_query "calibrate q1" "$l" 1 "0.5 -1 -0.5"
+fi
+
+# same seed, same output (times aside)
+strip_times() { sed -E 's/"(ns|mean_ns|median_ns|prepare_ns|calibrate_ns)": [0-9.e+-]+/"\1": T/g' "$1"; }
+run query --weights "$T/A.npy" --queries "$T/X.npy" --method exact --k 2 --seed 7
+strip_times "$T/out" >"$T/run1"
+run query --weights "$T/A.npy" --queries "$T/X.npy" --method exact --k 2 --seed 7
+strip_times "$T/out" >"$T/run2"
+if [ -s "$T/run1" ] && cmp -s "$T/run1" "$T/run2"; then ok; else bad "determinism: two runs differ"; fi
+
+# --out FILE: the same lines go to the file, nothing to stdout
+run query --weights "$T/A.npy" --queries "$T/X.npy" --method exact --k 2 --seed 7 --out "$T/res.jsonl"
+if [ "$RC" -eq 0 ] && [ ! -s "$T/out" ] && [ ! -s "$T/err" ] &&
+  [ "$(strip_times "$T/res.jsonl")" = "$(cat "$T/run1")" ]; then
+  ok
+else
+  bad "--out: exit $RC, file: $(head -c 300 "$T/res.jsonl" 2>/dev/null)"
+fi
+
+# every ISA the tool accepts agrees with the reference; the others are
+# refused cleanly
+for isa in auto scalar avx2 avx512 neon; do
+  run query --weights "$T/A.npy" --queries "$T/X.npy" --method exact --k 3 --isa "$isa"
+  if [ "$RC" -eq 0 ]; then
+    check_query "isa $isa q0" "$(sed -n 1p "$T/out")" 3 "2 1 3"
+    check_query "isa $isa q1" "$(sed -n 2p "$T/out")" 3 "0.5 -1 -0.5"
+    if [ "$isa" != auto ]; then
+      if tail -n 1 "$T/out" | grep -qF "\"isa\": \"$isa\""; then ok; else bad "isa $isa: summary names another ISA"; fi
+    fi
+  else
+    expect_fail "isa $isa unsupported" 2 "instruction set '$isa' is not available" \
+      query --weights "$T/A.npy" --queries "$T/X.npy" --method exact --isa "$isa"
+  fi
+done
+
+# ---- invalid files ---------------------------------------------------------------
+
+# fail_file NAME CODE PATTERN WEIGHTS [QUERIES]
+fail_file() {
+  expect_fail "$1" "$2" "$3" query --weights "$4" --queries "${5:-$T/X.npy}" --method exact
+}
+fail_file "fortran" 2 "fortran.npy: fortran_order=True is not supported" "$T/fortran.npy"
+fail_file ">f4" 2 "big_endian.npy: big-endian dtype '>f4' is not supported (expected '<f4')" "$T/big_endian.npy"
+fail_file "<f8" 2 "f8.npy: dtype '<f8' is not supported" "$T/f8.npy"
+fail_file "<f2" 2 "f2.npy: dtype '<f2' is not supported" "$T/f2.npy"
+fail_file "|u1" 2 "dtype '|u1' is not supported" "$T/u1.npy"
+fail_file "1-D weights" 2 "one_d.npy: expected a 2-D array, found shape (6,)" "$T/one_d.npy"
+fail_file "1-D queries" 2 "one_d.npy: expected a 2-D array" "$T/A.npy" "$T/one_d.npy"
+fail_file "3-D weights" 2 "expected a 2-D array, found shape (1, 3, 2)" "$T/three_d.npy"
+fail_file "shape (6)" 2 "'shape' must be a tuple" "$T/int_shape.npy"
+fail_file "truncated" 2 "truncated.npy: data is truncated" "$T/truncated.npy"
+fail_file "extra bytes" 2 "extra.npy: 4 unexpected bytes after the data" "$T/extra.npy"
+fail_file "header past EOF" 2 "header length 1000 goes past the end of the file" "$T/hlen_past_eof.npy"
+fail_file "header past EOF v2" 2 "header length 4000000000 goes past the end of the file" "$T/hlen_past_eof_v2.npy"
+fail_file "bad magic" 2 "bad_magic.npy: not a .npy file (bad magic)" "$T/bad_magic.npy"
+fail_file "version 4" 2 "unsupported .npy format version 4.0" "$T/version4.npy"
+fail_file "short file" 2 "short.npy: not a .npy file" "$T/short.npy"
+fail_file "empty file" 2 "empty.npy: the file is empty" "$T/empty.npy"
+fail_file "missing file" 2 "nope.npy: cannot open: No such file or directory" "$T/nope.npy"
+fail_file "directory" 2 "read error" "$T"
+fail_file "d mismatch" 2 "X_d3.npy: the queries have 3 columns but the rows of" "$T/A.npy" "$T/X_d3.npy"
+fail_file "zero rows" 2 "zero_rows.npy: the weights have no rows" "$T/zero_rows.npy"
+fail_file "zero columns" 2 "zero_cols.npy: the weights have no columns" "$T/zero_cols.npy"
+fail_file "zero queries" 2 "zero_queries.npy: there are no queries" "$T/A.npy" "$T/zero_queries.npy"
+fail_file "NaN in A" 1 "query 0: the input contains NaN" "$T/nan.npy"
+fail_file "inf in A" 1 "query 0: the logits overflow float" "$T/inf.npy"
+fail_file "float overflow of A x" 1 "query 0: the logits overflow float" "$T/huge_vals.npy"
+fail_file "duplicate key" 2 "duplicate key 'descr'" "$T/dup_key.npy"
+fail_file "missing key" 2 "missing key 'fortran_order'" "$T/missing_key.npy"
+fail_file "unknown key" 2 "unexpected key 'shapes'" "$T/unknown_key.npy"
+fail_file "negative dim" 2 "negative dimension '-3'" "$T/neg_dim.npy"
+fail_file "float dim" 2 "dimension '3.0' is not a non-negative integer" "$T/float_dim.npy"
+fail_file "size overflow" 2 "is too large (size overflows)" "$T/overflow.npy"
+fail_file "lying header" 2 "lying.npy: data is truncated: shape (1000000000, 1000) needs 4000000000000 bytes, found 24" "$T/lying.npy"
+cat "$T/lying.npy" | $WRAP "$TOOL" query --weights /dev/stdin --queries "$T/X.npy" --method exact >"$T/out" 2>"$T/err"
+RC=$?
+if [ "$RC" -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && [ ! -s "$T/out" ] &&
+  grep -qF "/dev/stdin: data is truncated: shape (1000000000, 1000) needs 4000000000000 bytes, found 24" "$T/err"; then
+  ok
+else
+  bad "lying header through a pipe: exit $RC: $(head -c 300 "$T/err")"
+fi
+cat "$T/extra.npy" | $WRAP "$TOOL" query --weights /dev/stdin --queries "$T/X.npy" --method exact >"$T/out" 2>"$T/err"
+RC=$?
+if [ "$RC" -eq 2 ] && grep -qF "4 unexpected bytes after the data" "$T/err"; then ok; else
+  bad "extra bytes through a pipe: exit $RC: $(head -c 300 "$T/err")"
+fi
+fail_file "huge dim" 2 "dimension '99999999999999999999999' is too large" "$T/huge_dim.npy"
+fail_file "structured" 2 "structured dtypes are not supported" "$T/structured.npy"
+fail_file "not a dict" 2 "the header is not a dict" "$T/not_dict.npy"
+fail_file "trailing text" 2 "unexpected text after the header dict" "$T/trailing_text.npy"
+fail_file "non-ASCII" 2 "non-ASCII byte 0xe9 in the header" "$T/nonascii.npy"
+
+# ---- invalid command lines -------------------------------------------------------
+
+A=(--weights "$T/A.npy" --queries "$T/X.npy")
+expect_fail "--k 0" 2 "option --k: 0 is out of range" query "${A[@]}" --method exact --k 0
+expect_fail "--k > n" 2 "option --k: 4 is larger than the number of rows" query "${A[@]}" --method exact --k 4
+expect_fail "--k abc" 2 "option --k: 'abc' is not a non-negative integer" query "${A[@]}" --method exact --k abc
+expect_fail "--k -1" 2 "option --k: '-1' is not" query "${A[@]}" --method exact --k=-1
+expect_fail "--k 1.5" 2 "option --k: '1.5' is not" query "${A[@]}" --method exact --k 1.5
+expect_fail "--eps 1" 2 "option --eps: 1 is out of range (must be in (0, 1))" query "${A[@]}" --method exact --eps 1
+expect_fail "--eps 0" 2 "option --eps: 0 is out of range" query "${A[@]}" --method exact --eps 0
+expect_fail "--eps nan" 2 "option --eps: nan is out of range" query "${A[@]}" --method exact --eps nan
+expect_fail "--eps 0.1x" 2 "option --eps: '0.1x' is not a number" query "${A[@]}" --method exact --eps 0.1x
+expect_fail "--delta 1.5" 2 "option --delta: 1.5 is out of range" query "${A[@]}" --method exact --delta 1.5
+expect_fail "--temperature 0" 2 "option --temperature: 0 is out of range" query "${A[@]}" --method exact --temperature 0
+expect_fail "--temperature -1" 2 "option --temperature: -1 is out of range" query "${A[@]}" --method exact --temperature -1
+expect_fail "--temperature inf" 2 "option --temperature: inf is out of range" query "${A[@]}" --method exact --temperature inf
+expect_fail "--temperature 1e39" 2 "option --temperature: 1e39 is out of range" query "${A[@]}" --method exact --temperature 1e39
+expect_fail "--temperature 1e-50" 2 "option --temperature: 1e-50 is out of range" query "${A[@]}" --method exact --temperature 1e-50
+expect_fail "--seed -1" 2 "option --seed: '-1' is not" query "${A[@]}" --method exact --seed=-1
+expect_fail "--seed 2^64" 2 "option --seed: 18446744073709551616 is out of range" query "${A[@]}" --method exact --seed 18446744073709551616
+expect_fail "--calibrate q" 2 "option --calibrate: 2 must be smaller than the number of queries" query "${A[@]}" --method exact --calibrate 2
+expect_fail "--method bogus" 2 "unknown method 'bogus'" query "${A[@]}" --method bogus
+expect_fail "--isa bogus" 2 "unknown instruction set 'bogus'" query "${A[@]}" --method exact --isa bogus
+expect_fail "unknown option" 2 "query: unknown option '--frobnicate'" query "${A[@]}" --method exact --frobnicate 3
+expect_fail "missing value" 2 "option --k needs a value" query "${A[@]}" --method exact --k
+expect_fail "value is an option" 2 "option --weights needs a value" query --weights --queries "$T/X.npy" --method exact
+expect_fail "empty value" 2 "option --out: empty value" query "${A[@]}" --method exact --out ''
+expect_fail "twice" 2 "option --k is given twice" query "${A[@]}" --method exact --k 1 --k 2
+expect_fail "stray argument" 2 "unexpected argument 'stray'" query "${A[@]}" --method exact stray
+expect_fail "no --weights" 2 "--weights is required" query --queries "$T/X.npy" --method exact
+expect_fail "no --queries" 2 "--queries is required" query --weights "$T/A.npy" --method exact
+expect_fail "demo option in query" 2 "unknown option '--n'" query "${A[@]}" --method exact --n 5
+expect_fail "unknown command" 2 "unknown command 'frob'" frob
+expect_fail "help with args" 2 "help takes no arguments" help me
+expect_fail "--out in a missing dir" 2 "cannot create" query "${A[@]}" --method exact --out "$T/no/such/dir/r.jsonl"
+# methods the library does not provide yet: a clear refusal (ada is the default)
+for m in ada svd hs; do
+  expect_fail "method $m" 2 "method '$m' is not implemented yet" query "${A[@]}" --method "$m"
+done
+expect_fail "default method" 2 "method 'ada' is not implemented yet" query "${A[@]}"
+
+# write errors are reported, not swallowed
+if [ -w /dev/full ]; then
+  $WRAP "$TOOL" query "${A[@]}" --method exact >/dev/full 2>"$T/err"
+  RC=$?
+  if [ "$RC" -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q 'write error' "$T/err"; then ok; else
+    bad "/dev/full: exit $RC, stderr: $(cat "$T/err")"
+  fi
+  $WRAP "$TOOL" query "${A[@]}" --method exact --out /dev/full >/dev/null 2>"$T/err"
+  RC=$?
+  if [ "$RC" -eq 1 ] && grep -q '/dev/full: write error' "$T/err"; then ok; else
+    bad "--out /dev/full: exit $RC, stderr: $(cat "$T/err")"
+  fi
+fi
+
+# ---- help, usage, demo -----------------------------------------------------------
+
+for h in --help help -h "query --help" "demo --help"; do
+  run $h
+  if [ "$RC" -eq 0 ] && grep -q '^usage: adasoftmax' "$T/out" && [ ! -s "$T/err" ]; then ok; else
+    bad "$h: exit $RC or no usage on stdout"
+  fi
+done
+run
+if [ "$RC" -eq 2 ] && grep -q '^usage: adasoftmax' "$T/err" && [ ! -s "$T/out" ]; then ok; else
+  bad "no arguments: exit $RC, expected 2 with the usage on stderr"
+fi
+run --version
+if [ "$RC" -eq 0 ] && grep -qE '^adasoftmax [0-9]+\.[0-9]+\.[0-9]+$' "$T/out"; then ok; else bad "--version"; fi
+
+run demo --n 500 --d 32 --queries 3 --k 2
+if [ "$RC" -eq 0 ] && [ ! -s "$T/err" ] &&
+  tail -n 1 "$T/out" | grep -q '^{"summary": {"method": "exact", "queries": 3, "n": 500, "d": 32, "k": 2,' &&
+  grep -q 'double-precision argmax for 3/3' "$T/out"; then
+  ok
+else
+  bad "demo: exit $RC: $(head -c 600 "$T/out") $(head -c 300 "$T/err")"
+fi
+expect_fail "demo --n 0" 2 "option --n: 0 is out of range" demo --n 0
+expect_fail "demo --weights" 2 "demo: unknown option '--weights'" demo --weights "$T/A.npy"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
