@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static size_t idx[MAXN];
   size_t n, i, topk;
   int isa, op;
-  double lse_ref;
+  double lse_ref = 0.0;
   adasm_result want;
   if (size < 3) return 0;
   op = data[0] % 4;

@@ -456,11 +456,28 @@ expect_fail "demo option in query" 2 "unknown option '--n'" query "${A[@]}" --me
 expect_fail "unknown command" 2 "unknown command 'frob'" frob
 expect_fail "help with args" 2 "help takes no arguments" help me
 expect_fail "--out in a missing dir" 2 "cannot create" query "${A[@]}" --method exact --out "$T/no/such/dir/r.jsonl"
-# methods the library does not provide yet: a clear refusal (ada is the default)
-for m in ada svd hs; do
+# methods the library does not provide yet: a clear refusal
+for m in svd hs; do
   expect_fail "method $m" 2 "method '$m' is not implemented yet" query "${A[@]}" --method "$m"
 done
-expect_fail "default method" 2 "method 'ada' is not implemented yet" query "${A[@]}"
+
+# ada (the default method): on heads this small every arm's column budget
+# covers all d columns, so the PAC answer is the exact one
+for args in "--method ada" ""; do
+  # shellcheck disable=SC2086
+  if expect_ok "ada [$args]" 2 query "${A[@]}" $args --k 2; then
+    check_query "ada [$args] q0" "$(sed -n 1p "$T/out")" 2 "2 1 3"
+    check_query "ada [$args] q1" "$(sed -n 2p "$T/out")" 2 "0.5 -1 -0.5"
+    if grep -qF '"method": "ada"' <<<"$(tail -n 1 "$T/out")"; then ok; else bad "ada [$args]: summary method"; fi
+  fi
+done
+if expect_ok "ada identity" 4 query --weights "$T/I.npy" --queries "$T/XI.npy" --method ada; then
+  got=$(grep '^{"query"' "$T/out" | while read -r l; do field "$l" top; done | paste -sd' ')
+  if [ "$got" = "3 1 2 0" ]; then ok; else bad "ada identity: tops $got, expected 3 1 2 0"; fi
+fi
+if expect_ok "ada calibrate" 1 query "${A[@]}" --method ada --calibrate 1; then
+  check_query "ada calibrate q1" "$(sed -n 1p "$T/out")" 1 "0.5 -1 -0.5"
+fi
 
 # write errors are reported, not swallowed
 if [ -w /dev/full ]; then
