@@ -1,0 +1,117 @@
+#!/bin/sh
+# bench/run.sh - build and run the adasoftmax benchmarks; print markdown tables.
+#
+#   bench/run.sh            both benchmarks (about 2-4 minutes)
+#   bench/run.sh --quick    3 repetitions, lengths <= 4e6: checks the harness
+#   bench/run.sh softmax    only bench_softmax (or: gemv)
+#
+# Output (stdout, also saved to $BUILD/bench-results.md): a machine line, then
+# one markdown table per benchmark, ready to paste into README.md. Progress
+# goes to stderr. The machines here are shared: every figure is a median of
+# interleaved repetitions, but numbers taken while others compile are noisy
+# (the load average is printed before and after for that reason).
+#
+# Environment: BENCH_BUILD_DIR (default build-bench), BENCH_REPS, BENCH_QUICK,
+# CC (fallback build only).
+set -eu
+
+cd "$(dirname "$0")/.."
+BUILD=${BENCH_BUILD_DIR:-build-bench}
+WHICH=all
+for arg in "$@"; do
+  case $arg in
+    --quick) BENCH_QUICK=1; export BENCH_QUICK ;;
+    softmax|gemv) WHICH=$arg ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+# 1. Debian packages for the comparison libraries.
+missing=
+for pkg in libopenblas-dev libxnnpack-dev libpthreadpool-dev; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' ||
+    missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  echo "run.sh: installing$missing" >&2
+  if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
+  # shellcheck disable=SC2086 # word splitting of the package list is wanted
+  $SUDO apt-get install -y --no-install-recommends $missing >&2 || {
+    echo "run.sh: could not install$missing" >&2; exit 1; }
+fi
+
+# 2. Build: Meson if the root project has the `bench` option (tests, examples
+#    and fuzzers off: only the two benchmarks are compiled), else plain cc.
+meson_build() {
+  [ -f meson.build ] && grep -q "'bench'" meson_options.txt 2>/dev/null ||
+    return 1
+  if [ -f "$BUILD/build.ninja" ]; then
+    meson configure "$BUILD" -Dbench=enabled -Dbuildtype=release >&2 ||
+      return 1
+  else
+    meson setup "$BUILD" -Dbench=enabled --buildtype=release \
+      -Dtests=disabled -Dexamples=disabled -Dfuzz=disabled >&2 || return 1
+  fi
+  ninja -C "$BUILD" -j 2 bench/bench_softmax bench/bench_gemv >&2
+}
+if meson_build; then
+  SOFTMAX=$BUILD/bench/bench_softmax
+  GEMV=$BUILD/bench/bench_gemv
+else
+  echo "run.sh: no usable Meson setup: building with ${CC:-gcc}" >&2
+  BUILD=$BUILD-cc
+  mkdir -p "$BUILD"
+  CFLAGS="-O2 -std=c11 -I."
+  # shellcheck disable=SC2086 # flag lists are split on purpose below
+  ${CC:-gcc} $CFLAGS bench/bench_softmax.c -o "$BUILD/bench_softmax" \
+    -lXNNPACK -lpthreadpool -lpthread -lm
+  OPENBLAS_CFLAGS=$(pkg-config --cflags openblas 2>/dev/null || true)
+  OPENBLAS_LIBS=$(pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+  # shellcheck disable=SC2086
+  ${CC:-gcc} $CFLAGS $OPENBLAS_CFLAGS bench/bench_gemv.c \
+    -o "$BUILD/bench_gemv" $OPENBLAS_LIBS -lm
+  SOFTMAX=$BUILD/bench_softmax
+  GEMV=$BUILD/bench_gemv
+fi
+
+# Run private copies: other jobs on a shared machine may wipe build dirs.
+RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/adasm-bench.XXXXXX")
+trap 'rm -rf "$RUNDIR"' EXIT INT TERM
+cp "$SOFTMAX" "$RUNDIR/bench_softmax" 2>/dev/null || true
+cp "$GEMV" "$RUNDIR/bench_gemv" 2>/dev/null || true
+SOFTMAX=$RUNDIR/bench_softmax
+GEMV=$RUNDIR/bench_gemv
+
+# 3. One thread everywhere: OpenBLAS pthread and OpenMP builds, XNNPACK gets
+#    no thread pool anyway.
+OPENBLAS_NUM_THREADS=1
+OMP_NUM_THREADS=1
+export OPENBLAS_NUM_THREADS OMP_NUM_THREADS
+
+mkdir -p "$BUILD"
+RESULTS=$BUILD/bench-results.md
+{
+  cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+  fam=$(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+  mod=$(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+  ncpu=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?')
+  mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null)
+  ccv=$(${CC:-cc} --version 2>/dev/null | head -n 1)
+  echo "# adasoftmax benchmarks"
+  echo
+  echo "Machine: ${cpu:-unknown CPU} (family ${fam:-?}, model ${mod:-?}), $ncpu CPUs, $mem;" \
+    "$(uname -sr); $ccv; $(date -u '+%Y-%m-%d %H:%M UTC');" \
+    "load average before: $(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null)"
+  echo
+  if [ "$WHICH" != gemv ]; then
+    "$SOFTMAX" || echo "**bench_softmax failed (exit status $?)**"
+    echo
+  fi
+  if [ "$WHICH" != softmax ]; then
+    "$GEMV" || echo "**bench_gemv failed (exit status $?)**"
+    echo
+  fi
+  echo "Load average after: $(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null)"
+} | tee "$RESULTS"
+echo "run.sh: results saved to $RESULTS" >&2
