@@ -7,6 +7,7 @@
      ./test_ada            all tests (deterministic seeds, ~1 min)
      ./test_ada --quick    fewer statistical trials (smoke test)
      ./test_ada --report   pull gains and timings at n = 10^4, d = 512/1024
+     ./test_ada --perf     seconds vs the exact path: GPT-2-sized and wide heads
 
    Statistical tests: over T trials (fresh query and seed each), the number
    of failures (wrong top-k set, or some |p_hat - p| > eps p) must not exceed
@@ -14,6 +15,7 @@
    computed here in double from the row-major A. Random data comes from the
    library's PCG32 (never libc rand). */
 #define ADASOFTMAX_IMPLEMENTATION
+#define ADASM_ADA_PROFILE /* stage timers for --perf */
 #include "adasoftmax.h"
 
 #include <math.h>
@@ -330,7 +332,7 @@ static void test_errors(void) {
   adasm_ada_result out;
   size_t idx[2] = {7, 7}, bytes = 0, need = 0;
   float prob[2] = {5.0f, 5.0f};
-  unsigned char work[4096];
+  unsigned char work[16384]; /* holds the 8 KB tile accumulators too */
   adasm_result rc;
 
   CHECK(adasm_ada_index_build(NULL, A, 2, 3, 3, NULL) == ADASM_ERR_NULL, "NULL ix");
@@ -633,6 +635,74 @@ static void test_estimator(void) {
   free(A);
 }
 
+/* The fast path (float level weights, SIMD tile kernel of every ISA this
+   CPU runs, and the row gather) against the double reference path
+   adasm__ada_pull, at grid sizes 16 and 36 of 62 columns. */
+static void test_fast_path(void) {
+  enum { N = 300, D = 64 };
+  static const adasm_isa isas[4] = {ADASM_ISA_SCALAR, ADASM_ISA_AVX2,
+                                    ADASM_ISA_AVX512, ADASM_ISA_NEON};
+  static const size_t levels[2] = {16, 36};
+  adasm_pcg32 r;
+  adasm_ada_index ix;
+  adasm_ada_params p = adasm_ada_params_default();
+  adasm__ada_q q;
+  float *A = (float *)xmalloc(N * D * sizeof(float)), x[D];
+  double ref_mu[N], ref_var[N];
+  size_t bytes, i, li, ii, sparse[3] = {3, 150, 299};
+  void *work;
+  adasm_pcg32_seed(&r, 1618u, 5u);
+  for (i = 0; i < N * D; ++i) A[i] = (float)gauss(&r);
+  for (i = 0; i < D; ++i) x[i] = (float)gauss(&r);
+  x[7] = 0.0f;
+  adasm_ada_index_build(&ix, A, N, D, D, NULL);
+  work = work_for(&ix, &p, &bytes);
+  CHECK(adasm__ada_carve(&ix, 1, work, bytes, &q.w), "carve");
+  q.beta = 1.0;
+  for (li = 0; li < 2; ++li) {
+    const size_t g = levels[li];
+    uint64_t pulls = 0;
+    adasm__ada_prepare(&q, &ix, x);
+    adasm__ada_order(&q, 99u);
+    for (i = 0; i < N; ++i) q.w.set[i] = i;
+    adasm__ada_pull(&q, q.w.set, N, g, &pulls);
+    for (i = 0; i < N; ++i) {
+      ref_mu[i] = q.w.mu[i];
+      ref_var[i] = q.w.var[i];
+    }
+    for (ii = 0; ii < 4; ++ii) {
+      double err_mu = 0.0, err_var = 0.0;
+      size_t gt = 0, t0;
+      if (!adasm_isa_supported(isas[ii])) continue;
+      adasm__ada_prepare(&q, &ix, x);
+      adasm__ada_order(&q, 99u);
+      q.tile = adasm__ada_tile_for(isas[ii]);
+      /* tiles of the dense kernel, then a sparse set (row gathers) */
+      for (t0 = 0; t0 < N; t0 += ADASM__ADA_TILE) {
+        const size_t cnt = N - t0 < ADASM__ADA_TILE ? N - t0 : ADASM__ADA_TILE;
+        for (i = 0; i < cnt; ++i) q.w.set[i] = t0 + i;
+        adasm__ada_pull_fast(&q, q.w.set, cnt, g, &gt, &pulls);
+      }
+      for (i = 0; i < 3; ++i) q.w.m[sparse[i]] = 0;
+      gt = 0;
+      adasm__ada_pull_fast(&q, sparse, 3, g, &gt, &pulls);
+      for (i = 0; i < N; ++i) {
+        const double em = fabs(q.w.mu[i] - ref_mu[i]) / (1.0 + fabs(ref_mu[i]));
+        const double ev = fabs(q.w.var[i] - ref_var[i]) / (1e-30 + ref_var[i]);
+        if (em > err_mu) err_mu = em;
+        if (ev > err_var) err_var = ev;
+        CHECK(q.w.m[i] == g, "fast path m %lu", (unsigned long)q.w.m[i]);
+      }
+      printf("  fast path %-6s g = %2lu: max rel. error mu %.1e, var %.1e\n",
+             adasm_isa_name(isas[ii]), (unsigned long)g, err_mu, err_var);
+      CHECK(err_mu < 1e-4 && err_var < 1e-4, "fast path %s off: %g %g",
+            adasm_isa_name(isas[ii]), err_mu, err_var);
+    }
+  }
+  adasm_ada_index_free(&ix);
+  free(A);
+}
+
 /* Same seed -> bit-identical output; another seed -> same (correct) set. */
 static void test_determinism(family *f) {
   adasm_ada_params p = adasm_ada_params_default();
@@ -820,6 +890,206 @@ static void test_calibrated(family *fams, size_t train, size_t T) {
   }
 }
 
+/* ---- --perf: seconds against the exact path ------------------------------
+   Realistic heads, calibrated on 200 queries, measured on 300 others:
+   success rate, pull gain, median ms of ada_query and of the header's exact
+   adasm_gemv_softmax_topk (same queries, interleaved), and the median ms of
+   each ada stage. Times are process CPU time (clock()): on this shared
+   machine that excludes time the process waited for a core. */
+enum { HEAD_LM, HEAD_WIDE };
+static double g_perf_fe = 0.0, g_perf_fn = 0.0; /* --perf FE FN: skip calibration */
+
+static int cmp_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+static double median(double *v, size_t cnt) {
+  qsort(v, cnt, sizeof *v, cmp_double);
+  return cnt % 2 ? v[cnt / 2] : 0.5 * (v[cnt / 2 - 1] + v[cnt / 2]);
+}
+
+/* LM-like head: rank-48 structure plus noise, 8 outlier dimensions with 4x
+   scale, row norms log-normal. Query: a hidden state from the same latent
+   space, scaled to a logit spread of 1.5, plus a push along one row so that
+   row wins by a gap in U[0.5, 3]. Wide head (VGG-like): N(0, 1/d) rows,
+   x = ReLU features (about half zeros) leaning towards one class, scaled so
+   the winner leads by U[1, 4]. */
+static void head_make(int kind, size_t n, size_t d, size_t nq, float **Aout,
+                      float **Xout) {
+  enum { R = 48 };
+  adasm_pcg32 r;
+  float *A = (float *)xmalloc(n * d * sizeof(float));
+  float *X = (float *)xmalloc(nq * d * sizeof(float));
+  float *lg = (float *)xmalloc(n * sizeof(float));
+  double *W = (double *)xmalloc(d * R * sizeof(double)), z[R];
+  double *h = (double *)xmalloc(d * sizeof(double));
+  size_t i, j, k, t;
+  adasm_pcg32_seed(&r, 4242u, 99u + (uint64_t)kind);
+  if (kind == HEAD_LM) {
+    for (i = 0; i < d * R; ++i) W[i] = gauss(&r);
+    for (i = 0; i < n; ++i) {
+      const double rho = exp(0.25 * gauss(&r)) / sqrt((double)d);
+      for (k = 0; k < R; ++k) z[k] = gauss(&r) / sqrt((double)R);
+      for (j = 0; j < d; ++j) {
+        double lr = 0.0;
+        for (k = 0; k < R; ++k) lr += W[j * R + k] * z[k];
+        A[i * d + j] = (float)(rho * (j % 97 == 5 ? 4.0 : 1.0) *
+                               (0.8 * lr + 0.6 * gauss(&r)));
+      }
+    }
+  } else {
+    for (i = 0; i < n * d; ++i) A[i] = (float)(gauss(&r) / sqrt((double)d));
+  }
+  for (t = 0; t < nq; ++t) {
+    float *x = X + t * d;
+    const size_t c = adasm_pcg32_bounded(&r, (uint32_t)n);
+    size_t top;
+    float ptop;
+    double m1 = -HUGE_VAL, m2 = -HUGE_VAL, sc;
+    if (kind == HEAD_LM) {
+      double mean = 0.0, var = 0.0, nr = 0.0, push;
+      for (k = 0; k < R; ++k) z[k] = gauss(&r);
+      for (j = 0; j < d; ++j) {
+        double lr = 0.0;
+        for (k = 0; k < R; ++k) lr += W[j * R + k] * z[k];
+        h[j] = 0.8 * lr / sqrt((double)R) + 0.6 * gauss(&r);
+        x[j] = (float)h[j];
+      }
+      adasm_gemv_softmax_topk(NULL, A, n, d, d, x, 1.0f, 1, &top, &ptop, NULL, lg);
+      for (i = 0; i < n; ++i) mean += (double)lg[i];
+      mean /= (double)n;
+      for (i = 0; i < n; ++i) var += ((double)lg[i] - mean) * ((double)lg[i] - mean);
+      sc = 1.5 / sqrt(var / (double)n);
+      for (i = 0; i < n; ++i)
+        if (sc * (double)lg[i] > m1) m1 = sc * (double)lg[i];
+      for (j = 0; j < d; ++j) nr += (double)A[c * d + j] * (double)A[c * d + j];
+      push = m1 - sc * (double)lg[c] + unif(&r, 0.5, 3.0);
+      for (j = 0; j < d; ++j)
+        x[j] = (float)(sc * h[j] + push * (double)A[c * d + j] / nr);
+    } else {
+      const double b = unif(&r, 0.3, 0.6);
+      for (j = 0; j < d; ++j) {
+        const double g = gauss(&r), a = (double)A[c * d + j] * sqrt((double)d);
+        x[j] = (float)((g > 0.0 ? g : 0.0) + (a > 0.0 && g > -0.5 ? b * a : 0.0));
+      }
+      adasm_gemv_softmax_topk(NULL, A, n, d, d, x, 1.0f, 1, &top, &ptop, NULL, lg);
+      for (i = 0; i < n; ++i)
+        if ((double)lg[i] > m1) { m2 = m1; m1 = (double)lg[i]; }
+        else if ((double)lg[i] > m2) m2 = (double)lg[i];
+      sc = unif(&r, 1.0, 4.0) / (m1 - m2 > 1e-6 ? m1 - m2 : 1e-6);
+      for (j = 0; j < d; ++j) x[j] = (float)(sc * (double)x[j]);
+    }
+  }
+  free(lg);
+  free(W);
+  free(h);
+  *Aout = A;
+  *Xout = X;
+}
+
+static void perf_head(const char *name, int kind, size_t n, size_t d,
+                      size_t ncal, size_t ntest) {
+  float *A, *X;
+  adasm_ada_index ix;
+  adasm_ada_params p = adasm_ada_params_default();
+  double fe = 1.0, fn = 1.0, t0, tcal, pulls = 0.0, madds = 0.0, ptop = 0.0;
+  double *mu = (double *)xmalloc(n * sizeof(double));
+  double *ta = (double *)xmalloc(ntest * sizeof(double));
+  double *te = (double *)xmalloc(ntest * sizeof(double));
+  double *ts[5], prof0[5], sp[4] = {0, 0, 0, 0};
+  size_t t, s, bytes, fails = 0, idx[1], scratch[1], top[1];
+  float prob[1], ptmp[1];
+  void *work, *cw;
+  int st;
+  for (st = 0; st < 5; ++st) ts[st] = (double *)xmalloc(ntest * sizeof(double));
+  printf("%s: n = %lu, d = %lu; generating...\n", name, (unsigned long)n,
+         (unsigned long)d);
+  head_make(kind, n, d, ncal + ntest, &A, &X);
+  if (adasm_ada_index_build(&ix, A, n, d, d, NULL) != ADASM_OK) exit(2);
+  CHECK(adasm_ada_calibrate_workspace_size(&ix, &p, ncal, &bytes) == ADASM_OK, "cal size");
+  cw = xmalloc(bytes);
+  t0 = now_sec();
+  if (g_perf_fe > 0.0 && kind == HEAD_LM) { /* quick iteration: given fudges */
+    fe = g_perf_fe;
+    fn = g_perf_fn;
+  } else {
+    CHECK(adasm_ada_calibrate(&ix, &p, X, ncal, d, cw, bytes, &fe, &fn) == ADASM_OK,
+          "calibrate");
+  }
+  tcal = now_sec() - t0;
+  free(cw);
+  p.fudge_elim = fe;
+  p.fudge_norm = fn;
+  work = work_for(&ix, &p, &bytes);
+  memset(adasm__ada_prof_rows, 0, sizeof adasm__ada_prof_rows);
+  memset(adasm__ada_prof_tile, 0, sizeof adasm__ada_prof_tile);
+  for (t = 0; t < ntest; ++t) {
+    const float *x = X + (ncal + t) * d;
+    adasm_ada_result out;
+    double lse;
+    out.idx = idx;
+    out.prob = prob;
+    p.seed = 7u + 1000003u * (uint64_t)t;
+    t0 = now_sec();
+    adasm_gemv_softmax_topk(NULL, A, n, d, d, x, 1.0f, 1, top, ptmp, NULL, NULL);
+    te[t] = now_sec() - t0;
+    memcpy(prof0, adasm__ada_prof, sizeof prof0);
+    t0 = now_sec();
+    CHECK(adasm_ada_query(&ix, &p, x, work, bytes, &out) == ADASM_OK, "query");
+    ta[t] = now_sec() - t0;
+    for (st = 0; st < 5; ++st) ts[st][t] = adasm__ada_prof[st] - prof0[st];
+    ref_logits(A, n, d, d, x, 1.0f, mu);
+    if (!success(mu, n, 1, p.eps, &out, scratch)) ++fails;
+    lse = ref_lse(mu, n);
+    ref_topk(mu, n, 1, scratch);
+    ptop += exp(mu[scratch[0]] - lse);
+    pulls += (double)out.pulls_total;
+    madds += (double)out.madds;
+    sp[0] += (double)out.pulls_burnin;
+    sp[1] += (double)out.pulls_elim;
+    sp[2] += (double)out.pulls_best;
+    sp[3] += (double)out.pulls_norm;
+  }
+  {
+    const double nd = (double)n * (double)d * (double)ntest;
+    const double ma = median(ta, ntest), me = median(te, ntest);
+    printf("  calibrated on %lu queries in %.1f s: fudge_elim %.3g, fudge_norm %.3g\n",
+           (unsigned long)ncal, tcal, fe, fn);
+    printf("  %lu held-out queries: success %.1f%% (mean top-1 p %.2f), pull gain "
+           "%.2fx, madds gain %.2fx\n", (unsigned long)ntest,
+           100.0 * (1.0 - (double)fails / (double)ntest), ptop / (double)ntest,
+           nd / pulls, nd / madds);
+    printf("  median ms: ada %.3f, exact %.3f -> ada is %.2fx %s\n", 1e3 * ma,
+           1e3 * me, ma < me ? me / ma : ma / me, ma < me ? "faster" : "slower");
+    printf("  ada stage medians (ms): setup+order %.3f, burn-in %.3f, elim %.3f, "
+           "best %.3f, norm+out %.3f\n", 1e3 * median(ts[0], ntest),
+           1e3 * median(ts[1], ntest), 1e3 * median(ts[2], ntest),
+           1e3 * median(ts[3], ntest), 1e3 * median(ts[4], ntest));
+    printf("  pulls per query: burn-in %.0f, elim %.0f, best %.0f, norm %.0f; "
+           "row gathers %.0f arms (%.0f entries), tile kernel %.0f calls "
+           "(%.0f entries)\n", sp[0] / (double)ntest, sp[1] / (double)ntest,
+           sp[2] / (double)ntest, sp[3] / (double)ntest,
+           adasm__ada_prof_rows[0] / (double)ntest,
+           adasm__ada_prof_rows[1] / (double)ntest,
+           adasm__ada_prof_tile[0] / (double)ntest,
+           adasm__ada_prof_tile[1] / (double)ntest);
+  }
+  for (s = 0; s < 5; ++s) free(ts[s]);
+  adasm_ada_index_free(&ix);
+  free(A);
+  free(X);
+  free(mu);
+  free(ta);
+  free(te);
+}
+
+static void perf(void) {
+  printf("isa %s\n", adasm_isa_name(adasm_isa_best()));
+  perf_head("LM-like head (GPT-2 size)", HEAD_LM, 50257, 768, 200, 300);
+  if (g_perf_fe <= 0.0)
+    perf_head("wide head (VGG-19 size)", HEAD_WIDE, 10, 25088, 200, 300);
+}
+
 /* --report: gains at n = 10^4, d = 512 and 1024 (theory and calibrated). */
 static void report(void) {
   static const size_t dims[2] = {512, 1024};
@@ -860,6 +1130,15 @@ int main(int argc, char **argv) {
   const size_t T = quick ? 60 : 300;
   double t0 = now_sec();
   setvbuf(stdout, NULL, _IOLBF, 0); /* progress visible when redirected */
+  if (argc > 1 && strcmp(argv[1], "--perf") == 0) {
+    if (argc > 3) {
+      g_perf_fe = atof(argv[2]);
+      g_perf_fn = atof(argv[3]);
+    }
+    perf();
+    free(g_work);
+    return g_fails ? 1 : 0;
+  }
   if (argc > 1 && strcmp(argv[1], "--report") == 0) {
     report();
     free(g_work);
@@ -868,6 +1147,7 @@ int main(int argc, char **argv) {
   test_errors();
   test_edges();
   test_estimator();
+  test_fast_path();
   test_cal_limit();
   for (fi = 0; fi < FAM_COUNT; ++fi) fam_init(&fams[fi], fi, 2000, 512, 11u);
   test_determinism(&fams[FAM_PLANTED]);
