@@ -2624,6 +2624,7 @@ typedef struct adasm__ada_q {
   size_t wlevel;   /* sample size whose HT weights are in w.cw / w.ew */
   uint64_t madds;
   adasm__ada_tile_fn tile;                 /* dense kernel of the ISA */
+  const adasm_kernels *kern;               /* its exact kernels (dot_rows) */
   unsigned char lv_ready[ADASM__ADA_MAXLV]; /* float weights of level made */
 } adasm__ada_q;
 
@@ -2807,11 +2808,24 @@ ADASM__PRIVATE void adasm__ada_pull_fast(adasm__ada_q *q, const size_t *P,
   if ((double)np * (double)(g < d / 16 + 1 ? g : d / 16 + 1) <
       ((double)(g - (*gt < g ? *gt : g)) + 0.2 * (double)(*gt < g ? *gt : g)) *
           (double)(span / 16 + 1)) {
+    /* Once g reaches d/4 a gather touches about every line of the row
+       anyway, at random: reading the row whole is sequential, vectorised
+       and exact (variance 0 meets any target), so in seconds it is the
+       cheaper pull. It costs pulls (nnz - g more), not time. */
     const size_t lda = q->ix->lda;
-    q->madds += 2u * (uint64_t)np * (uint64_t)g;
+    const int whole = g * 4 >= d;
+    q->madds += whole ? (uint64_t)np * (uint64_t)d : 2u * (uint64_t)np * (uint64_t)g;
     ADASM__ADA_PROF_ADD(adasm__ada_prof_rows, (double)np,
                         (double)np * (double)g);
-    for (t = 0; t < np; ++t) {
+    for (t = 0; t < np && whole; ++t) {
+      float y;
+      q->kern->dot_rows(q->ix->A + P[t] * lda, 1, d, lda, q->x, 1.0f, &y);
+      *pulls += (uint64_t)(q->nnz - g);
+      q->w.m[P[t]] = q->nnz;
+      mu[P[t]] = q->beta * (double)y;
+      var[P[t]] = 0.0;
+    }
+    for (t = 0; t < np && !whole; ++t) {
       const float *row = q->ix->A + P[t] * lda;
       float m0 = 0.0f, m1 = 0.0f, v0 = 0.0f, v1 = 0.0f;
       if (t + 2 < np) { /* every line the arm after next reads (col is
@@ -2922,6 +2936,7 @@ ADASM__PRIVATE void adasm__ada_prepare(adasm__ada_q *q,
   q->wlevel = 0;
   q->madds = 0;
   q->tile = adasm__ada_tile_for(ADASM_ISA_AUTO);
+  q->kern = adasm__k(NULL);
   memset(q->lv_ready, 0, sizeof q->lv_ready);
   for (j = 0; j < ix->d; ++j) {
     const double a = ix->atom[j];
@@ -3165,6 +3180,7 @@ ADASM_DEF adasm_result adasm_ada_query(const adasm_ada_index *ix,
   ADASM__ADA_PROF_START();
   adasm__ada_prepare(&q, ix, x);
   q.tile = adasm__ada_tile_for(adasm_kernels_isa(params->kern));
+  q.kern = adasm__k(params->kern);
   out->nnz = nnz = q.nnz;
 
   if (k == n) { /* every row is returned with its exact p: just compute */

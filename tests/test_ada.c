@@ -637,9 +637,10 @@ static void test_estimator(void) {
 
 /* The fast path (float level weights, SIMD tile kernel of every ISA this
    CPU runs, and the row gather) against the double reference path
-   adasm__ada_pull, at grid sizes 16 and 36 of 62 columns. */
-static void test_fast_path(void) {
-  enum { N = 300, D = 64 };
+   adasm__ada_pull, at grid sizes 16 and 36 of 62 columns (the sparse arms:
+   whole exact rows when g >= d/4, gathers otherwise: d = 64 and 1024). */
+static void test_fast_path_d(size_t D) {
+  enum { N = 300 };
   static const adasm_isa isas[4] = {ADASM_ISA_SCALAR, ADASM_ISA_AVX2,
                                     ADASM_ISA_AVX512, ADASM_ISA_NEON};
   static const size_t levels[2] = {16, 36};
@@ -647,7 +648,8 @@ static void test_fast_path(void) {
   adasm_ada_index ix;
   adasm_ada_params p = adasm_ada_params_default();
   adasm__ada_q q;
-  float *A = (float *)xmalloc(N * D * sizeof(float)), x[D];
+  float *A = (float *)xmalloc(N * D * sizeof(float));
+  float *x = (float *)xmalloc(D * sizeof(float));
   double ref_mu[N], ref_var[N];
   size_t bytes, i, li, ii, sparse[3] = {3, 150, 299};
   void *work;
@@ -687,8 +689,22 @@ static void test_fast_path(void) {
       gt = 0;
       adasm__ada_pull_fast(&q, sparse, 3, g, &gt, &pulls);
       for (i = 0; i < N; ++i) {
-        const double em = fabs(q.w.mu[i] - ref_mu[i]) / (1.0 + fabs(ref_mu[i]));
-        const double ev = fabs(q.w.var[i] - ref_var[i]) / (1e-30 + ref_var[i]);
+        const int sp = i == sparse[0] || i == sparse[1] || i == sparse[2];
+        double em, ev;
+        if (sp && g * 4 >= D) {
+          /* a sparse arm at g >= d/4 is read whole: exact, variance 0 */
+          double dot = 0.0;
+          size_t j;
+          for (j = 0; j < D; ++j) dot += (double)A[i * D + j] * (double)x[j];
+          CHECK(q.w.m[i] == q.nnz && q.w.var[i] == 0.0 &&
+                    fabs(q.w.mu[i] - dot) <= 1e-5 * (1.0 + fabs(dot)),
+                "whole row %lu: m %lu var %g mu %.9g dot %.9g",
+                (unsigned long)i, (unsigned long)q.w.m[i], q.w.var[i],
+                q.w.mu[i], dot);
+          continue;
+        }
+        em = fabs(q.w.mu[i] - ref_mu[i]) / (1.0 + fabs(ref_mu[i]));
+        ev = fabs(q.w.var[i] - ref_var[i]) / (1e-30 + ref_var[i]);
         if (em > err_mu) err_mu = em;
         if (ev > err_var) err_var = ev;
         CHECK(q.w.m[i] == g, "fast path m %lu", (unsigned long)q.w.m[i]);
@@ -701,6 +717,12 @@ static void test_fast_path(void) {
   }
   adasm_ada_index_free(&ix);
   free(A);
+  free(x);
+}
+
+static void test_fast_path(void) {
+  test_fast_path_d(64);   /* sparse arms read whole (g >= d/4) */
+  test_fast_path_d(1024); /* sparse arms gathered */
 }
 
 /* Same seed -> bit-identical output; another seed -> same (correct) set. */
