@@ -2464,6 +2464,30 @@ ADASM__PRIVATE void adasm__ada_tile_scalar(const float *cols, size_t n,
   }
 }
 
+/* The SIMD tile kernels take the sampled columns four at a time; a last
+   group with fewer is padded with weight 0 on a real column, so the loads
+   stay in bounds and add nothing. */
+typedef struct adasm__ada_quad {
+  const float *c[4];
+  float f[4], h[4]; /* mean and variance weights */
+} adasm__ada_quad;
+
+ADASM__PRIVATE adasm__ada_quad adasm__ada_quad_at(const float *cols, size_t n,
+                                                  const size_t *perm,
+                                                  const float *cw,
+                                                  const float *ew, size_t s,
+                                                  size_t g) {
+  adasm__ada_quad q;
+  size_t u;
+  for (u = 0; u < 4; ++u) {
+    const int in = s + u < g;
+    q.c[u] = cols + perm[in ? s + u : s] * n;
+    q.f[u] = in ? cw[s + u] : 0.0f;
+    q.h[u] = in ? ew[s + u] : 0.0f;
+  }
+  return q;
+}
+
 #if defined(ADASM__HAVE_AVX512)
 ADASM__TARGET_AVX512 static void adasm__ada_tile_avx512(
     const float *cols, size_t n, const size_t *perm, size_t g,
@@ -2473,19 +2497,12 @@ ADASM__TARGET_AVX512 static void adasm__ada_tile_avx512(
   const size_t full = len & ~(size_t)15;
   for (r = 0; r < len; ++r) tmu[r] = tvar[r] = 0.0f;
   for (; s < g; s += 4) {
-    const size_t cnt = g - s < 4 ? g - s : 4;
-    /* missing columns of the last group: weight 0 on a real column */
-    const float *c0 = cols + perm[s] * n;
-    const float *c1 = cnt > 1 ? cols + perm[s + 1] * n : c0;
-    const float *c2 = cnt > 2 ? cols + perm[s + 2] * n : c0;
-    const float *c3 = cnt > 3 ? cols + perm[s + 3] * n : c0;
-    const __m512 a0 = _mm512_set1_ps(cw[s]), e0 = _mm512_set1_ps(ew[s]);
-    const __m512 a1 = _mm512_set1_ps(cnt > 1 ? cw[s + 1] : 0.0f);
-    const __m512 e1 = _mm512_set1_ps(cnt > 1 ? ew[s + 1] : 0.0f);
-    const __m512 a2 = _mm512_set1_ps(cnt > 2 ? cw[s + 2] : 0.0f);
-    const __m512 e2 = _mm512_set1_ps(cnt > 2 ? ew[s + 2] : 0.0f);
-    const __m512 a3 = _mm512_set1_ps(cnt > 3 ? cw[s + 3] : 0.0f);
-    const __m512 e3 = _mm512_set1_ps(cnt > 3 ? ew[s + 3] : 0.0f);
+    const adasm__ada_quad qd = adasm__ada_quad_at(cols, n, perm, cw, ew, s, g);
+    const float *c0 = qd.c[0], *c1 = qd.c[1], *c2 = qd.c[2], *c3 = qd.c[3];
+    const __m512 a0 = _mm512_set1_ps(qd.f[0]), e0 = _mm512_set1_ps(qd.h[0]);
+    const __m512 a1 = _mm512_set1_ps(qd.f[1]), e1 = _mm512_set1_ps(qd.h[1]);
+    const __m512 a2 = _mm512_set1_ps(qd.f[2]), e2 = _mm512_set1_ps(qd.h[2]);
+    const __m512 a3 = _mm512_set1_ps(qd.f[3]), e3 = _mm512_set1_ps(qd.h[3]);
     for (r = 0; r <= full; r += 16) {
       const __mmask16 k = r < full ? (__mmask16)0xffff : tail;
       __m512 m = _mm512_maskz_loadu_ps(k, tmu + r);
@@ -2518,15 +2535,10 @@ ADASM__TARGET_AVX2 static void adasm__ada_tile_avx2(
   const size_t full = len & ~(size_t)7;
   for (r = 0; r < len; ++r) tmu[r] = tvar[r] = 0.0f;
   for (; s < g; s += 4) {
-    const size_t cnt = g - s < 4 ? g - s : 4;
-    const float *c0 = cols + perm[s] * n;
-    const float *c1 = cnt > 1 ? cols + perm[s + 1] * n : c0;
-    const float *c2 = cnt > 2 ? cols + perm[s + 2] * n : c0;
-    const float *c3 = cnt > 3 ? cols + perm[s + 3] * n : c0;
-    const float f0 = cw[s], h0 = ew[s];
-    const float f1 = cnt > 1 ? cw[s + 1] : 0.0f, h1 = cnt > 1 ? ew[s + 1] : 0.0f;
-    const float f2 = cnt > 2 ? cw[s + 2] : 0.0f, h2 = cnt > 2 ? ew[s + 2] : 0.0f;
-    const float f3 = cnt > 3 ? cw[s + 3] : 0.0f, h3 = cnt > 3 ? ew[s + 3] : 0.0f;
+    const adasm__ada_quad qd = adasm__ada_quad_at(cols, n, perm, cw, ew, s, g);
+    const float *c0 = qd.c[0], *c1 = qd.c[1], *c2 = qd.c[2], *c3 = qd.c[3];
+    const float f0 = qd.f[0], f1 = qd.f[1], f2 = qd.f[2], f3 = qd.f[3];
+    const float h0 = qd.h[0], h1 = qd.h[1], h2 = qd.h[2], h3 = qd.h[3];
     const __m256 a0 = _mm256_set1_ps(f0), e0 = _mm256_set1_ps(h0);
     const __m256 a1 = _mm256_set1_ps(f1), e1 = _mm256_set1_ps(h1);
     const __m256 a2 = _mm256_set1_ps(f2), e2 = _mm256_set1_ps(h2);
@@ -2564,15 +2576,10 @@ static void adasm__ada_tile_neon(const float *cols, size_t n,
   const size_t full = len & ~(size_t)3;
   for (r = 0; r < len; ++r) tmu[r] = tvar[r] = 0.0f;
   for (; s < g; s += 4) {
-    const size_t cnt = g - s < 4 ? g - s : 4;
-    const float *c0 = cols + perm[s] * n;
-    const float *c1 = cnt > 1 ? cols + perm[s + 1] * n : c0;
-    const float *c2 = cnt > 2 ? cols + perm[s + 2] * n : c0;
-    const float *c3 = cnt > 3 ? cols + perm[s + 3] * n : c0;
-    const float f0 = cw[s], h0 = ew[s];
-    const float f1 = cnt > 1 ? cw[s + 1] : 0.0f, h1 = cnt > 1 ? ew[s + 1] : 0.0f;
-    const float f2 = cnt > 2 ? cw[s + 2] : 0.0f, h2 = cnt > 2 ? ew[s + 2] : 0.0f;
-    const float f3 = cnt > 3 ? cw[s + 3] : 0.0f, h3 = cnt > 3 ? ew[s + 3] : 0.0f;
+    const adasm__ada_quad qd = adasm__ada_quad_at(cols, n, perm, cw, ew, s, g);
+    const float *c0 = qd.c[0], *c1 = qd.c[1], *c2 = qd.c[2], *c3 = qd.c[3];
+    const float f0 = qd.f[0], f1 = qd.f[1], f2 = qd.f[2], f3 = qd.f[3];
+    const float h0 = qd.h[0], h1 = qd.h[1], h2 = qd.h[2], h3 = qd.h[3];
     for (r = 0; r < full; r += 4) {
       float32x4_t m = vld1q_f32(tmu + r), v = vld1q_f32(tvar + r);
       const float32x4_t x0 = vld1q_f32(c0 + r), x1 = vld1q_f32(c1 + r);
