@@ -2879,9 +2879,15 @@ ADASM__PRIVATE void adasm__ada_pull_fast(adasm__ada_q *q, const size_t *P,
   }
   for (t = 0; t < np; ++t)
     if (!adasm__isfinite(mu[P[t]]) || !adasm__isfinite(var[P[t]])) {
+      /* float overflowed: redo in double, at the same sample size (an arm
+         read whole stays whole, so its pulls are not counted twice) */
       uint64_t dummy = 0;
+      const int whole_row = q->w.m[P[t]] == q->nnz;
       q->w.m[P[t]] = 0;
-      adasm__ada_pull(q, P + t, 1, g, &dummy);
+      if (whole_row)
+        adasm__ada_exact(q, P[t], &dummy);
+      else
+        adasm__ada_pull(q, P + t, 1, g, &dummy);
     }
 }
 
