@@ -256,7 +256,10 @@ ADASM_DEF adasm_result adasm_sample(const adasm_kernels *k, const float *z,
    (n-1)*lda + d floats of A are read (the last row needs no padding).
    Accuracy: each logit is a float dot product (16-32 lanes, or double on
    the scalar path), within about 2^-22 * sqrt(d) * beta * sum_j |A_ij x_j|;
-   probabilities inherit that as relative error. */
+   probabilities inherit that as relative error. The product A x is formed
+   before beta scales it, so it must fit a float: a row whose partial sums
+   pass FLT_MAX gets a logit of +-inf (then as above) or NaN (overflows of
+   both signs: ADASM_ERR_NAN), even when beta * (A x) would be finite. */
 ADASM_DEF adasm_result adasm_gemv_softmax_topk(
     const adasm_kernels *k, const float *A, size_t n, size_t d, size_t lda,
     const float *x, float beta, size_t topk, size_t *idx, float *prob,
