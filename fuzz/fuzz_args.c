@@ -14,6 +14,9 @@
    stdout and stderr are redirected to temporary files for the check (the
    tool prints through the stdio macros, renamed below before its code is
    included). */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* as the tool sets it, before any header */
+#endif
 #define main adasoftmax_tool_main
 #include <stdio.h>
 static FILE *fuzz_stdout, *fuzz_stderr;
