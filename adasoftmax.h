@@ -270,8 +270,9 @@ ADASM_DEF adasm_result adasm_gemv_softmax_topk(
    Baharav, Kang, Sullivan, Tiwari, Luxenberg, Tse, Pilanci, "Adaptive
    Sampling for Efficient Softmax Approximation", NeurIPS 2024.
    Build an index of A once; each query samples columns of A (importance
-   weights |x_j| ||A_:,j||_1, without replacement by Gumbel keys, Horvitz-
-   Thompson estimates) to find the top-k rows and estimate the normalizer
+   weights |x_j| ||A_:,j||_1, without replacement by an exponential race,
+   i.e. the Gumbel-top-k order; Horvitz-Thompson estimates) to find the
+   top-k rows and estimate the normalizer
    so that, with probability >= 1 - delta, the top-k set is right and every
    returned p is within a factor (1 +- eps). A pull is one multiply-add with
    an entry of A that the query had not used before; `madds` counts the
@@ -2238,7 +2239,7 @@ ADASM_DEF adasm_result adasm_sample(const adasm_kernels *k, const float *z,
 #define ADASM__ADA_CI_INIT 0.25   /* elimination starts at 1/4 of sigma^2 */
 #define ADASM__ADA_CI_DECAY 0.5   /* ... and halves v every round */
 #define ADASM__ADA_ALIGN 64
-#define ADASM__ADA_STREAM 0xada50f7ull /* PCG stream of the Gumbel keys */
+#define ADASM__ADA_STREAM 0xada50f7ull /* PCG stream of the race keys */
 #define ADASM__ADA_PHI 0x9e3779b97f4a7c15ull /* calibration seed stride */
 #define ADASM__ADA_CAL_ALPHA 0.05 /* calibration: test level per candidate */
 /* Rows per tile of the dense SIMD kernel: its float mu/var accumulators
@@ -2279,8 +2280,8 @@ static clock_t adasm__ada_prof_t0;
 
 /* ---- workspace layout ---------------------------------------------------- */
 typedef struct adasm__ada_ws {
-  double *lw;    /* [d] log w_j = log|x_j| + log a_j, by column */
-  double *key;   /* [d] Gumbel key log w_j + G_j, by column */
+  double *lw;    /* [d] weight w_j = |x_j| a_j, by column */
+  double *key;   /* [d] race key w_j / E_j (E_j ~ Exp(1)), by column */
   double *cw;    /* [d] HT weight x_j / pi_j, by sample position */
   double *ew;    /* [d] beta^2 x_j^2 (1 - pi_j) / pi_j^2, by sample position */
   size_t *perm;  /* [d] sample order: columns by key, descending */
@@ -2299,6 +2300,7 @@ typedef struct adasm__ada_ws {
   float *few;    /* [3d + 64] float beta^2 x_j^2 (1 - pi_j) / pi_j^2 */
   size_t *fidx;  /* [3d + 64] columns of each level, ascending */
   size_t *rank;  /* [d] position of column j in perm */
+  uint64_t *sortk; /* [2d] radix-sort keys and their scratch (column order) */
   float *tmu;    /* [ADASM__ADA_TILE] tile accumulators of the SIMD kernel */
   float *tvar;   /* [ADASM__ADA_TILE] */
 } adasm__ada_ws;
@@ -2351,6 +2353,7 @@ ADASM__PRIVATE int adasm__ada_layout(size_t n, size_t d, size_t k,
   ADASM__ADA_CARVE(few, float, 3 * d + 64);
   ADASM__ADA_CARVE(fidx, size_t, 3 * d + 64);
   ADASM__ADA_CARVE(rank, size_t, d);
+  ADASM__ADA_CARVE(sortk, uint64_t, 2 * d); /* 2d: d <= SIZE_MAX / 3 above */
   ADASM__ADA_CARVE(tmu, float, ADASM__ADA_TILE);
   ADASM__ADA_CARVE(tvar, float, ADASM__ADA_TILE);
   *total = off;
@@ -2359,7 +2362,7 @@ ADASM__PRIVATE int adasm__ada_layout(size_t n, size_t d, size_t k,
 #undef ADASM__ADA_CARVE
 
 /* ---- small helpers -------------------------------------------------------- */
-/* Sort order used for columns (by Gumbel key) and arms (by logit): larger
+/* Sort order used for columns (by race key) and arms (by logit): larger
    key first, then lower index first, so ties resolve like the exact path. */
 ADASM__PRIVATE int adasm__ada_before(const double *key, size_t a, size_t b) {
   return key[a] > key[b] || (!(key[a] < key[b]) && a < b);
@@ -2658,20 +2661,22 @@ ADASM__PRIVATE void adasm__ada_exact(adasm__ada_q *q, size_t i,
 }
 
 /* Horvitz-Thompson weights for the sample of the first g (< nnz) columns of
-   the Gumbel order. tau = (g+1)-th key; conditionally on tau, column j is in
-   the sample iff log w_j + G_j > tau, with probability
-   pi_j = 1 - exp(-exp(log w_j - tau)). Since key_j >= tau and G_j <= ~37
-   (53-bit uniforms), pi_j >= ~1e-16: never 0. */
+   the race order. r = (g+1)-th key; conditionally on r, column j is in the
+   sample iff w_j / E_j > r, with probability pi_j = 1 - exp(-w_j / r).
+   Since key_j >= r and E_j >= ~1e-16 (53-bit uniforms), pi_j >= ~1e-16:
+   never 0. */
 ADASM__PRIVATE void adasm__ada_weights(adasm__ada_q *q, size_t g) {
-  const double tau = q->w.key[q->w.perm[g]];
+  const double r = q->w.key[q->w.perm[g]];
   const double b2 = q->beta * q->beta;
   size_t s;
   if (q->wlevel == g) return;
   for (s = 0; s < g; ++s) {
     const size_t j = q->w.perm[s];
-    const double rate = exp(q->w.lw[j] - tau); /* may be +inf: pi = 1 */
-    const double pi = -expm1(-rate);           /* accurate for small rate */
+    const double rate = q->w.lw[j] / r; /* <= ~1e180: finite */
     const double miss = exp(-rate);            /* 1 - pi, accurate near 1 */
+    /* 1 - miss cancels only for small rates: expm1 there, and only there
+       (it was a fifth of a wide head's query) */
+    const double pi = rate < 0.25 ? -expm1(-rate) : 1.0 - miss;
     const double xj = (double)q->x[j];
     q->w.cw[s] = xj / pi;
     q->w.ew[s] = b2 * xj * xj * miss / (pi * pi);
@@ -2958,7 +2963,7 @@ ADASM__PRIVATE void adasm__ada_prepare(adasm__ada_q *q,
     const double a = ix->atom[j];
     if (x[j] != 0.0f && a > 0.0) {
       q->w.nzl[nnz++] = j;
-      q->w.lw[j] = log(fabs((double)x[j])) + log(a);
+      q->w.lw[j] = fabs((double)x[j]) * a; /* in [2e-90, 1e87] */
     }
   }
   q->nnz = nnz;
@@ -2969,21 +2974,66 @@ ADASM__PRIVATE void adasm__ada_prepare(adasm__ada_q *q,
   }
 }
 
-/* One Gumbel-key order per query: keys log w_j + G_j (G_j standard Gumbel
-   from a PCG32 seeded with the caller's seed, drawn in column order),
-   sorted descending; every prefix is a weighted sample without
-   replacement. */
+/* Stable LSD radix sort of cnt (key, index) pairs by key ascending: eight
+   passes of 8 bits, a pass skipped when every key has the same byte there.
+   k2/v2 are scratch of cnt entries; returns the index array that holds the
+   result (v or v2). O(cnt), where the heapsort's O(cnt log cnt) cache-
+   missing compares took half of a wide head's query (25,088 columns). */
+ADASM__PRIVATE size_t *adasm__ada_radix(uint64_t *k, size_t *v, uint64_t *k2,
+                                        size_t *v2, size_t cnt) {
+  size_t hist[8][256], t;
+  unsigned pass;
+  if (cnt < 2) return v;
+  memset(hist, 0, sizeof hist);
+  for (t = 0; t < cnt; ++t)
+    for (pass = 0; pass < 8; ++pass) ++hist[pass][(k[t] >> (8 * pass)) & 255u];
+  for (pass = 0; pass < 8; ++pass) {
+    size_t *h = hist[pass], sum = 0, b;
+    uint64_t *tk;
+    size_t *tv;
+    if (h[(k[0] >> (8 * pass)) & 255u] == cnt) continue; /* one bucket */
+    for (b = 0; b < 256; ++b) {
+      const size_t c = h[b];
+      h[b] = sum;
+      sum += c;
+    }
+    for (t = 0; t < cnt; ++t) {
+      const size_t at = h[(k[t] >> (8 * pass)) & 255u]++;
+      k2[at] = k[t];
+      v2[at] = v[t];
+    }
+    tk = k; k = k2; k2 = tk;
+    tv = v; v = v2; v2 = tv;
+  }
+  return v;
+}
+
+/* One exponential-race order per query: keys w_j / E_j, E_j = -log U_j
+   standard exponential from a PCG32 seeded with the caller's seed, drawn in
+   column order, sorted descending, ties by lower column first (the columns
+   enter in ascending order and the sort is stable). This is the Gumbel-
+   top-k order (log w_j + G_j with G_j = -log E_j) without two of its three
+   logs: every prefix is a weighted sample without replacement. The keys are
+   positive doubles, so their bits sort as integers; rank (rebuilt below)
+   is the index scratch. */
 ADASM__PRIVATE void adasm__ada_order(adasm__ada_q *q, uint64_t seed) {
   adasm_pcg32 rng;
-  size_t t;
+  uint64_t *kb = q->w.sortk;
+  size_t *sorted, t;
   adasm_pcg32_seed(&rng, seed, ADASM__ADA_STREAM);
   for (t = 0; t < q->nnz; ++t) {
     const size_t j = q->w.nzl[t];
     const double u = adasm_pcg32_uniform_open(&rng); /* in (0, 1) */
-    q->w.key[j] = q->w.lw[j] - log(-log(u));
+    const double key = q->w.lw[j] / -log(u); /* in [2e-92, 1e103] */
+    uint64_t b;
+    memcpy(&b, &key, sizeof b);
+    q->w.key[j] = key;
+    kb[t] = ~b; /* inverted: the sort is descending */
     q->w.perm[t] = j;
   }
-  adasm__ada_sort(q->w.perm, q->nnz, q->w.key);
+  sorted = adasm__ada_radix(kb, q->w.perm, kb + q->nnz, q->w.rank, q->nnz);
+  if (sorted != q->w.perm)
+    memcpy(q->w.perm, sorted, q->nnz * sizeof *sorted);
   for (t = 0; t < q->nnz; ++t) q->w.rank[q->w.perm[t]] = t;
   q->wlevel = 0;
   memset(q->lv_ready, 0, sizeof q->lv_ready);
