@@ -4,6 +4,10 @@
 #   bench/run.sh            both benchmarks (about 2-4 minutes)
 #   bench/run.sh --quick    3 repetitions, lengths <= 4e6: checks the harness
 #   bench/run.sh softmax    only bench_softmax (or: gemv)
+#   bench/run.sh heads      AdaSoftmax vs exact vs OpenBLAS on the real heads
+#                           (bench_heads; builds the heads with
+#                           bench/data/build_heads.sh if they are not cached;
+#                           about 5 minutes once they are)
 #
 # Output (stdout, also saved to $BUILD/bench-results.md): a machine line, then
 # one markdown table per benchmark, ready to paste into README.md. Progress
@@ -21,8 +25,8 @@ WHICH=all
 for arg in "$@"; do
   case $arg in
     --quick) BENCH_QUICK=1; export BENCH_QUICK ;;
-    softmax|gemv) WHICH=$arg ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    softmax|gemv|heads) WHICH=$arg ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -53,11 +57,13 @@ meson_build() {
     meson setup "$BUILD" -Dbench=enabled --buildtype=release \
       -Dtests=disabled -Dexamples=disabled -Dfuzz=disabled >&2 || return 1
   fi
-  ninja -C "$BUILD" -j 2 bench/bench_softmax bench/bench_gemv >&2
+  ninja -C "$BUILD" -j 2 bench/bench_softmax bench/bench_gemv \
+    bench/bench_heads >&2
 }
 if meson_build; then
   SOFTMAX=$BUILD/bench/bench_softmax
   GEMV=$BUILD/bench/bench_gemv
+  HEADS=$BUILD/bench/bench_heads
 else
   echo "run.sh: no usable Meson setup: building with ${CC:-gcc}" >&2
   BUILD=$BUILD-cc
@@ -71,8 +77,12 @@ else
   # shellcheck disable=SC2086
   ${CC:-gcc} $CFLAGS $OPENBLAS_CFLAGS bench/bench_gemv.c \
     -o "$BUILD/bench_gemv" $OPENBLAS_LIBS -lm
+  # shellcheck disable=SC2086
+  ${CC:-gcc} $CFLAGS $OPENBLAS_CFLAGS bench/bench_heads.c \
+    -o "$BUILD/bench_heads" $OPENBLAS_LIBS -lm
   SOFTMAX=$BUILD/bench_softmax
   GEMV=$BUILD/bench_gemv
+  HEADS=$BUILD/bench_heads
 fi
 
 # Run private copies: other jobs on a shared machine may wipe build dirs.
@@ -80,8 +90,17 @@ RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/adasm-bench.XXXXXX")
 trap 'rm -rf "$RUNDIR"' EXIT INT TERM
 cp "$SOFTMAX" "$RUNDIR/bench_softmax" 2>/dev/null || true
 cp "$GEMV" "$RUNDIR/bench_gemv" 2>/dev/null || true
+cp "$HEADS" "$RUNDIR/bench_heads" 2>/dev/null || true
 SOFTMAX=$RUNDIR/bench_softmax
 GEMV=$RUNDIR/bench_gemv
+HEADS=$RUNDIR/bench_heads
+
+# The real heads (cached outside the repository).
+DATA=${ADASM_DATA:-$HOME/.cache/adasoftmax-data}
+if [ "$WHICH" = heads ] &&
+  { [ ! -f "$DATA/words/X.npy" ] || [ ! -f "$DATA/wide/X.npy" ]; }; then
+  bash bench/data/build_heads.sh >&2
+fi
 
 # 3. One thread everywhere: OpenBLAS pthread and OpenMP builds, XNNPACK gets
 #    no thread pool anyway.
@@ -104,11 +123,21 @@ RESULTS=$BUILD/bench-results.md
     "$(uname -sr); $ccv; $(date -u '+%Y-%m-%d %H:%M UTC');" \
     "load average before: $(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null)"
   echo
-  if [ "$WHICH" != gemv ]; then
+  if [ "$WHICH" = heads ]; then
+    echo "AdaSoftmax, eps = 0.3, calibrated on the first 200 queries, reported"
+    echo "on the other 1,800 (\`bench_heads\`):"
+    echo
+    "$HEADS" words "$DATA/words/A.npy" "$DATA/words/X.npy" ||
+      echo "**bench_heads failed (exit status $?)**"
+    "$HEADS" wide "$DATA/wide/A.npy" "$DATA/wide/X.npy" | tail -n +3 ||
+      echo "**bench_heads failed (exit status $?)**"
+    echo
+  fi
+  if [ "$WHICH" = all ] || [ "$WHICH" = softmax ]; then
     "$SOFTMAX" || echo "**bench_softmax failed (exit status $?)**"
     echo
   fi
-  if [ "$WHICH" != softmax ]; then
+  if [ "$WHICH" = all ] || [ "$WHICH" = gemv ]; then
     "$GEMV" || echo "**bench_gemv failed (exit status $?)**"
     echo
   fi
