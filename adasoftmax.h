@@ -21,7 +21,7 @@
      7. Numerics and determinism
      8. Changelog
      Code map (grep for the tag): >>config >>platform >>util >>pcg >>cpu
-       >>k_scalar >>k_avx2 >>k_avx512 >>k_neon >>dispatch >>exact >>ada
+       >>k_scalar >>k_avx2 >>k_avx512 >>k_neon >>dispatch >>exact >>ada >>hs
 
    1. QUICK START
        float z[5] = {1, 2, 3, 4, 5}, p[5];
@@ -357,6 +357,201 @@ ADASM_DEF adasm_result adasm_ada_calibrate(const adasm_ada_index *ix,
                                            size_t work_bytes,
                                            double *fudge_elim,
                                            double *fudge_norm);
+
+
+/* ---- Hierarchical softmax (word2vec / fastText binary tree) ------------
+   The classes are the leaves of a binary tree whose internal nodes carry a
+   vector each. Going from internal node v to its right child has
+   probability sigmoid(w_v . x), to its left child sigmoid(-w_v . x); p(c)
+   is the product along the path from the root to leaf c. The leaf
+   probabilities sum to 1 by construction: there is no normalizer (its log,
+   the "log_norm" of the other methods, is 0), and p(c) costs depth(c) dot
+   products instead of n. The tree is fastText's (Joulin et al. 2017, after
+   word2vec, Mikolov et al. 2013): a Huffman tree over class counts, built
+   exactly as fastText 0.9.2 builds it, so a fastText .bin trained with
+   -loss hs gives fastText's own model.
+   Node numbering (fastText's): nodes 0..n-1 are the leaves (node c is class
+   c), nodes n..2n-2 the internal ones in creation order, the root is 2n-2
+   (0 when n = 1); internal node n+i uses row i of the vector matrix (row i
+   of fastText's output matrix). The model is read-only after building:
+   threads may share it, each with its own workspace. */
+typedef struct adasm_hs_model {
+  size_t nlabels;  /* classes (leaves), >= 1 */
+  size_t dim;      /* length of x and of every node vector */
+  size_t root;     /* 2 nlabels - 2 */
+  int32_t *parent; /* [2n-1] parent node; -1 at the root */
+  int32_t *child;  /* [2(n-1)] internal node n+i has children child[2i]
+                      (left: sigmoid(-z)) and child[2i+1] (right: sigmoid(z)) */
+  uint8_t *code;   /* [2n-1] 1 if the node is its parent's right child */
+  int64_t *count;  /* [2n-1] leaves: the counts; internal: sum of children */
+  float *vec;      /* [(n-1) * ldv] row i: vector of internal node n+i */
+  size_t ldv;      /* row stride of vec in floats: dim rounded up to 16, so
+                      every row starts on a 64-byte line */
+  /* Set by adasm_hs_load_fasttext only (0 / NULL after adasm_hs_build).
+     Offsets are into the buffer the model was loaded from. */
+  size_t ft_nentries;     /* dictionary entries: words, then labels */
+  size_t ft_nwords;       /* words; they are input rows 0..nwords-1 */
+  size_t ft_label_base;   /* entry of class 0: nwords (supervised), else 0 */
+  size_t *ft_name;        /* [ft_nentries] offset of each entry's string
+                             (NUL-terminated, as in the model: labels keep
+                             their "__label__" prefix) */
+  size_t ft_input_offset; /* offset of the input matrix data: ft_input_rows
+                             x dim little-endian float32, not aligned */
+  size_t ft_input_rows;   /* nwords + bucket */
+  int ft_model;           /* 1 cbow, 2 skipgram, 3 supervised */
+  void *block;            /* the one allocation, for adasm_hs_free */
+  void *alloc_ctx;        /* passed to ADASM_MALLOC / ADASM_FREE */
+} adasm_hs_model;
+
+/* Builds the tree from class counts exactly as fastText's
+   HierarchicalSoftmaxLoss::buildTree does: two queues, the leaves taken
+   from the end of `counts` and the internal nodes in creation order; the
+   next leaf is taken when its count is strictly below the next internal
+   node's (ties go to the internal node); the first node taken becomes the
+   left child. With counts sorted in decreasing order (fastText's
+   dictionary order) this is a Huffman tree; in any other order it is still
+   a full binary tree with the same leaves (what fastText would build).
+   node_vectors: (n-1) rows of dim floats, leading dimension ld >= dim,
+   copied (may be NULL when n = 1). Cost O(n dim); one allocation of about
+   4 (n-1) round16(dim) + 25 n bytes.
+   Errors: ADASM_ERR_NULL (m, counts, or node_vectors with n > 1);
+   ADASM_ERR_SIZE (n = 0 or n > 2^30, dim = 0, ld < dim);
+   ADASM_ERR_PARAM (a negative count, counts summing to 1e15 or more:
+   fastText's sentinel for "no node", or an infinite vector entry);
+   ADASM_ERR_NAN (NaN in a vector); ADASM_ERR_OVERFLOW; ADASM_ERR_NOMEM.
+   *m is written only on success. */
+ADASM_DEF adasm_result adasm_hs_build(adasm_hs_model *m, const int64_t *counts,
+                                      size_t nlabels,
+                                      const float *node_vectors, size_t dim,
+                                      size_t ld, void *alloc_ctx);
+
+/* Reads a fastText model (.bin of fastText 0.9.x: magic 793712314, version
+   12) trained with -loss hs from memory (the library does no file I/O) and
+   builds its tree from the dictionary counts of its classes: the labels of
+   a supervised model, the words of a cbow/skipgram one (fastText's choice).
+   Strict: every length, count and flag is checked against the format and
+   against len before anything is allocated; the input never is read past
+   len. Refused: another magic or version, a loss other than hs, quantized
+   models (.ftz, quantize -qout), an unknown model type, dim <= 0, a
+   negative bucket, count or token count, an empty or unterminated
+   dictionary string, entries not ordered words-then-labels, a pruned
+   dictionary, matrix shapes that disagree with the header (input:
+   nwords + bucket rows, output: one row per class, both dim columns),
+   non-finite node vectors, and trailing bytes. Fields the tree does not use
+   (ws, epoch, minCount, neg, wordNgrams, minn, maxn, lrUpdateRate, t) are
+   not interpreted. The input matrix is validated and skipped (its offset
+   is in m->ft_input_offset); the output matrix rows become node vectors.
+   why (may be NULL): on error, a static string naming the problem (e.g.
+   "quantized model (.ftz): not supported"); NULL on success.
+   Errors: ADASM_ERR_NULL (m or buf); ADASM_ERR_SIZE (truncated input,
+   trailing bytes, a size larger than the buffer, no classes, more than
+   2^30 classes); ADASM_ERR_PARAM (bad magic, version, loss, model type,
+   flag or value, quantized, inconsistent shapes or order, infinite vector
+   entry); ADASM_ERR_NAN (NaN in a node vector); ADASM_ERR_NOMEM;
+   ADASM_ERR_OVERFLOW (the model does not fit in size_t: 32-bit hosts).
+   Cost O(len); one allocation (as adasm_hs_build, plus 8 bytes per
+   dictionary entry). *m is written only on success. */
+ADASM_DEF adasm_result adasm_hs_load_fasttext(adasm_hs_model *m,
+                                              const void *buf, size_t len,
+                                              void *alloc_ctx,
+                                              const char **why);
+
+/* Frees the model's block and zeroes *m; m may be NULL or zeroed. */
+ADASM_DEF void adasm_hs_free(adasm_hs_model *m);
+
+/* The name of class `label` as stored in the fastText model (supervised
+   labels keep their "__label__" prefix), a NUL-terminated string inside
+   buf, which must be the buffer the model was loaded from. NULL if the
+   model has no names (adasm_hs_build), buf is NULL or label >= nlabels. */
+ADASM_DEF const char *adasm_hs_label_name(const adasm_hs_model *m,
+                                          const void *buf, size_t label);
+
+typedef struct adasm_hs_params {
+  size_t k;        /* classes to return, 1 <= k <= nlabels; default 1 */
+  float threshold; /* only classes with p >= threshold, in [0, 1]; def. 0 */
+  int fasttext;    /* 0 (default): exact probabilities, best-first search.
+                      1: fastText 0.9.2's predict, scores and all (below) */
+  const adasm_kernels *kern; /* dot-product kernels; NULL = the best */
+} adasm_hs_params;
+
+typedef struct adasm_hs_result {
+  size_t *idx;       /* caller array of k: classes, best first (ties:
+                        lower class first); 0 in slots past count */
+  float *prob;       /* caller array of k: their p; 0 past count */
+  double *log_prob;  /* optional caller array of k (NULL: not written):
+                        log p, exact where p underflows float; -inf past
+                        count */
+  size_t count;      /* classes returned: k, or fewer when fewer classes
+                        pass the threshold */
+  size_t nodes;      /* internal nodes evaluated (one dot product each) */
+  uint64_t madds;    /* nodes * dim: multiply-adds with node vectors */
+} adasm_hs_result;
+
+ADASM_DEF adasm_hs_params adasm_hs_params_default(void);
+
+/* Workspace of adasm_hs_topk: 16 (n + 1) + 64 bytes (the search frontier
+   can hold every node in the worst case); no alignment needed.
+   Errors: as adasm_hs_topk's argument checks. */
+ADASM_DEF adasm_result adasm_hs_workspace_size(const adasm_hs_model *m,
+                                               const adasm_hs_params *params,
+                                               size_t *bytes);
+
+/* Top-k classes of x (dim floats, the hidden vector: for fastText, the mean
+   of the input rows of the words of a line and of "</s>").
+   Default: best-first search. The frontier is a max-heap of nodes keyed by
+   the log-probability of their path, which bounds every leaf below them
+   (each step adds log sigmoid <= 0, also in floating point), so the leaves
+   come out of the heap in decreasing order of p and the search stops after
+   k of them: it evaluates only nodes at least as probable as the k-th
+   class (result->nodes; a few times k * depth on real models, n - 1 at
+   worst), with subtrees below the threshold never entered. The answer is
+   the exact top-k of the computed probabilities (ties: lower class first).
+   Accuracy: log p sums, in double, log sigmoid(+-z) = min(+-z, 0) -
+   log1p(exp(-|z|)) (no overflow, no cancellation, full relative accuracy
+   of p even at 1e-300); the z are float SIMD dot products, within about
+   2^-22 sqrt(dim) sum_j |w_j x_j| each, which is the error of log p per
+   node on the path.
+   fasttext = 1 reproduces fastText 0.9.2's predict
+   (HierarchicalSoftmaxLoss::dfs): depth first, left child first; a child
+   scores, in float, parent + log(s + 1e-5) with s = 1 / (1 + expf(-z)) on
+   its side; a subtree is skipped when its score is below
+   log(threshold + 1e-5) (-11.5 for threshold 0) or, once k classes are
+   held, below the k-th held score; prob = expf(score). These scores are
+   not probabilities: the 1e-5 floor lifts improbable paths (it stops log 0)
+   and makes the pruning approximate, a path of near-certain steps scores
+   slightly above 0 (prob up to (1 + 1e-5)^depth), and fewer than k
+   classes come back when the others score below log(threshold + 1e-5).
+   Use it to reproduce fastText's answers, not as an estimate. Its z are
+   this library's SIMD dot products, not fastText's sequential float sums:
+   scores may differ in the last bits, so classes whose scores are equal or
+   within ~1e-6 may come in another order than fastText's (equal scores
+   here: lower class first and kept; fastText's order for them is its
+   heap's). It evaluates more nodes than the default (depth-first, with a
+   bound that starts loose): on the real word head below, 300 vs 87.
+   Measured (bench/hs_agree.sh: fastText 0.9.2 -loss hs, 48565 labels,
+   dim 256, 2000 held-out queries, k = 5): both modes return fastText's
+   top-5 list on 2000 / 2000 queries; 6.8 us per query (default, AVX-512,
+   rows out of cache) vs 47 us for fastText's own predict.
+   Errors: ADASM_ERR_NULL (m, params, x, out, out->idx, out->prob; a model
+   not built); ADASM_ERR_SIZE (k = 0 or k > nlabels); ADASM_ERR_PARAM
+   (threshold not in [0, 1], an infinite x; fasttext not 0 or 1);
+   ADASM_ERR_WORKSPACE; ADASM_ERR_NAN (NaN in x, or a dot product that
+   overflowed to inf - inf): data errors fill prob and log_prob with NaN,
+   idx with 0, and set count = 0. */
+ADASM_DEF adasm_result adasm_hs_topk(const adasm_hs_model *m,
+                                     const adasm_hs_params *params,
+                                     const float *x, void *work,
+                                     size_t work_bytes, adasm_hs_result *out);
+
+/* log p(label | x), walking from the leaf up: depth(label) dot products,
+   no workspace. Same arithmetic as adasm_hs_topk's default mode but summed
+   leaf to root, so it may differ from topk's log_prob in the last bits.
+   Errors: ADASM_ERR_NULL, ADASM_ERR_SIZE (label >= nlabels),
+   ADASM_ERR_PARAM (infinite x), ADASM_ERR_NAN (*log_prob = NaN). */
+ADASM_DEF adasm_result adasm_hs_log_prob(const adasm_hs_model *m,
+                                         const adasm_kernels *kern,
+                                         const float *x, size_t label,
+                                         double *log_prob);
 
 #ifdef __cplusplus
 }
@@ -3580,6 +3775,834 @@ ADASM_DEF adasm_result adasm_ada_calibrate(const adasm_ada_index *ix,
                                       limit);
   *fudge_norm = adasm__ada_cal_search(ix, params, X, q, ldx, w, &c,
                                       *fudge_elim, 1, limit);
+  return ADASM_OK;
+}
+
+
+/* >>hs --------------------------------------------------------------------
+   Hierarchical softmax: fastText's tree, a strict .bin reader, and top-k.
+   Why it looks like this:
+   - The tree is rebuilt from the counts rather than stored: a fastText .bin
+     holds only counts and the output matrix, and fastText rebuilds it at
+     load time; matching its node numbering is what makes output row i the
+     vector of internal node n+i. The construction is transcribed from the
+     algorithm (two queues, strict "<" so ties go to internal nodes, first
+     node taken = left = code 0), including its sentinel: internal nodes
+     start at count 1e15, which is "no node yet" only while every real count
+     stays below it; counts are therefore required to sum below 1e15, which
+     also keeps the int64 sums from overflowing.
+   - Top-k is best-first, not fastText's depth-first search: a path's
+     log-probability can only fall going down, so the most probable frontier
+     node is expanded next and the first k leaves popped are the answer. A
+     depth-first search needs k leaves before its bound prunes anything and
+     visits many more nodes for the same answer.
+   - Probabilities are exact: log sigmoid in double by the stable form, no
+     +1e-5. fastText adds 1e-5 inside every log (std_log) so that its
+     sigmoid, which can round to 0 or 1 in float, never gives log 0; that
+     biases every score upwards by up to 1e-5 / s per step and ranks classes
+     slightly differently from their probabilities. The library's default
+     answers the mathematical question; params.fasttext = 1 replays
+     fastText's own search and scoring for drop-in agreement.
+   - The reader runs in two passes: the first checks the whole file (every
+     size against what is left of the buffer, no allocation, so lying counts
+     cannot trigger a huge malloc), the second copies. Integers and floats
+     are decoded little-endian byte by byte (fastText writes host order; all
+     its platforms are little-endian) so unaligned input is fine.
+   - Node vectors are copied into rows padded to 64 bytes: one dot product
+     touches dim/16 cache lines and never a split line. fastText numbers
+     internal nodes in creation order, so the top of the tree (hot for every
+     query) is the last rows, contiguous, and stays in cache. Below it a
+     node costs a cache and TLB miss (48565 x 256 floats is 50 MB): on the
+     real word head about 80 ns per node in a stream of queries, 40 ns when
+     warm. Software prefetch of the two children's rows when they are
+     pushed was measured and gained nothing (the next pop follows too soon);
+     the log-sigmoid in double is about 4 ns of that. */
+#define ADASM__HS_MAX_N ((size_t)1 << 30) /* 2n - 1 nodes fit int32 */
+#define ADASM__HS_SENTINEL 1000000000000000LL /* fastText's 1e15 */
+#define ADASM__HS_ALIGN 64
+#define ADASM__HS_FT_MAGIC 793712314
+#define ADASM__HS_FT_VERSION 12
+#define ADASM__HS_FT_LOSS_HS 1
+#define ADASM__HS_FT_SUP 3
+#define ADASM__HS_FT_EPS 1e-5 /* fastText's std_log: log(x + 1e-5) */
+
+/* count*elem bytes at *off, rounded up to 64; 0 on overflow. */
+ADASM__PRIVATE int adasm__hs_take(size_t *off, size_t count, size_t elem,
+                                  size_t *at) {
+  size_t bytes;
+  if (adasm__mul_overflows(count, elem, &bytes)) return 0;
+  if (bytes > (size_t)-1 - (ADASM__HS_ALIGN - 1)) return 0;
+  bytes = (bytes + (ADASM__HS_ALIGN - 1)) & ~(size_t)(ADASM__HS_ALIGN - 1);
+  if (*off > (size_t)-1 - bytes) return 0;
+  *at = *off;
+  *off += bytes;
+  return 1;
+}
+
+/* Offsets of the model's arrays inside its block (from a 64-byte aligned
+   base). 0 if a size overflows. */
+typedef struct adasm__hs_lay {
+  size_t vec, count, name, parent, child, code, total;
+} adasm__hs_lay;
+
+ADASM__PRIVATE int adasm__hs_layout(size_t n, size_t ldv, size_t nnames,
+                                    adasm__hs_lay *l) {
+  size_t off = 0, rows;
+  if (adasm__mul_overflows(n - 1, ldv, &rows)) return 0;
+  if (!adasm__hs_take(&off, rows, sizeof(float), &l->vec)) return 0;
+  if (!adasm__hs_take(&off, 2 * n - 1, sizeof(int64_t), &l->count)) return 0;
+  if (!adasm__hs_take(&off, nnames, sizeof(size_t), &l->name)) return 0;
+  if (!adasm__hs_take(&off, 2 * n - 1, sizeof(int32_t), &l->parent)) return 0;
+  if (!adasm__hs_take(&off, 2 * (n - 1), sizeof(int32_t), &l->child)) return 0;
+  if (!adasm__hs_take(&off, 2 * n - 1, 1, &l->code)) return 0;
+  if (off > (size_t)-1 - ADASM__HS_ALIGN) return 0;
+  l->total = off + ADASM__HS_ALIGN; /* room to align the block */
+  return 1;
+}
+
+/* Allocates the block for n classes of dim floats (nnames dictionary
+   names) and points m's arrays into it; m's other fields are zeroed. */
+ADASM__PRIVATE adasm_result adasm__hs_alloc(adasm_hs_model *m, size_t n,
+                                            size_t dim, size_t nnames,
+                                            void *alloc_ctx) {
+  adasm__hs_lay l;
+  size_t ldv;
+  unsigned char *block, *base;
+  if (dim > (size_t)-1 - 15u) return ADASM_ERR_OVERFLOW;
+  ldv = (dim + 15u) & ~(size_t)15u;
+  if (!adasm__hs_layout(n, ldv, nnames, &l)) return ADASM_ERR_OVERFLOW;
+  block = (unsigned char *)ADASM_MALLOC(l.total, alloc_ctx);
+  if (!block) return ADASM_ERR_NOMEM;
+  base = block + ((ADASM__HS_ALIGN -
+                   (size_t)((uintptr_t)block & (ADASM__HS_ALIGN - 1))) &
+                  (ADASM__HS_ALIGN - 1));
+  memset(m, 0, sizeof *m);
+  m->nlabels = n;
+  m->dim = dim;
+  m->root = 2 * n - 2;
+  m->ldv = ldv;
+  m->vec = (float *)(void *)(base + l.vec);
+  m->count = (int64_t *)(void *)(base + l.count);
+  m->ft_name = nnames ? (size_t *)(void *)(base + l.name) : NULL;
+  m->parent = (int32_t *)(void *)(base + l.parent);
+  m->child = (int32_t *)(void *)(base + l.child);
+  m->code = (uint8_t *)(void *)(base + l.code);
+  m->block = block;
+  m->alloc_ctx = alloc_ctx;
+  return ADASM_OK;
+}
+
+/* fastText's buildTree on m->count[0..n-1] (validated: >= 0, sum < 1e15).
+   Leaves are consumed from the end (smallest count when sorted), internal
+   nodes in creation order; `node` never passes i because, with every real
+   count below the sentinel, a leaf wins whenever no internal node is
+   ready. */
+ADASM__PRIVATE void adasm__hs_tree(adasm_hs_model *m) {
+  const size_t n = m->nlabels, total = 2 * n - 1;
+  int64_t *cnt = m->count;
+  size_t i, node = n;
+  int64_t leaf = (int64_t)n - 1;
+  for (i = 0; i < total; ++i) {
+    m->parent[i] = -1;
+    m->code[i] = 0;
+  }
+  for (i = n; i < total; ++i) cnt[i] = ADASM__HS_SENTINEL;
+  for (i = n; i < total; ++i) {
+    size_t pick[2], j;
+    for (j = 0; j < 2; ++j) {
+      if (leaf >= 0 && cnt[leaf] < cnt[node]) pick[j] = (size_t)leaf--;
+      else pick[j] = node++;
+    }
+    ADASM_ASSERT(pick[0] < i && pick[1] < i);
+    m->child[2 * (i - n)] = (int32_t)pick[0];
+    m->child[2 * (i - n) + 1] = (int32_t)pick[1];
+    cnt[i] = cnt[pick[0]] + cnt[pick[1]];
+    m->parent[pick[0]] = (int32_t)i;
+    m->parent[pick[1]] = (int32_t)i;
+    m->code[pick[1]] = 1;
+  }
+}
+
+/* Running-sum check shared by the builder and the reader. */
+ADASM__PRIVATE int adasm__hs_count_ok(int64_t c, int64_t *sum) {
+  if (c < 0 || c >= ADASM__HS_SENTINEL - *sum) return 0;
+  *sum += c;
+  return 1;
+}
+
+ADASM_DEF adasm_result adasm_hs_build(adasm_hs_model *m, const int64_t *counts,
+                                      size_t nlabels,
+                                      const float *node_vectors, size_t dim,
+                                      size_t ld, void *alloc_ctx) {
+  adasm_hs_model r;
+  adasm_result e;
+  size_t i, j, extent;
+  int64_t sum = 0;
+  int has_inf = 0;
+  if (!m || !counts || (nlabels > 1 && !node_vectors)) return ADASM_ERR_NULL;
+  if (nlabels == 0 || nlabels > ADASM__HS_MAX_N || dim == 0 || ld < dim)
+    return ADASM_ERR_SIZE;
+  for (i = 0; i < nlabels; ++i)
+    if (!adasm__hs_count_ok(counts[i], &sum)) return ADASM_ERR_PARAM;
+  /* the vectors span (n-2) ld + dim floats */
+  if (nlabels > 1 && (adasm__mul_overflows(nlabels - 2, ld, &extent) ||
+                      extent > (size_t)-1 - dim))
+    return ADASM_ERR_OVERFLOW;
+  for (i = 0; i + 1 < nlabels; ++i) {
+    const float *row = node_vectors + i * ld;
+    for (j = 0; j < dim; ++j) {
+      if (adasm__isnanf(row[j])) return ADASM_ERR_NAN;
+      if (!adasm__isfinitef(row[j])) has_inf = 1;
+    }
+  }
+  if (has_inf) return ADASM_ERR_PARAM;
+  e = adasm__hs_alloc(&r, nlabels, dim, 0, alloc_ctx);
+  if (e != ADASM_OK) return e;
+  for (i = 0; i + 1 < nlabels; ++i) {
+    float *dst = r.vec + i * r.ldv;
+    memcpy(dst, node_vectors + i * ld, dim * sizeof(float));
+    for (j = dim; j < r.ldv; ++j) dst[j] = 0.0f;
+  }
+  memcpy(r.count, counts, nlabels * sizeof(int64_t));
+  adasm__hs_tree(&r);
+  *m = r;
+  return ADASM_OK;
+}
+
+ADASM_DEF void adasm_hs_free(adasm_hs_model *m) {
+  if (!m) return;
+  if (m->block) ADASM_FREE(m->block, m->alloc_ctx);
+  memset(m, 0, sizeof *m);
+}
+
+ADASM_DEF const char *adasm_hs_label_name(const adasm_hs_model *m,
+                                          const void *buf, size_t label) {
+  if (!m || !buf || !m->ft_name || label >= m->nlabels ||
+      m->ft_label_base + label >= m->ft_nentries)
+    return NULL;
+  return (const char *)buf + m->ft_name[m->ft_label_base + label];
+}
+
+/* ---- fastText .bin reader ---------------------------------------------- */
+typedef struct adasm__hs_rd {
+  const unsigned char *p;
+  size_t len, off;
+} adasm__hs_rd;
+
+/* What pass 1 learns; pass 2 relies on it. */
+typedef struct adasm__hs_ft {
+  size_t dim, nentries, nwords, osz, base; /* base: entry of class 0 */
+  size_t dict_off, in_off, in_rows, out_off;
+  int model;
+} adasm__hs_ft;
+
+ADASM__PRIVATE uint32_t adasm__hs_le32(const unsigned char *p) {
+  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+         ((uint32_t)p[3] << 24);
+}
+ADASM__PRIVATE int adasm__hs_i32(adasm__hs_rd *r, int32_t *v) {
+  uint32_t u;
+  if (r->len - r->off < 4) return 0;
+  u = adasm__hs_le32(r->p + r->off);
+  r->off += 4;
+  /* two's complement without implementation-defined conversions */
+  *v = u <= 0x7fffffffu ? (int32_t)u : -(int32_t)(~u) - 1;
+  return 1;
+}
+ADASM__PRIVATE int adasm__hs_i64(adasm__hs_rd *r, int64_t *v) {
+  uint64_t u;
+  if (r->len - r->off < 8) return 0;
+  u = (uint64_t)adasm__hs_le32(r->p + r->off) |
+      ((uint64_t)adasm__hs_le32(r->p + r->off + 4) << 32);
+  r->off += 8;
+  *v = u <= 0x7fffffffffffffffull ? (int64_t)u : -(int64_t)(~u) - 1;
+  return 1;
+}
+ADASM__PRIVATE int adasm__hs_u8(adasm__hs_rd *r, unsigned *v) {
+  if (r->len - r->off < 1) return 0;
+  *v = r->p[r->off++];
+  return 1;
+}
+
+#define ADASM__HS_FAIL(code, msg)                                             \
+  do {                                                                         \
+    if (why) *why = (msg);                                                     \
+    return (code);                                                             \
+  } while (0)
+
+/* A DenseMatrix header (int64 m, n) that must be rows x dim, and its data,
+   which must fit in what is left. On success r->off is past the data and
+   *data_off at its start. */
+ADASM__PRIVATE adasm_result adasm__hs_matrix(adasm__hs_rd *r, size_t rows,
+                                             size_t dim, size_t *data_off,
+                                             const char *what_trunc,
+                                             const char *what_shape,
+                                             const char **why) {
+  int64_t mm, nn;
+  size_t elems, bytes;
+  if (!adasm__hs_i64(r, &mm) || !adasm__hs_i64(r, &nn))
+    ADASM__HS_FAIL(ADASM_ERR_SIZE, what_trunc);
+  if (mm < 0 || nn < 0 || (uint64_t)mm != (uint64_t)rows ||
+      (uint64_t)nn != (uint64_t)dim)
+    ADASM__HS_FAIL(ADASM_ERR_PARAM, what_shape);
+  if (adasm__mul_overflows(rows, dim, &elems) ||
+      adasm__mul_overflows(elems, sizeof(float), &bytes) ||
+      r->len - r->off < bytes)
+    ADASM__HS_FAIL(ADASM_ERR_SIZE, what_trunc);
+  *data_off = r->off;
+  r->off += bytes;
+  return ADASM_OK;
+}
+
+/* Pass 1: validates the whole buffer, allocates nothing. */
+ADASM__PRIVATE adasm_result adasm__hs_ft_check(const unsigned char *buf,
+                                               size_t len, adasm__hs_ft *ft,
+                                               const char **why) {
+  adasm__hs_rd r;
+  int32_t a[12], size, nwords, nlabels;
+  int64_t ntokens, prune, sum = 0, i64;
+  unsigned flag;
+  size_t i, j, osz, first, elems;
+  adasm_result e;
+  r.p = buf;
+  r.len = len;
+  r.off = 0;
+  /* header: magic, version; Args: 12 int32 and the double t */
+  if (!adasm__hs_i32(&r, &a[0]) || !adasm__hs_i32(&r, &a[1]))
+    ADASM__HS_FAIL(ADASM_ERR_SIZE, "truncated: the file ends in its header");
+  if (a[0] != ADASM__HS_FT_MAGIC)
+    ADASM__HS_FAIL(ADASM_ERR_PARAM, "not a fastText model (bad magic)");
+  if (a[1] != ADASM__HS_FT_VERSION)
+    ADASM__HS_FAIL(ADASM_ERR_PARAM,
+                   "unsupported fastText file version (only 12, fastText 0.9)");
+  for (i = 0; i < 12; ++i)
+    if (!adasm__hs_i32(&r, &a[i]))
+      ADASM__HS_FAIL(ADASM_ERR_SIZE,
+                     "truncated: the file ends in its arguments");
+  if (r.len - r.off < 8)
+    ADASM__HS_FAIL(ADASM_ERR_SIZE,
+                   "truncated: the file ends in its arguments");
+  r.off += 8; /* t, the sampling threshold: not used */
+  /* a: dim ws epoch minCount neg wordNgrams loss model bucket minn maxn
+     lrUpdateRate */
+  if (a[0] <= 0) ADASM__HS_FAIL(ADASM_ERR_PARAM, "dim is not positive");
+  if (a[6] < 1 || a[6] > 4)
+    ADASM__HS_FAIL(ADASM_ERR_PARAM, "unknown loss in the model arguments");
+  if (a[6] != ADASM__HS_FT_LOSS_HS)
+    ADASM__HS_FAIL(ADASM_ERR_PARAM,
+                   "not a hierarchical-softmax model "
+                   "(trained without -loss hs)");
+  if (a[7] < 1 || a[7] > 3)
+    ADASM__HS_FAIL(ADASM_ERR_PARAM,
+                   "unknown model type in the model arguments");
+  if (a[8] < 0) ADASM__HS_FAIL(ADASM_ERR_PARAM, "negative bucket count");
+  ft->dim = (size_t)a[0];
+  ft->model = a[7];
+
+  /* Dictionary: size, nwords, nlabels, ntokens, pruneidx_size, entries */
+  if (!adasm__hs_i32(&r, &size) || !adasm__hs_i32(&r, &nwords) ||
+      !adasm__hs_i32(&r, &nlabels) || !adasm__hs_i64(&r, &ntokens) ||
+      !adasm__hs_i64(&r, &prune))
+    ADASM__HS_FAIL(ADASM_ERR_SIZE,
+                   "truncated: the file ends in the dictionary");
+  if (size < 0 || nwords < 0 || nlabels < 0 ||
+      (int64_t)nwords + (int64_t)nlabels != (int64_t)size)
+    ADASM__HS_FAIL(ADASM_ERR_PARAM,
+                   "dictionary sizes disagree (size != nwords + nlabels)");
+  if (ntokens < 0) ADASM__HS_FAIL(ADASM_ERR_PARAM, "negative token count");
+  if (prune < -1) ADASM__HS_FAIL(ADASM_ERR_PARAM, "bad pruned-index size");
+  /* each entry takes at least 10 bytes: a 1-byte string, NUL, int64, int8 */
+  if ((size_t)size > (r.len - r.off) / 10)
+    ADASM__HS_FAIL(ADASM_ERR_SIZE,
+                   "truncated: the dictionary is larger than the file");
+  ft->nentries = (size_t)size;
+  ft->nwords = (size_t)nwords;
+  if (ft->model == ADASM__HS_FT_SUP) {
+    osz = (size_t)nlabels;
+    first = (size_t)nwords;
+  } else {
+    osz = (size_t)nwords;
+    first = 0;
+  }
+  if (osz == 0)
+    ADASM__HS_FAIL(ADASM_ERR_SIZE, "the model has no classes (no labels)");
+  if (osz > ADASM__HS_MAX_N)
+    ADASM__HS_FAIL(ADASM_ERR_SIZE, "more than 2^30 classes");
+  ft->osz = osz;
+  ft->base = first;
+  ft->dict_off = r.off;
+  for (i = 0; i < (size_t)size; ++i) {
+    const unsigned char *s = r.p + r.off;
+    const void *nul = r.off < r.len ? memchr(s, 0, r.len - r.off) : NULL;
+    size_t sl;
+    if (!nul)
+      ADASM__HS_FAIL(ADASM_ERR_SIZE,
+                   "truncated: the file ends in the dictionary");
+    sl = (size_t)((const unsigned char *)nul - s);
+    if (sl == 0) ADASM__HS_FAIL(ADASM_ERR_PARAM, "empty dictionary entry");
+    r.off += sl + 1;
+    if (!adasm__hs_i64(&r, &i64) || !adasm__hs_u8(&r, &flag))
+      ADASM__HS_FAIL(ADASM_ERR_SIZE,
+                   "truncated: the file ends in the dictionary");
+    if (i64 < 0) ADASM__HS_FAIL(ADASM_ERR_PARAM, "negative dictionary count");
+    if (flag != (i < (size_t)nwords ? 0u : 1u))
+      ADASM__HS_FAIL(ADASM_ERR_PARAM,
+                     "dictionary entries not in fastText's order "
+                     "(words, then labels)");
+    if (i >= first && i - first < osz && !adasm__hs_count_ok(i64, &sum))
+      ADASM__HS_FAIL(ADASM_ERR_PARAM, "class counts sum to 1e15 or more");
+  }
+  if (prune >= 0) { /* pairs of int32; only quantized models have them */
+    if ((uint64_t)prune > (uint64_t)((r.len - r.off) / 8))
+      ADASM__HS_FAIL(ADASM_ERR_SIZE,
+                     "truncated: the file ends in the pruned-word index");
+    r.off += (size_t)prune * 8u;
+  }
+  if (!adasm__hs_u8(&r, &flag))
+    ADASM__HS_FAIL(ADASM_ERR_SIZE,
+                   "truncated: the file ends before the input matrix");
+  if (flag > 1) ADASM__HS_FAIL(ADASM_ERR_PARAM, "bad quantization flag");
+  if (flag == 1)
+    ADASM__HS_FAIL(ADASM_ERR_PARAM,
+                   "quantized model (.ftz): not supported, use the .bin it was "
+                   "quantized from");
+  if (prune >= 0)
+    ADASM__HS_FAIL(ADASM_ERR_PARAM,
+                   "pruned dictionary in a model that is not quantized");
+  ft->in_rows = (size_t)nwords + (size_t)a[8];
+  e = adasm__hs_matrix(&r, ft->in_rows, ft->dim, &ft->in_off,
+                       "truncated: the file ends in the input matrix",
+                       "input matrix shape is not (nwords + bucket) x dim",
+                       why);
+  if (e != ADASM_OK) return e;
+  if (!adasm__hs_u8(&r, &flag))
+    ADASM__HS_FAIL(ADASM_ERR_SIZE,
+                   "truncated: the file ends before the output matrix");
+  if (flag > 1) ADASM__HS_FAIL(ADASM_ERR_PARAM, "bad output quantization flag");
+  if (flag == 1)
+    ADASM__HS_FAIL(ADASM_ERR_PARAM,
+                   "quantized output matrix (quantize -qout): not supported");
+  e = adasm__hs_matrix(&r, osz, ft->dim, &ft->out_off,
+                       "truncated: the file ends in the output matrix",
+                       "output matrix shape is not classes x dim", why);
+  if (e != ADASM_OK) return e;
+  if (r.off != r.len)
+    ADASM__HS_FAIL(ADASM_ERR_SIZE, "trailing bytes after the output matrix");
+  /* node vectors: output rows 0..osz-2 (the last row is not used by hs) */
+  elems = (osz - 1) * ft->dim; /* fits: checked as bytes above */
+  {
+    int has_inf = 0;
+    const unsigned char *p = buf + ft->out_off;
+    for (j = 0; j < elems; ++j) {
+      const uint32_t u = adasm__hs_le32(p + 4 * j) & 0x7fffffffu;
+      if (u > 0x7f800000u)
+        ADASM__HS_FAIL(ADASM_ERR_NAN, "NaN in the output matrix");
+      if (u == 0x7f800000u) has_inf = 1;
+    }
+    if (has_inf)
+      ADASM__HS_FAIL(ADASM_ERR_PARAM, "infinite value in the output matrix");
+  }
+  return ADASM_OK;
+}
+
+ADASM_DEF adasm_result adasm_hs_load_fasttext(adasm_hs_model *m,
+                                              const void *buf, size_t len,
+                                              void *alloc_ctx,
+                                              const char **why) {
+  const unsigned char *b = (const unsigned char *)buf;
+  adasm__hs_ft ft;
+  adasm_hs_model r;
+  adasm_result e;
+  size_t i, j, off, t = 0;
+  if (why) *why = NULL;
+  if (!m || !buf) ADASM__HS_FAIL(ADASM_ERR_NULL, "NULL model or buffer");
+  e = adasm__hs_ft_check(b, len, &ft, why);
+  if (e != ADASM_OK) return e;
+  e = adasm__hs_alloc(&r, ft.osz, ft.dim, ft.nentries, alloc_ctx);
+  if (e == ADASM_ERR_NOMEM) ADASM__HS_FAIL(e, "out of memory");
+  if (e != ADASM_OK) ADASM__HS_FAIL(e, "the model is too large for size_t");
+  /* pass 2: the dictionary is known good */
+  off = ft.dict_off;
+  for (i = 0; i < ft.nentries; ++i) {
+    const size_t sl = strlen((const char *)b + off);
+    r.ft_name[i] = off;
+    off += sl + 1;
+    if (i >= ft.base && t < ft.osz) {
+      uint64_t u = (uint64_t)adasm__hs_le32(b + off) |
+                   ((uint64_t)adasm__hs_le32(b + off + 4) << 32);
+      r.count[t++] = (int64_t)u; /* checked: 0 <= u < 1e15 */
+    }
+    off += 9;
+  }
+  for (i = 0; i + 1 < ft.osz; ++i) {
+    const unsigned char *src = b + ft.out_off + 4 * i * ft.dim;
+    float *dst = r.vec + i * r.ldv;
+    for (j = 0; j < ft.dim; ++j)
+      dst[j] = adasm__u2f(adasm__hs_le32(src + 4 * j));
+    for (; j < r.ldv; ++j) dst[j] = 0.0f;
+  }
+  adasm__hs_tree(&r);
+  r.ft_nentries = ft.nentries;
+  r.ft_nwords = ft.nwords;
+  r.ft_label_base = ft.base;
+  r.ft_input_offset = ft.in_off;
+  r.ft_input_rows = ft.in_rows;
+  r.ft_model = ft.model;
+  *m = r;
+  return ADASM_OK;
+}
+#undef ADASM__HS_FAIL
+
+/* ---- search ------------------------------------------------------------- */
+ADASM_DEF adasm_hs_params adasm_hs_params_default(void) {
+  adasm_hs_params p;
+  p.k = 1;
+  p.threshold = 0.0f;
+  p.fasttext = 0;
+  p.kern = NULL;
+  return p;
+}
+
+ADASM__PRIVATE adasm_result adasm__hs_check(const adasm_hs_model *m,
+                                            const adasm_hs_params *p) {
+  if (!m || !p) return ADASM_ERR_NULL;
+  if (!m->block || !m->parent || !m->code || !m->count ||
+      (m->nlabels > 1 && (!m->vec || !m->child)))
+    return ADASM_ERR_NULL;
+  if (m->nlabels == 0 || m->nlabels > ADASM__HS_MAX_N || m->dim == 0 ||
+      m->ldv < m->dim)
+    return ADASM_ERR_SIZE;
+  if (p->k == 0 || p->k > m->nlabels) return ADASM_ERR_SIZE;
+  if (!(p->threshold >= 0.0f && p->threshold <= 1.0f)) return ADASM_ERR_PARAM;
+  if (p->fasttext != 0 && p->fasttext != 1) return ADASM_ERR_PARAM;
+  return ADASM_OK;
+}
+
+/* Frontier entry of the best-first search (16 bytes). */
+typedef struct adasm__hs_ent {
+  double s;      /* log-probability of the path to the node */
+  int32_t node;
+  int32_t pad_;
+} adasm__hs_ent;
+
+/* Entry of fastText's depth-first search and of its k-best heap. */
+typedef struct adasm__hs_fent {
+  float s;
+  int32_t node;
+} adasm__hs_fent;
+
+ADASM_DEF adasm_result adasm_hs_workspace_size(const adasm_hs_model *m,
+                                               const adasm_hs_params *params,
+                                               size_t *bytes) {
+  adasm_result r;
+  size_t b;
+  if (!bytes) return ADASM_ERR_NULL;
+  r = adasm__hs_check(m, params);
+  if (r != ADASM_OK) return r;
+  /* best-first: <= n entries (each evaluation pops one and pushes two, at
+     most n - 1 evaluations); depth-first: n stack + k + 1 heap of 8 bytes */
+  if (adasm__mul_overflows(m->nlabels + 1, sizeof(adasm__hs_ent), &b) ||
+      b > (size_t)-1 - ADASM__HS_ALIGN)
+    return ADASM_ERR_OVERFLOW;
+  *bytes = b + ADASM__HS_ALIGN;
+  return ADASM_OK;
+}
+
+/* a comes out of the frontier before b: higher score; on a tie internal
+   nodes first (a leaf below may tie too), then the lower node. */
+ADASM__PRIVATE int adasm__hs_before(const adasm__hs_ent *a,
+                                    const adasm__hs_ent *b, int32_t n) {
+  int ai, bi;
+  if (a->s != b->s) return a->s > b->s;
+  ai = a->node >= n;
+  bi = b->node >= n;
+  if (ai != bi) return ai;
+  return a->node < b->node;
+}
+
+ADASM__PRIVATE void adasm__hs_push(adasm__hs_ent *h, size_t *len,
+                                   adasm__hs_ent e, int32_t n) {
+  size_t i = (*len)++;
+  while (i > 0) {
+    const size_t up = (i - 1) / 2;
+    if (!adasm__hs_before(&e, &h[up], n)) break;
+    h[i] = h[up];
+    i = up;
+  }
+  h[i] = e;
+}
+
+ADASM__PRIVATE adasm__hs_ent adasm__hs_pop(adasm__hs_ent *h, size_t *len,
+                                           int32_t n) {
+  const adasm__hs_ent top = h[0], last = h[--*len];
+  const size_t sz = *len;
+  size_t i = 0;
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= sz) break;
+    if (c + 1 < sz && adasm__hs_before(&h[c + 1], &h[c], n)) ++c;
+    if (!adasm__hs_before(&h[c], &last, n)) break;
+    h[i] = h[c];
+    i = c;
+  }
+  if (sz > 0) h[i] = last;
+  return top;
+}
+
+/* z = w_v . x for internal node v (>= n) */
+ADASM__PRIVATE float adasm__hs_dot(const adasm_hs_model *m,
+                                   const adasm_kernels *k, size_t v,
+                                   const float *x) {
+  float z;
+  k->dot_rows(m->vec + (v - m->nlabels) * m->ldv, 1, m->dim, m->ldv, x, 1.0f,
+              &z);
+  return z;
+}
+
+/* log sigmoid(z) and log sigmoid(-z), stably: log1p(exp(-|z|)) is in
+   [0, log 2] and exact to double rounding; ok for z = +-inf. */
+ADASM__PRIVATE void adasm__hs_logsig(double z, double *right, double *left) {
+  const double t = log1p(exp(-fabs(z)));
+  *right = (z < 0.0 ? z : 0.0) - t;
+  *left = (z > 0.0 ? -z : 0.0) - t;
+}
+
+/* fastText's std_log(x) = log(x + 1e-5), a float argument and result. */
+ADASM__PRIVATE float adasm__hs_ftlog(float x) {
+  return (float)log((double)x + ADASM__HS_FT_EPS);
+}
+
+/* Min-heap for fastText's k best: the front is the worst held class
+   (lowest score; among equal scores the higher class), the one dropped
+   when a (k+1)-th comes in, so equal scores keep the lower classes. */
+ADASM__PRIVATE int adasm__hs_worse(const adasm__hs_fent *a,
+                                   const adasm__hs_fent *b) {
+  return a->s < b->s || (a->s == b->s && a->node > b->node);
+}
+ADASM__PRIVATE void adasm__hs_fpush(adasm__hs_fent *h, size_t *len,
+                                    adasm__hs_fent e) {
+  size_t i = (*len)++;
+  while (i > 0) {
+    const size_t up = (i - 1) / 2;
+    if (!adasm__hs_worse(&e, &h[up])) break;
+    h[i] = h[up];
+    i = up;
+  }
+  h[i] = e;
+}
+ADASM__PRIVATE void adasm__hs_fpop(adasm__hs_fent *h, size_t *len) {
+  const adasm__hs_fent last = h[--*len];
+  const size_t sz = *len;
+  size_t i = 0;
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= sz) break;
+    if (c + 1 < sz && adasm__hs_worse(&h[c + 1], &h[c])) ++c;
+    if (!adasm__hs_worse(&h[c], &last)) break;
+    h[i] = h[c];
+    i = c;
+  }
+  if (sz > 0) h[i] = last;
+}
+
+/* fastText 0.9.2's HierarchicalSoftmaxLoss::dfs with an explicit stack
+   (right child pushed first, so the left subtree is finished first, as in
+   the recursion). Returns 0 on a NaN dot product. */
+ADASM__PRIVATE int adasm__hs_dfs(const adasm_hs_model *m,
+                                 const adasm_kernels *kern, const float *x,
+                                 size_t k, float threshold, unsigned char *ws,
+                                 adasm_hs_result *out) {
+  const int32_t n = (int32_t)m->nlabels;
+  adasm__hs_fent *stack = (adasm__hs_fent *)(void *)ws;
+  adasm__hs_fent *best = stack + m->nlabels;
+  const float floor_s = adasm__hs_ftlog(threshold);
+  size_t sp = 0, nb = 0, t, u, nodes = 0;
+  stack[sp].s = 0.0f;
+  stack[sp++].node = (int32_t)m->root;
+  while (sp > 0) {
+    const adasm__hs_fent e = stack[--sp];
+    float z, f;
+    if (e.s < floor_s) continue;
+    if (nb == k && e.s < best[0].s) continue;
+    if (e.node < n) {
+      adasm__hs_fpush(best, &nb, e);
+      if (nb > k) adasm__hs_fpop(best, &nb);
+      continue;
+    }
+    z = adasm__hs_dot(m, kern, (size_t)e.node, x);
+    ++nodes;
+    if (adasm__isnanf(z)) return 0;
+    /* f = 1. / (1 + std::exp(-f)) with float f: float exp, float sum,
+       double division */
+    f = (float)(1.0 / (double)(1.0f + expf(-z)));
+    {
+      const int32_t *c = m->child + 2 * (size_t)(e.node - n);
+      adasm__hs_fent l, r;
+      r.node = c[1];
+      r.s = e.s + adasm__hs_ftlog(f);
+      l.node = c[0];
+      l.s = e.s + adasm__hs_ftlog((float)(1.0 - (double)f));
+      stack[sp++] = r;
+      stack[sp++] = l;
+    }
+  }
+  /* best first; equal scores: lower class first */
+  for (t = 0; t < nb; ++t) {
+    size_t b = t;
+    for (u = t + 1; u < nb; ++u)
+      if (best[u].s > best[b].s ||
+          (best[u].s == best[b].s && best[u].node < best[b].node))
+        b = u;
+    if (b != t) {
+      const adasm__hs_fent tmp = best[t];
+      best[t] = best[b];
+      best[b] = tmp;
+    }
+    out->idx[t] = (size_t)best[t].node;
+    out->prob[t] = expf(best[t].s);
+    if (out->log_prob) out->log_prob[t] = (double)best[t].s;
+  }
+  out->count = nb;
+  out->nodes = nodes;
+  return 1;
+}
+
+/* Best-first search; returns 0 on a NaN dot product. */
+ADASM__PRIVATE int adasm__hs_best_first(const adasm_hs_model *m,
+                                        const adasm_kernels *kern,
+                                        const float *x, size_t k,
+                                        float threshold, unsigned char *ws,
+                                        adasm_hs_result *out) {
+  const int32_t n = (int32_t)m->nlabels;
+  adasm__hs_ent *h = (adasm__hs_ent *)(void *)ws;
+  const double floor_s = threshold > 0.0f ? log((double)threshold)
+                                          : -(double)adasm__inff();
+  size_t len = 0, cnt = 0, nodes = 0;
+  adasm__hs_ent e;
+  e.s = 0.0;
+  e.node = (int32_t)m->root;
+  e.pad_ = 0;
+  if (e.s >= floor_s) adasm__hs_push(h, &len, e, n);
+  while (len > 0 && cnt < k) {
+    e = adasm__hs_pop(h, &len, n);
+    if (e.node < n) {
+      out->idx[cnt] = (size_t)e.node;
+      out->prob[cnt] = (float)exp(e.s);
+      if (out->log_prob) out->log_prob[cnt] = e.s;
+      ++cnt;
+    } else {
+      const int32_t *c = m->child + 2 * (size_t)(e.node - n);
+      const float z = adasm__hs_dot(m, kern, (size_t)e.node, x);
+      double lr, ll;
+      adasm__hs_ent ch;
+      ++nodes;
+      if (adasm__isnanf(z)) return 0;
+      adasm__hs_logsig((double)z, &lr, &ll);
+      ch.pad_ = 0;
+      ch.s = e.s + ll;
+      ch.node = c[0];
+      if (ch.s >= floor_s) adasm__hs_push(h, &len, ch, n);
+      ch.s = e.s + lr;
+      ch.node = c[1];
+      if (ch.s >= floor_s) adasm__hs_push(h, &len, ch, n);
+    }
+  }
+  out->count = cnt;
+  out->nodes = nodes;
+  return 1;
+}
+
+/* 0: finite; ADASM_ERR_NAN / ADASM_ERR_PARAM (inf) otherwise. */
+ADASM__PRIVATE adasm_result adasm__hs_check_x(const float *x, size_t d) {
+  size_t j;
+  int has_inf = 0;
+  for (j = 0; j < d; ++j) {
+    if (adasm__isnanf(x[j])) return ADASM_ERR_NAN;
+    if (!adasm__isfinitef(x[j])) has_inf = 1;
+  }
+  return has_inf ? ADASM_ERR_PARAM : ADASM_OK;
+}
+
+ADASM_DEF adasm_result adasm_hs_topk(const adasm_hs_model *m,
+                                     const adasm_hs_params *params,
+                                     const float *x, void *work,
+                                     size_t work_bytes, adasm_hs_result *out) {
+  adasm_result r;
+  size_t need, pad, t;
+  unsigned char *ws = (unsigned char *)work;
+  const adasm_kernels *kern;
+  int ok;
+  if (!x || !out || !out->idx || !out->prob) return ADASM_ERR_NULL;
+  r = adasm_hs_workspace_size(m, params, &need);
+  if (r != ADASM_OK) return r;
+  if (!work) return ADASM_ERR_WORKSPACE;
+  pad = (ADASM__HS_ALIGN - (size_t)((uintptr_t)ws & (ADASM__HS_ALIGN - 1))) &
+        (ADASM__HS_ALIGN - 1);
+  if (work_bytes < pad || work_bytes - pad < need - ADASM__HS_ALIGN)
+    return ADASM_ERR_WORKSPACE;
+  ws += pad;
+  kern = adasm__k(params->kern);
+  r = adasm__hs_check_x(x, m->dim);
+  out->count = 0;
+  out->nodes = 0;
+  out->madds = 0;
+  if (r == ADASM_OK) {
+    ok = params->fasttext
+             ? adasm__hs_dfs(m, kern, x, params->k, params->threshold, ws, out)
+             : adasm__hs_best_first(m, kern, x, params->k, params->threshold,
+                                    ws, out);
+    out->madds = (uint64_t)out->nodes * (uint64_t)m->dim;
+    if (!ok) r = ADASM_ERR_NAN;
+  }
+  if (r != ADASM_OK) {
+    out->count = 0;
+    for (t = 0; t < params->k; ++t) {
+      out->idx[t] = 0;
+      out->prob[t] = adasm__nanf();
+      if (out->log_prob) out->log_prob[t] = (double)adasm__nanf();
+    }
+    return r;
+  }
+  for (t = out->count; t < params->k; ++t) {
+    out->idx[t] = 0;
+    out->prob[t] = 0.0f;
+    if (out->log_prob) out->log_prob[t] = -(double)adasm__inff();
+  }
+  return ADASM_OK;
+}
+
+ADASM_DEF adasm_result adasm_hs_log_prob(const adasm_hs_model *m,
+                                         const adasm_kernels *kern,
+                                         const float *x, size_t label,
+                                         double *log_prob) {
+  adasm_hs_params p = adasm_hs_params_default();
+  adasm_result r;
+  const adasm_kernels *k;
+  double s = 0.0;
+  size_t v = label;
+  if (!x || !log_prob) return ADASM_ERR_NULL;
+  r = adasm__hs_check(m, &p);
+  if (r != ADASM_OK) return r;
+  if (label >= m->nlabels) return ADASM_ERR_SIZE;
+  r = adasm__hs_check_x(x, m->dim);
+  if (r != ADASM_OK) {
+    *log_prob = (double)adasm__nanf();
+    return r;
+  }
+  k = adasm__k(kern);
+  while (m->parent[v] >= 0) {
+    const size_t up = (size_t)m->parent[v];
+    const float z = adasm__hs_dot(m, k, up, x);
+    double lr, ll;
+    if (adasm__isnanf(z)) {
+      *log_prob = (double)adasm__nanf();
+      return ADASM_ERR_NAN;
+    }
+    adasm__hs_logsig((double)z, &lr, &ll);
+    s += m->code[v] ? lr : ll;
+    v = up;
+  }
+  *log_prob = s;
   return ADASM_OK;
 }
 

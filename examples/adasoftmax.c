@@ -542,6 +542,7 @@ typedef struct method_ctx {
   size_t svd_window, svd_top;
   const char *hs_model;
   double fudge_elim, fudge_norm; /* reported in the summary; 1 = none */
+  uint64_t open_ns; /* preparation done before run_method (hs: the model) */
   void *state;
 } method_ctx;
 
@@ -654,12 +655,128 @@ static int ada_query(method_ctx *m, const float *x, size_t *top, float *p,
   return 0;
 }
 
+/* ---- hs: a fastText model trained with -loss hs. It holds its own node
+   vectors (no --weights); the queries are its hidden vectors and the top
+   ids its classes in the model's label order. The model is opened by
+   cmd_query (its shape decides what the queries must look like) and timed
+   as the preparation. */
+typedef struct hs_state {
+  adasm_hs_model model;
+  adasm_hs_params params;
+  unsigned char *file; /* the .bin: label names point into it */
+  void *work;
+  size_t work_bytes;
+} hs_state;
+
+static void hs_release(method_ctx *m) {
+  hs_state *st = (hs_state *)m->state;
+  if (!st) return;
+  adasm_hs_free(&st->model);
+  free(st->file);
+  free(st->work);
+  free(st);
+  m->state = NULL;
+}
+
+/* The whole file in memory; one error line on failure. */
+static int read_file(const char *path, unsigned char **buf, size_t *len) {
+  FILE *f;
+  long size;
+  errno = 0;
+  f = fopen(path, "rb");
+  if (!f) {
+    errorf("%s: cannot open: %s", path, errno ? strerror(errno) : "?");
+    return EXIT_INPUT;
+  }
+  if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 ||
+      fseek(f, 0, SEEK_SET) != 0) {
+    errorf("%s: cannot read: not a regular file", path);
+    fclose(f);
+    return EXIT_INPUT;
+  }
+  if ((unsigned long)size > (unsigned long)(SIZE_MAX - 1)) {
+    errorf("%s: too large to load", path);
+    fclose(f);
+    return EXIT_INPUT;
+  }
+  *buf = (unsigned char *)malloc((size_t)size + 1);
+  if (!*buf) {
+    errorf("%s: out of memory for %ld bytes", path, size);
+    fclose(f);
+    return EXIT_INTERNAL;
+  }
+  *len = fread(*buf, 1, (size_t)size, f);
+  if (*len != (size_t)size || ferror(f)) {
+    errorf("%s: read error", path);
+    free(*buf);
+    *buf = NULL;
+    fclose(f);
+    return EXIT_INPUT;
+  }
+  fclose(f);
+  return 0;
+}
+
+/* Loads --hs-model into m (state, n = classes, d = dim). */
+static int hs_open(method_ctx *m, const char *path) {
+  hs_state *st = (hs_state *)calloc(1, sizeof *st);
+  const char *why = NULL;
+  size_t len = 0;
+  adasm_result r;
+  int rc;
+  if (!st) {
+    errorf("out of memory");
+    return EXIT_INTERNAL;
+  }
+  m->state = st;
+  if ((rc = read_file(path, &st->file, &len)) != 0) return rc;
+  r = adasm_hs_load_fasttext(&st->model, st->file, len, NULL, &why);
+  if (r != ADASM_OK) {
+    errorf("%s: not a usable fastText -loss hs model: %s", path,
+           why ? why : adasm_result_string(r));
+    return r == ADASM_ERR_NOMEM ? EXIT_INTERNAL : EXIT_INPUT;
+  }
+  m->n = st->model.nlabels;
+  m->d = st->model.dim;
+  return 0;
+}
+
+static int hs_prepare(method_ctx *m, char *err, size_t errlen) {
+  hs_state *st = (hs_state *)m->state;
+  adasm_result r;
+  st->params = adasm_hs_params_default();
+  st->params.k = m->k;
+  st->params.kern = m->kern;
+  r = adasm_hs_workspace_size(&st->model, &st->params, &st->work_bytes);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "workspace", r);
+  st->work = malloc(st->work_bytes);
+  if (!st->work) return ada_fail(err, errlen, "workspace", ADASM_ERR_NOMEM);
+  return 0;
+}
+
+static int hs_query(method_ctx *m, const float *x, size_t *top, float *p,
+                    double *log_norm, uint64_t *samples, char *err,
+                    size_t errlen) {
+  hs_state *st = (hs_state *)m->state;
+  adasm_hs_result res;
+  adasm_result r;
+  memset(&res, 0, sizeof res);
+  res.idx = top;
+  res.prob = p;
+  r = adasm_hs_topk(&st->model, &st->params, x, st->work, st->work_bytes,
+                    &res);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "query", r);
+  *log_norm = 0.0; /* the leaves' probabilities sum to 1 by construction */
+  *samples = res.madds;
+  return 0;
+}
+
 /* Indexed by enum method_id. */
 static const method_def methods[METHOD_COUNT] = {
     {NULL, NULL, exact_query, NULL},                   /* exact */
     {ada_prepare, ada_calibrate, ada_query, ada_release}, /* ada */
     {NULL, NULL, NULL, NULL},        /* svd: not implemented yet */
-    {NULL, NULL, NULL, NULL},        /* hs: not implemented yet */
+    {hs_prepare, NULL, hs_query, hs_release},          /* hs */
 };
 
 static int method_check(enum method_id id) {
@@ -729,7 +846,7 @@ static int run_method(enum method_id id, method_ctx *m, const float *X,
   err[0] = '\0';
   t0 = now_ns();
   if (md->prepare) rc = md->prepare(m, err, sizeof err);
-  res->prepare_ns = now_ns() - t0;
+  res->prepare_ns = now_ns() - t0 + m->open_ns;
   if (rc) {
     errorf("%s: preparation failed: %s", method_names[id], err);
     goto fail;
@@ -896,23 +1013,61 @@ static int cmd_query(int argc, char **argv) {
   memset(&X, 0, sizeof X);
   memset(&res, 0, sizeof res);
   options_default(&o);
+  memset(&m, 0, sizeof m);
   rc = parse_options(argc, argv, CMD_QUERY, &o);
   if (rc >= 0) return rc;
-  if (o.weights == NULL || o.queries == NULL) {
-    errorf("query: --%s is required", o.weights == NULL ? "weights"
-                                                         : "queries");
+  if (o.method == METHOD_HS) { /* the model is the weights */
+    if (o.hs_model == NULL) {
+      errorf("query: --method hs needs --hs-model (a fastText model "
+             "trained with -loss hs)");
+      return EXIT_INPUT;
+    }
+    if (o.weights != NULL) {
+      errorf("query: --weights is not used by --method hs (the model "
+             "holds its node vectors)");
+      return EXIT_INPUT;
+    }
+    if (o.beta != 1.0f) {
+      errorf("option --temperature: not supported by --method hs (its "
+             "probabilities are products of sigmoids)");
+      return EXIT_INPUT;
+    }
+  } else {
+    if (o.weights == NULL) {
+      errorf("query: --weights is required");
+      return EXIT_INPUT;
+    }
+    if (o.hs_model != NULL) {
+      errorf("option --hs-model: only used by --method hs");
+      return EXIT_INPUT;
+    }
+  }
+  if (o.queries == NULL) {
+    errorf("query: --queries is required");
     return EXIT_INPUT;
   }
   if ((rc = method_check(o.method)) != 0) return rc;
   if ((rc = get_kernels(o.isa, &kern)) != 0) return rc;
-  if ((rc = load_matrix(o.weights, &A)) != 0) goto done;
-  n = A.shape[0];
-  d = A.shape[1];
-  if (n == 0 || d == 0) {
-    errorf("%s: the weights have no %s (shape (%zu, %zu))", o.weights,
-           n == 0 ? "rows" : "columns", n, d);
-    rc = EXIT_INPUT;
-    goto done;
+  method_ctx_init(&m, &o, kern, NULL, 0, 0);
+  if (o.method == METHOD_HS) {
+    uint64_t t0 = now_ns();
+    if ((rc = hs_open(&m, o.hs_model)) != 0) goto done;
+    m.open_ns = now_ns() - t0;
+    n = m.n;
+    d = m.d;
+  } else {
+    if ((rc = load_matrix(o.weights, &A)) != 0) goto done;
+    n = A.shape[0];
+    d = A.shape[1];
+    if (n == 0 || d == 0) {
+      errorf("%s: the weights have no %s (shape (%zu, %zu))", o.weights,
+             n == 0 ? "rows" : "columns", n, d);
+      rc = EXIT_INPUT;
+      goto done;
+    }
+    m.A = (const float *)A.data;
+    m.n = n;
+    m.d = d;
   }
   if ((rc = load_matrix(o.queries, &X)) != 0) goto done;
   q = X.shape[0];
@@ -923,14 +1078,17 @@ static int cmd_query(int argc, char **argv) {
     goto done;
   }
   if (X.shape[1] != d) {
-    errorf("%s: the queries have %zu columns but the rows of %s have %zu "
-           "(d must match)", o.queries, X.shape[1], o.weights, d);
+    errorf("%s: the queries have %zu columns but the %s of %s have %zu "
+           "(d must match)", o.queries, X.shape[1],
+           o.weights ? "rows" : "node vectors",
+           o.weights ? o.weights : o.hs_model, d);
     rc = EXIT_INPUT;
     goto done;
   }
   if (o.k > n) {
-    errorf("option --k: %zu is larger than the number of rows of %s (%zu)",
-           o.k, o.weights, n);
+    errorf("option --k: %zu is larger than the number of %s of %s (%zu)",
+           o.k, o.weights ? "rows" : "classes",
+           o.weights ? o.weights : o.hs_model, n);
     rc = EXIT_INPUT;
     goto done;
   }
@@ -940,7 +1098,6 @@ static int cmd_query(int argc, char **argv) {
     rc = EXIT_INPUT;
     goto done;
   }
-  method_ctx_init(&m, &o, kern, (const float *)A.data, n, d);
   rc = run_method(o.method, &m, (const float *)X.data, q, o.calibrate, &res);
   if (rc) goto done;
   if ((rc = summarize(&res, n, d, &s)) != 0) goto done;
@@ -962,6 +1119,7 @@ static int cmd_query(int argc, char **argv) {
   write_summary(&out, o.method, &m, &res, &s);
   rc = out_finish(&out, o.out ? o.out : "stdout");
 done:
+  if (m.state && methods[o.method].release) methods[o.method].release(&m);
   run_free(&res);
   npy_free(&A);
   npy_free(&X);

@@ -457,9 +457,62 @@ expect_fail "unknown command" 2 "unknown command 'frob'" frob
 expect_fail "help with args" 2 "help takes no arguments" help me
 expect_fail "--out in a missing dir" 2 "cannot create" query "${A[@]}" --method exact --out "$T/no/such/dir/r.jsonl"
 # methods the library does not provide yet: a clear refusal
-for m in svd hs; do
+for m in svd; do
   expect_fail "method $m" 2 "method '$m' is not implemented yet" query "${A[@]}" --method "$m"
 done
+
+# ---- hs: a fastText -loss hs model written byte by byte ----------------------
+# Supervised, dim 2, words "a" "b", labels counted 5, 3, 2. fastText's tree:
+# node 3 = (left: label 2, right: label 1), root 4 = (left: node 3, right:
+# label 0); node 3 uses output row 0 = (1, 0), the root row 1 = (0.5, 0).
+# p(0) = s(z4), p(1) = s(-z4) s(z3), p(2) = s(-z4) s(-z3), s = sigmoid.
+# ft_model HEAD_TAIL_ESCAPES: the model, with its output matrix and flags.
+ft_model() {
+  local f=$1 tail=$2
+  {
+    printf "$(le 4 793712314)$(le 4 12)"
+    # dim ws epoch minCount neg wordNgrams loss(hs) model(sup) bucket minn maxn lrUpdateRate, t
+    printf "$(le 4 2)$(le 4 5)$(le 4 1)$(le 4 1)$(le 4 5)$(le 4 1)$(le 4 1)$(le 4 3)"
+    printf "$(le 4 0)$(le 4 0)$(le 4 0)$(le 4 100)$(le 8 4547007122018943789)"
+    # size nwords nlabels ntokens pruneidx_size(-1: not pruned)
+    printf "$(le 4 5)$(le 4 2)$(le 4 3)$(le 8 20)\xff\xff\xff\xff\xff\xff\xff\xff"
+    printf "a\x00$(le 8 6)\x00b\x00$(le 8 4)\x00"
+    printf "__label__x\x00$(le 8 5)\x01__label__y\x00$(le 8 3)\x01__label__z\x00$(le 8 2)\x01"
+    printf "\x00$(le 8 2)$(le 8 2)$(f32le 0 0 0 0)" # not quantized; input 2 x 2
+    printf "$tail"
+  } >"$f"
+}
+ft_model "$T/hs.bin" "\x00$(le 8 3)$(le 8 2)$(f32le 1 0 0.5 0 0 0)"
+ft_model "$T/hs_qout.bin" "\x01"
+ft_model "$T/hs_short.bin" "\x00$(le 8 3)$(le 8 2)$(f32le 1 0 0.5)"
+npy "$T/Xh.npy" 1 "$(dict '<f4' False '(2, 2)')" "$(f32le 1 0 -2 0)"
+sig() { awk -v z="$1" 'BEGIN { printf "%.9g", 1 / (1 + exp(-z)) }'; }
+if expect_ok "hs" 2 query --method hs --hs-model "$T/hs.bin" --queries "$T/Xh.npy" --k 2; then
+  # query 0: z4 = 0.5, z3 = 1 -> p = (s(.5), s(-.5) s(1), s(-.5) s(-1))
+  # query 1: z4 = -1, z3 = -2 -> label 2 first, then label 0
+  l0=$(sed -n 1p "$T/out")
+  l1=$(sed -n 2p "$T/out")
+  [ "$(field "$l0" top | tr -d ',')" = "0 1" ] && ok || bad "hs q0 top: $l0"
+  [ "$(field "$l1" top | tr -d ',')" = "2 0" ] && ok || bad "hs q1 top: $l1"
+  p0=($(field "$l0" p | tr -d ','))
+  p1=($(field "$l1" p | tr -d ','))
+  close "${p0[0]}" "$(sig 0.5)" 1e-6 && ok || bad "hs q0 p0 ${p0[0]}"
+  close "${p0[1]}" "$(awk "BEGIN { printf \"%.9g\", $(sig -0.5) * $(sig 1) }")" 1e-6 && ok || bad "hs q0 p1 ${p0[1]}"
+  close "${p1[0]}" "$(awk "BEGIN { printf \"%.9g\", $(sig 1) * $(sig 2) }")" 1e-6 && ok || bad "hs q1 p0 ${p1[0]}"
+  close "${p1[1]}" "$(sig -1)" 1e-6 && ok || bad "hs q1 p1 ${p1[1]}"
+  [ "$(field "$l0" log_norm)" = 0 ] && ok || bad "hs log_norm: $l0"
+  grep -q '"method": "hs".*"n": 3, "d": 2' "$T/out" && ok || bad "hs summary: $(tail -n 1 "$T/out")"
+fi
+expect_fail "hs without model" 2 "--method hs needs --hs-model" query --method hs --queries "$T/Xh.npy"
+expect_fail "hs with weights" 2 "--weights is not used by --method hs" query --method hs --hs-model "$T/hs.bin" --weights "$T/A.npy" --queries "$T/Xh.npy"
+expect_fail "hs temperature" 2 "option --temperature: not supported by --method hs" query --method hs --hs-model "$T/hs.bin" --queries "$T/Xh.npy" --temperature 2
+expect_fail "hs model for exact" 2 "option --hs-model: only used by --method hs" query "${A[@]}" --method exact --hs-model "$T/hs.bin"
+expect_fail "hs quantized" 2 "quantized output matrix (quantize -qout): not supported" query --method hs --hs-model "$T/hs_qout.bin" --queries "$T/Xh.npy"
+expect_fail "hs truncated" 2 "truncated: the file ends in the output matrix" query --method hs --hs-model "$T/hs_short.bin" --queries "$T/Xh.npy"
+expect_fail "hs not a model" 2 "not a usable fastText -loss hs model" query --method hs --hs-model "$T/A.npy" --queries "$T/Xh.npy"
+expect_fail "hs missing file" 2 "cannot open" query --method hs --hs-model "$T/nope.bin" --queries "$T/Xh.npy"
+expect_fail "hs d mismatch" 2 "the queries have 3 columns but the node vectors" query --method hs --hs-model "$T/hs.bin" --queries "$T/X_d3.npy"
+expect_fail "hs k > classes" 2 "option --k: 4 is larger than the number of classes" query --method hs --hs-model "$T/hs.bin" --queries "$T/Xh.npy" --k 4
 
 # ada (the default method): on heads this small every arm's column budget
 # covers all d columns, so the PAC answer is the exact one
