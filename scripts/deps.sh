@@ -3,7 +3,8 @@
 # needs on Debian 12, skipping anything already installed. Runs apt-get only
 # when something is missing; needs root or sudo only then.
 #   bash scripts/deps.sh        # meson, ninja, gcc, g++
-#   bash scripts/deps.sh test   # + clang, aarch64 cross compilers, qemu, valgrind
+#   bash scripts/deps.sh test   # + clang, aarch64 cross compilers, qemu, valgrind,
+#                               # fasttext (test_hs checks a model it trains)
 set -euo pipefail
 
 # libc6-dev(-arm64-cross) are only Recommends of the compilers: name them,
@@ -13,7 +14,7 @@ if [[ "${1:-}" == test ]]; then
   # clang: sanitizer build (its ASan/UBSan runtime is libclang-rt-14-dev);
   # cross compilers + qemu-user: the aarch64 (NEON) build and its tests
   pkgs+=(clang libclang-rt-14-dev gcc-aarch64-linux-gnu g++-aarch64-linux-gnu
-         libc6-dev-arm64-cross qemu-user valgrind)
+         libc6-dev-arm64-cross qemu-user valgrind fasttext)
 elif [[ $# -gt 0 ]]; then
   echo "usage: $0 [test]" >&2
   exit 2

@@ -7,6 +7,8 @@
 #   build-nosimd   -Dsimd=none: scalar kernels only
 #   build-asan     clang, AddressSanitizer + UndefinedBehaviorSanitizer
 #   build-aarch64  cross build for AArch64, tests under qemu (NEON kernels)
+#   build-valgrind gcc, every test program under valgrind memcheck
+#                  (scripts/valgrind.sh)
 # The C++11 compile test is part of every suite. Stops at the first failing
 # build or test; the last line is "N passed, M failed" over all builds.
 # Warnings are errors (-Dwerror=true): the project is warning-free by rule
@@ -102,6 +104,23 @@ CC=clang CXX=clang++ run_build asan+ubsan build-asan \
 # (4) AArch64 cross build, tests run under qemu-aarch64: NEON kernels
 run_build aarch64 build-aarch64 --cross-file cross/aarch64-linux-gnu.ini \
   -Dbench=disabled
+
+# (5) valgrind memcheck over the test programs (gcc, baseline ISA: the AVX2
+#     and scalar kernels; valgrind does not know AVX-512)
+t0=$SECONDS
+echo "== valgrind (build-valgrind)"
+vlog=build-valgrind.test.log
+bash scripts/valgrind.sh build-valgrind >"$vlog" 2>&1 || {
+  cat "$vlog" >&2
+  die "valgrind: memcheck found errors or a test failed (log: $vlog)"
+}
+read -r vok _ vfail _ < <(tail -n 1 "$vlog")
+[[ $vok =~ ^[0-9]+$ && $vok -gt 0 && $vfail == 0 ]] || {
+  cat "$vlog" >&2
+  die "valgrind: unexpected summary (log: $vlog)"
+}
+total_ok=$((total_ok + vok))
+echo "   $vok passed ($((SECONDS - t0)) s)"
 
 echo "test.sh: all builds passed in $((SECONDS - start)) s"
 echo "$total_ok passed, $total_fail failed"

@@ -5,7 +5,8 @@
          tests/test_ada.c -lm -o test_ada
    Run:
      ./test_ada            all tests (deterministic seeds, ~1 min)
-     ./test_ada --quick    fewer statistical trials (smoke test)
+     ./test_ada --quick    fewer statistical trials (sanitizers, qemu)
+     ./test_ada --smoke    every path once, few trials, small heads (valgrind)
      ./test_ada --report   pull gains and timings at n = 10^4, d = 512/1024
      ./test_ada --perf     seconds vs the exact path: GPT-2-sized and wide heads
 
@@ -1148,8 +1149,12 @@ static void report(void) {
 
 int main(int argc, char **argv) {
   family fams[FAM_COUNT];
-  int fi, quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
-  const size_t T = quick ? 60 : 300;
+  /* --smoke: every code path once with few trials (valgrind runs it;
+     the binomial bounds widen with fewer trials, so the checks still hold) */
+  int fi, smoke = argc > 1 && strcmp(argv[1], "--smoke") == 0;
+  int quick = smoke || (argc > 1 && strcmp(argv[1], "--quick") == 0);
+  const size_t T = smoke ? 9 : quick ? 60 : 300;
+  const size_t fam_n = smoke ? 500 : 2000, fam_d = 512;
   double t0 = now_sec();
   setvbuf(stdout, NULL, _IOLBF, 0); /* progress visible when redirected */
   if (argc > 1 && strcmp(argv[1], "--perf") == 0) {
@@ -1171,12 +1176,12 @@ int main(int argc, char **argv) {
   test_estimator();
   test_fast_path();
   test_cal_limit();
-  for (fi = 0; fi < FAM_COUNT; ++fi) fam_init(&fams[fi], fi, 2000, 512, 11u);
+  for (fi = 0; fi < FAM_COUNT; ++fi) fam_init(&fams[fi], fi, fam_n, fam_d, 11u);
   test_determinism(&fams[FAM_PLANTED]);
   test_sparse(&fams[FAM_SIGN], T / 3);
   test_statistical(fams, T);
   test_variants(fams, T / 3);
-  test_calibrated(fams, quick ? 60 : 150, T);
+  test_calibrated(fams, smoke ? 30 : quick ? 60 : 150, T);
   for (fi = 0; fi < FAM_COUNT; ++fi) fam_free(&fams[fi]);
   free(g_work);
   printf("%d checks, %d failed (%.1f s)\n", g_checks, g_fails, now_sec() - t0);
