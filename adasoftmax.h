@@ -22,6 +22,7 @@
      8. Changelog
      Code map (grep for the tag): >>config >>platform >>util >>pcg >>cpu
        >>k_scalar >>k_avx2 >>k_avx512 >>k_neon >>dispatch >>exact >>ada >>hs
+       >>svd
 
    1. QUICK START
        float z[5] = {1, 2, 3, 4, 5}, p[5];
@@ -42,6 +43,8 @@
        ADASM_ASSERT(x)       impl  default: assert(x) from <assert.h>
        ADASM_MALLOC(sz,ctx)  impl  default: malloc(sz); define both or neither
        ADASM_FREE(p,ctx)     impl  default: free(p)
+       ADASM_SVD_PROF(stage) impl  default: nothing; called between the stages
+                                   of adasm_svd_build (timing; see >>svd)
 
    3. CONCEPTS
       Kernel set: every exact function takes a `const adasm_kernels *` first.
@@ -552,6 +555,113 @@ ADASM_DEF adasm_result adasm_hs_log_prob(const adasm_hs_model *m,
                                          const adasm_kernels *kern,
                                          const float *x, size_t label,
                                          double *log_prob);
+
+
+/* ---- SVD-softmax: preview logits from the SVD of A ----------------------
+   Shim, Lee, Kim, Park, "SVD-Softmax: Fast Softmax Approximation on Large
+   Vocabulary Neural Networks", NeurIPS 2017.
+   Preparation factors A = U S V^T once, in the library (no LAPACK: Gram
+   matrix A^T A and its eigendecomposition in double), and keeps B = U S and
+   V. A query computes x~ = beta V^T x, previews every logit from the first
+   W columns of B (B[:, :W] x~[:W]), recomputes the N rows with the largest
+   previews with all d columns (B_i . x~ = beta A_i . x), and returns the top
+   k of those N with probabilities under the normalizer of the mixed logits:
+   refined for the N rows, previews for the others. Cost d^2 + n W + N (d-W)
+   multiply-adds instead of n d. There is no guarantee: what W columns
+   capture depends on the spectrum of A (a trained head has a few dominant
+   directions; a random matrix has none). W = d or N = n give the exact
+   answer up to float rounding. The model is read-only during queries:
+   threads may share it, each with its own workspace. */
+#define ADASM_SVD_PANEL 16 /* columns of B per panel (see adasm_svd_model) */
+
+typedef struct adasm_svd_model {
+  size_t n, d;     /* rows and columns of A */
+  size_t panels;   /* ceil(d / ADASM_SVD_PANEL) */
+  float *B;        /* U S (n x d) in column panels of 16: entry (i, j) is
+                      B[((j / 16) * n + i) * 16 + j % 16]; columns j >= d of
+                      the last panel are 0. A row's 16 entries of one panel
+                      are one 64-byte line, and the first W columns of all
+                      rows are ceil(W/16) contiguous runs (the preview). */
+  float *vt;       /* V^T, d x d row-major: row j is the j-th right singular
+                      vector (unit norm), in the order of sigma */
+  double *sigma;   /* d singular values, descending, >= 0 */
+  void *block;     /* the one allocation, for adasm_svd_free */
+  void *alloc_ctx; /* passed to ADASM_MALLOC / ADASM_FREE */
+} adasm_svd_model;
+
+/* Factors row-major A (n x d, leading dimension lda >= d; n < d is fine).
+   `k` chooses the SIMD kernels (NULL: the best); models built with
+   different kernels differ by rounding only. A is not referenced after the
+   call. The model is one allocation of 4 (n 16 ceil(d/16) + d^2) + 8 d
+   bytes (+ 256); the build also allocates about 16 d^2 + 11 KB d bytes of
+   scratch (313 MB at d = 4096) and frees it before returning.
+   Cost: n d^2 / 2 multiply-adds in double (Gram matrix), about 2 d^3 in
+   double (Householder tridiagonalisation, forming Q, and the implicit QL
+   rotations applied to Q), n d^2 in float (B = A V); all blocked for the
+   caches and vectorised. Single-threaded. Measured (one Zen 5 core,
+   AVX-512): 32000 x 4096 in 26 s, 50257 x 768 in 0.7 s.
+   Accuracy: V is orthonormal to float rounding (|V^T V - I| <= ~1e-6) and
+   B V^T reproduces A to ~1e-6 ||A|| in norm (B is a float product summed
+   over blocks of 512), whatever the spectrum: every logit of a refined row
+   is as accurate as the exact path's. A singular value carries an absolute
+   error of about 1e-15 sigma_1^2 / sigma_i from the eigendecomposition of
+   A^T A, so values below ~1e-7 sigma_1 are only approximate (and such
+   directions only matter to the preview, which is approximate anyway).
+   Errors: ADASM_ERR_NULL (m or A NULL), ADASM_ERR_SIZE (n or d is 0, or
+   lda < d), ADASM_ERR_OVERFLOW (a size overflows size_t), ADASM_ERR_NAN (A
+   holds a NaN), ADASM_ERR_PARAM (A holds +-inf, or B would overflow float),
+   ADASM_ERR_NOMEM. On any error *m is left untouched. */
+ADASM_DEF adasm_result adasm_svd_build(adasm_svd_model *m,
+                                       const adasm_kernels *k, const float *A,
+                                       size_t n, size_t d, size_t lda,
+                                       void *alloc_ctx);
+/* Releases the model's memory and zeroes it; NULL or a zeroed model is a
+   no-op (so is a second call). */
+ADASM_DEF void adasm_svd_free(adasm_svd_model *m);
+
+/* Bytes of workspace adasm_svd_query needs for this model, window W and
+   top N: 4 (2 * 16 ceil(d/16) + 2 n) + sizeof(size_t) (n + N), plus 64 for
+   alignment; the workspace itself needs no alignment.
+   Errors: ADASM_ERR_NULL (m, bytes, or an unbuilt model), ADASM_ERR_SIZE
+   (window not in [1, d], top not in [1, n]), ADASM_ERR_OVERFLOW. */
+ADASM_DEF adasm_result adasm_svd_workspace_size(const adasm_svd_model *m,
+                                                size_t window, size_t top,
+                                                size_t *bytes);
+
+/* Top k rows of softmax(beta A x) by SVD-softmax: preview window W = window
+   (1 <= W <= d), N = top rows refined (1 <= N <= n), 1 <= k <= N. idx and
+   prob: k entries each, best first by refined logit (ties: lower index
+   first), both required. prob[t] = exp(refined_t - log_norm), where
+   log_norm (may be NULL) is log(sum over the N refined rows of exp(refined)
+   + sum over the other rows of exp(preview)), computed like the exact
+   path's (max taken out, sums in double); an entry below the N-th preview
+   is never returned. samples (may be NULL): multiply-adds executed,
+   d^2 (x~ = V^T x) + n W (previews) + N (d - W) (refinement), against n d
+   for adasm_gemv_softmax_topk. `k` (the kernel set; NULL: the best) does
+   not change which rows are refined beyond rounding of the previews.
+   Cost: reads 4 d^2 bytes of V^T, 4 n 16 ceil(W/16) bytes of B in
+   contiguous runs, and N rows of d/16 lines each; plus n exponentials.
+   Errors: ADASM_ERR_NULL (m, x, idx or prob NULL, or an unbuilt model),
+   ADASM_ERR_SIZE (window, top or k out of range), ADASM_ERR_PARAM (beta not
+   finite and > 0), ADASM_ERR_WORKSPACE (work NULL or smaller than
+   adasm_svd_workspace_size); outputs untouched. Data errors write every
+   prob and *log_norm as NaN and *samples as 0: x holding a NaN
+   (ADASM_ERR_NAN; every idx 0), x holding +-inf (ADASM_ERR_PARAM, as
+   adasm_ada_query; every idx 0), a logit that overflows to NaN
+   (ADASM_ERR_NAN; idx as the exact path leaves it). Logits that overflow
+   to +inf share the mass, as in the exact path.
+   Measured (one Zen 5 core, median of 500 queries, same run): a real
+   word-prediction head (fastText, 48565 x 256, sigma_1/sigma_16 = 23):
+   W = 32, N = 512: 0.32 ms vs 1.28 ms exact (3.9x), top-1 as the exact
+   path's in 99.6% of the queries; W = 48, N = 256: 3.5x, 100%. A random
+   Gaussian head has a flat spectrum and gains nothing at 99% (50257 x 768:
+   W = 384, N = 4096 is 1.5x). */
+ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
+                                       const adasm_kernels *k, const float *x,
+                                       float beta, size_t window, size_t top,
+                                       size_t topk, size_t *idx, float *prob,
+                                       double *log_norm, uint64_t *samples,
+                                       void *work, size_t work_bytes);
 
 #ifdef __cplusplus
 }
@@ -4604,6 +4714,1499 @@ ADASM_DEF adasm_result adasm_hs_log_prob(const adasm_hs_model *m,
   }
   *log_prob = s;
   return ADASM_OK;
+}
+
+
+/* >>svd -------------------------------------------------------------------
+   SVD-softmax. Why it is built this way:
+   - The SVD comes from the d x d Gram matrix G = A^T A (double): for a
+     tall head (n >> d) the O(n d^2) part is then one symmetric rank-n
+     update, which runs near the FMA peak, and the eigenproblem is only
+     d x d. Squaring the condition number costs accuracy only in the
+     tiny singular values, i.e. in directions the preview never uses, and
+     the refinement does not depend on it at all: B = A V with V
+     orthonormal gives B_i . (V^T x) = A_i . x for any orthonormal V.
+   - Eigensolver: Householder tridiagonalisation blocked like LAPACK's
+     dsytrd (panels of 32 reflectors: one symmetric matrix-vector product
+     per reflector, the rest as a rank-64 update done with the GEMM tile),
+     Q formed from the blocked reflectors (compact WY, GEMM), then implicit
+     QL with Wilkinson shifts (tql2). tql2 spends almost all of its time
+     rotating the columns of Q: 0.75 d^2 rotations of d-vectors, 40 GFLOP at
+     d = 4096 that would stream Q (134 MB) from memory once per QL sweep.
+     The rotations do not feed back into the iteration, so they are
+     recorded (c, s per sweep) and applied in batches to Q^T cut into
+     chunks of 16 coordinates (d x 16 doubles, 512 KB at d = 4096, L2):
+     each chunk takes a whole batch while it is in cache.
+   - GEMM micro-kernels: 8 x 16 double tiles (16 zmm accumulators) for
+     everything O(d^3) or O(n d^2) in double; 12 x 32 float tiles for
+     B = A V. Operands are packed into 16-wide panels (kc x 16, so a tile's
+     B rows are one 128-byte line pair) by a generic strided packer.
+   - B is stored in column panels of 16 (see adasm_svd_model): the preview
+     reads ceil(W/16) contiguous streams of n lines, and a refined row reads
+     d/16 lines, exactly as many as a row-major row. The preview kernel
+     keeps 16 rows in 16 accumulators and reduces them with a transpose
+     tree, so there is one horizontal reduction per 16 rows, not per row.
+   - The N best previews are selected in O(n): a threshold estimated from
+     a strided sample of 2048 previews, one branchless gather, and a radix
+     selection among the rows gathered (see adasm__svd_select).
+   - Normalizer and top-k reuse the exact path's online (max, sum) and
+     heap: the probabilities and the special values (+inf logits, NaN)
+     behave as in adasm_gemv_softmax_topk.
+   Measured at 32000 x 4096 (one Zen 5 core, AVX-512; seconds): Gram 5.5
+   (54 Gmadd/s), tridiagonal 6.0 (its symmetric matrix-vector products
+   read d^3/6 doubles: memory-bound), forming Q 1.8, QL + rotations 6.5
+   (0.8 d^2 rotations, 1.7 ns per 16 coordinates), B = A V 6.3 (85
+   Gmadd/s); 26 s in all.
+   Stage hook: ADASM_SVD_PROF(stage) (default: nothing) is expanded after
+   each build stage: 0 Gram, 1 tridiagonal, 2 Q formed, 3 QL + rotations,
+   4 B = A V; a benchmark can define it to read a clock (tests/test_svd.c). */
+#ifndef ADASM_SVD_PROF
+#define ADASM_SVD_PROF(stage) ((void)0)
+#endif
+
+#define ADASM__SVD_NB 32    /* reflectors per tridiagonalisation panel */
+#define ADASM__SVD_QB 64    /* reflectors per WY block forming Q: each block
+                               is two passes over Q (64: 1.8 s at d = 4096,
+                               32: 2.1 s; 96 is no better) */
+#define ADASM__SVD_KC 256   /* double GEMM: depth of a packed block (the 16-wide
+                               B micro-panel, 32 KB, stays in L1) */
+#define ADASM__SVD_MC 128   /* double GEMM: rows per packed A block (256 KB) */
+#define ADASM__SVD_FKC 512  /* float GEMM: depth of a packed block */
+#define ADASM__SVD_FMC 240  /* float GEMM: rows per packed A block (480 KB;
+                               20 tiles of 12 rows) */
+#define ADASM__SVD_ITMAX 60 /* QL iterations per eigenvalue before forcing */
+#define ADASM__SVD_ROWS 256 /* previews per block (NaN-checked while in L1) */
+
+/* Kernels of one ISA (picked from the adasm_kernels' ISA). */
+typedef struct adasm__svd_kset {
+  /* c[t*ldc + j] += sum_{r<kc} a[16r + t] b[16r + j], t < 8, j < 16 */
+  void (*dtile)(const double *a, const double *b, size_t kc, double *c,
+                size_t ldc);
+  /* c0[16t + j] += sum_{r<kc} a[12r + t] b0[16r + j], t < 12, j < 16;
+     the same for c1 with b1 unless b1 is NULL */
+  void (*ftile)(const float *a, const float *b0, const float *b1, size_t kc,
+                float *c0, float *c1);
+  /* y[0..L) += T x, T symmetric with its upper triangle by rows:
+     T[i][j] = t[i*ld + j] for j >= i */
+  void (*symv)(const double *t, size_t L, size_t ld, const double *x,
+               double *y);
+  /* rows of 16 doubles; for q < cnt, i = top - q, (c, s) = cs[2q], cs[2q+1]:
+     row[i+1] = s row[i] + c row[i+1], row[i] = c row[i] - s row[i+1] */
+  void (*rot)(double *rows, size_t top, size_t cnt, const double *cs);
+  /* out[t] = sum_{p0 <= p < p1} B[(p n + r0 + t) 16 ..+16) . xs[16p ..+16),
+     for the 16 rows r0 .. r0+15 */
+  void (*prev16)(const float *B, size_t n, size_t r0, size_t p0, size_t p1,
+                 const float *xs, float *out);
+  /* the same for cnt rows rows[0..cnt), with prev16's summation order, so
+     a row's value does not depend on which kernel computed it */
+  void (*rows)(const float *B, size_t n, const size_t *rows, size_t cnt,
+               size_t p0, size_t p1, const float *xs, float *out);
+} adasm__svd_kset;
+
+/* ---- scalar kernels ------------------------------------------------------ */
+ADASM__PRIVATE void adasm__svd_dtile_scalar(const double *a, const double *b,
+                                            size_t kc, double *c,
+                                            size_t ldc) {
+  double acc[8][16];
+  size_t r, t, j;
+  memset(acc, 0, sizeof acc);
+  for (r = 0; r < kc; ++r) {
+    const double *ar = a + r * 16, *br = b + r * 16;
+    for (t = 0; t < 8; ++t) {
+      const double at = ar[t];
+      for (j = 0; j < 16; ++j) acc[t][j] += at * br[j];
+    }
+  }
+  for (t = 0; t < 8; ++t)
+    for (j = 0; j < 16; ++j) c[t * ldc + j] += acc[t][j];
+}
+
+ADASM__PRIVATE void adasm__svd_ftile_scalar(const float *a, const float *b0,
+                                            const float *b1, size_t kc,
+                                            float *c0, float *c1) {
+  float acc[12][16];
+  size_t q, r, t, j;
+  for (q = 0; q < 2; ++q) {
+    const float *b = q ? b1 : b0;
+    float *c = q ? c1 : c0;
+    if (!b) break;
+    memset(acc, 0, sizeof acc);
+    for (r = 0; r < kc; ++r) {
+      const float *ar = a + r * 12, *br = b + r * 16;
+      for (t = 0; t < 12; ++t) {
+        const float at = ar[t];
+        for (j = 0; j < 16; ++j) acc[t][j] += at * br[j];
+      }
+    }
+    for (t = 0; t < 12; ++t)
+      for (j = 0; j < 16; ++j) c[t * 16 + j] += acc[t][j];
+  }
+}
+
+ADASM__PRIVATE void adasm__svd_symv_scalar(const double *t, size_t L,
+                                           size_t ld, const double *x,
+                                           double *y) {
+  size_t i, j;
+  for (i = 0; i < L; ++i) {
+    const double *row = t + i * ld;
+    const double xi = x[i];
+    double acc = row[i] * xi;
+    for (j = i + 1; j < L; ++j) {
+      acc += row[j] * x[j];
+      y[j] += row[j] * xi;
+    }
+    y[i] += acc;
+  }
+}
+
+ADASM__PRIVATE void adasm__svd_rot_scalar(double *rows, size_t top,
+                                          size_t cnt, const double *cs) {
+  size_t q, l;
+  for (q = 0; q < cnt; ++q) {
+    double *r0 = rows + (top - q) * 16, *r1 = r0 + 16;
+    const double c = cs[2 * q], s = cs[2 * q + 1];
+    for (l = 0; l < 16; ++l) {
+      const double a = r0[l], b = r1[l];
+      r1[l] = s * a + c * b;
+      r0[l] = c * a - s * b;
+    }
+  }
+}
+
+ADASM__PRIVATE void adasm__svd_rows_scalar(const float *B, size_t n,
+                                           const size_t *rows, size_t cnt,
+                                           size_t p0, size_t p1,
+                                           const float *xs, float *out) {
+  size_t t, p, j;
+  for (t = 0; t < cnt; ++t) {
+    double s = 0.0; /* double, like the header's scalar dot_rows */
+    for (p = p0; p < p1; ++p) {
+      const float *b = B + (p * n + rows[t]) * 16, *x = xs + p * 16;
+      for (j = 0; j < 16; ++j) s += (double)b[j] * (double)x[j];
+    }
+    out[t] = (float)s;
+  }
+}
+
+ADASM__PRIVATE void adasm__svd_prev16_scalar(const float *B, size_t n,
+                                             size_t r0, size_t p0, size_t p1,
+                                             const float *xs, float *out) {
+  size_t rows[16], t;
+  for (t = 0; t < 16; ++t) rows[t] = r0 + t;
+  adasm__svd_rows_scalar(B, n, rows, 16, p0, p1, xs, out);
+}
+
+static const adasm__svd_kset adasm__svd_k_scalar = {
+    adasm__svd_dtile_scalar, adasm__svd_ftile_scalar, adasm__svd_symv_scalar,
+    adasm__svd_rot_scalar,   adasm__svd_prev16_scalar, adasm__svd_rows_scalar};
+
+/* ---- AVX2 + FMA kernels ------------------------------------------------- */
+#if defined(ADASM__HAVE_AVX2)
+ADASM__TARGET_AVX2 static void adasm__svd_dtile_avx2(const double *a,
+                                                    const double *b,
+                                                    size_t kc, double *c,
+                                                    size_t ldc) {
+  size_t h, q, r;
+  for (h = 0; h < 2; ++h) /* rows 4h .. 4h+3 */
+    for (q = 0; q < 2; ++q) { /* columns 8q .. 8q+7 */
+      const double *ap = a + 4 * h, *bp = b + 8 * q;
+      double *cp = c + 4 * h * ldc + 8 * q;
+      __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00;
+      __m256d c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+      for (r = 0; r < kc; ++r) {
+        const __m256d b0 = _mm256_loadu_pd(bp + r * 16);
+        const __m256d b1 = _mm256_loadu_pd(bp + r * 16 + 4);
+        __m256d at = _mm256_broadcast_sd(ap + r * 16);
+        c00 = _mm256_fmadd_pd(at, b0, c00);
+        c01 = _mm256_fmadd_pd(at, b1, c01);
+        at = _mm256_broadcast_sd(ap + r * 16 + 1);
+        c10 = _mm256_fmadd_pd(at, b0, c10);
+        c11 = _mm256_fmadd_pd(at, b1, c11);
+        at = _mm256_broadcast_sd(ap + r * 16 + 2);
+        c20 = _mm256_fmadd_pd(at, b0, c20);
+        c21 = _mm256_fmadd_pd(at, b1, c21);
+        at = _mm256_broadcast_sd(ap + r * 16 + 3);
+        c30 = _mm256_fmadd_pd(at, b0, c30);
+        c31 = _mm256_fmadd_pd(at, b1, c31);
+      }
+#define ADASM__SVD_ADD4(p, v) _mm256_storeu_pd((p), _mm256_add_pd(_mm256_loadu_pd(p), (v)))
+      ADASM__SVD_ADD4(cp, c00); ADASM__SVD_ADD4(cp + 4, c01);
+      ADASM__SVD_ADD4(cp + ldc, c10); ADASM__SVD_ADD4(cp + ldc + 4, c11);
+      ADASM__SVD_ADD4(cp + 2 * ldc, c20); ADASM__SVD_ADD4(cp + 2 * ldc + 4, c21);
+      ADASM__SVD_ADD4(cp + 3 * ldc, c30); ADASM__SVD_ADD4(cp + 3 * ldc + 4, c31);
+#undef ADASM__SVD_ADD4
+    }
+}
+
+ADASM__TARGET_AVX2 static void adasm__svd_ftile_avx2(const float *a,
+                                                    const float *b0,
+                                                    const float *b1,
+                                                    size_t kc, float *c0,
+                                                    float *c1) {
+  size_t q, h, r;
+  for (q = 0; q < 2; ++q) {
+    const float *b = q ? b1 : b0;
+    float *c = q ? c1 : c0;
+    if (!b) break;
+    for (h = 0; h < 2; ++h) { /* rows 6h .. 6h+5, 16 columns */
+      const float *ap = a + 6 * h;
+      float *cp = c + 6 * h * 16;
+      __m256 s00 = _mm256_setzero_ps(), s01 = s00, s10 = s00, s11 = s00;
+      __m256 s20 = s00, s21 = s00, s30 = s00, s31 = s00, s40 = s00, s41 = s00;
+      __m256 s50 = s00, s51 = s00;
+      for (r = 0; r < kc; ++r) {
+        const __m256 bl = _mm256_loadu_ps(b + r * 16);
+        const __m256 bh = _mm256_loadu_ps(b + r * 16 + 8);
+        const float *ar = ap + r * 12;
+        __m256 at = _mm256_broadcast_ss(ar);
+        s00 = _mm256_fmadd_ps(at, bl, s00); s01 = _mm256_fmadd_ps(at, bh, s01);
+        at = _mm256_broadcast_ss(ar + 1);
+        s10 = _mm256_fmadd_ps(at, bl, s10); s11 = _mm256_fmadd_ps(at, bh, s11);
+        at = _mm256_broadcast_ss(ar + 2);
+        s20 = _mm256_fmadd_ps(at, bl, s20); s21 = _mm256_fmadd_ps(at, bh, s21);
+        at = _mm256_broadcast_ss(ar + 3);
+        s30 = _mm256_fmadd_ps(at, bl, s30); s31 = _mm256_fmadd_ps(at, bh, s31);
+        at = _mm256_broadcast_ss(ar + 4);
+        s40 = _mm256_fmadd_ps(at, bl, s40); s41 = _mm256_fmadd_ps(at, bh, s41);
+        at = _mm256_broadcast_ss(ar + 5);
+        s50 = _mm256_fmadd_ps(at, bl, s50); s51 = _mm256_fmadd_ps(at, bh, s51);
+      }
+#define ADASM__SVD_ADD8(p, v) _mm256_storeu_ps((p), _mm256_add_ps(_mm256_loadu_ps(p), (v)))
+      ADASM__SVD_ADD8(cp, s00); ADASM__SVD_ADD8(cp + 8, s01);
+      ADASM__SVD_ADD8(cp + 16, s10); ADASM__SVD_ADD8(cp + 24, s11);
+      ADASM__SVD_ADD8(cp + 32, s20); ADASM__SVD_ADD8(cp + 40, s21);
+      ADASM__SVD_ADD8(cp + 48, s30); ADASM__SVD_ADD8(cp + 56, s31);
+      ADASM__SVD_ADD8(cp + 64, s40); ADASM__SVD_ADD8(cp + 72, s41);
+      ADASM__SVD_ADD8(cp + 80, s50); ADASM__SVD_ADD8(cp + 88, s51);
+#undef ADASM__SVD_ADD8
+    }
+  }
+}
+
+ADASM__TARGET_AVX2 static inline double adasm__svd_hsum_pd_avx2(__m256d v) {
+  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+/* Two rows per pass, so y is loaded and stored once per two rows of T. */
+ADASM__TARGET_AVX2 static void adasm__svd_symv_avx2(const double *t, size_t L,
+                                                   size_t ld, const double *x,
+                                                   double *y) {
+  size_t i = 0, j;
+  for (; i + 2 <= L; i += 2) {
+    const double *r0 = t + i * ld, *r1 = r0 + ld;
+    const double x0 = x[i], x1 = x[i + 1];
+    const __m256d vx0 = _mm256_set1_pd(x0), vx1 = _mm256_set1_pd(x1);
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0;
+    double s0 = r0[i] * x0 + r0[i + 1] * x1, s1 = r0[i + 1] * x0 + r1[i + 1] * x1;
+    for (j = i + 2; j + 4 <= L; j += 4) {
+      const __m256d t0 = _mm256_loadu_pd(r0 + j), t1 = _mm256_loadu_pd(r1 + j);
+      const __m256d xv = _mm256_loadu_pd(x + j);
+      __m256d yv = _mm256_loadu_pd(y + j);
+      a0 = _mm256_fmadd_pd(t0, xv, a0);
+      a1 = _mm256_fmadd_pd(t1, xv, a1);
+      yv = _mm256_fmadd_pd(t0, vx0, yv);
+      _mm256_storeu_pd(y + j, _mm256_fmadd_pd(t1, vx1, yv));
+    }
+    for (; j < L; ++j) {
+      s0 += r0[j] * x[j];
+      s1 += r1[j] * x[j];
+      y[j] += r0[j] * x0 + r1[j] * x1;
+    }
+    y[i] += s0 + adasm__svd_hsum_pd_avx2(a0);
+    y[i + 1] += s1 + adasm__svd_hsum_pd_avx2(a1);
+  }
+  if (i < L) y[i] += t[i * ld + i] * x[i]; /* the last row: its diagonal */
+}
+
+ADASM__TARGET_AVX2 static void adasm__svd_rot_avx2(double *rows, size_t top,
+                                                  size_t cnt,
+                                                  const double *cs) {
+  /* The row i of one rotation is the row i+1 of the next: it stays in
+     registers, so each rotation loads one row and stores one. */
+  const double *p = rows + (top + 1) * 16;
+  __m256d b0 = _mm256_loadu_pd(p), b1 = _mm256_loadu_pd(p + 4);
+  __m256d b2 = _mm256_loadu_pd(p + 8), b3 = _mm256_loadu_pd(p + 12);
+  size_t q;
+  for (q = 0; q < cnt; ++q) {
+    double *r = rows + (top - q) * 16;
+    const __m256d c = _mm256_set1_pd(cs[2 * q]), s = _mm256_set1_pd(cs[2 * q + 1]);
+    const __m256d a0 = _mm256_loadu_pd(r), a1 = _mm256_loadu_pd(r + 4);
+    const __m256d a2 = _mm256_loadu_pd(r + 8), a3 = _mm256_loadu_pd(r + 12);
+    _mm256_storeu_pd(r + 16, _mm256_fmadd_pd(c, b0, _mm256_mul_pd(s, a0)));
+    _mm256_storeu_pd(r + 20, _mm256_fmadd_pd(c, b1, _mm256_mul_pd(s, a1)));
+    _mm256_storeu_pd(r + 24, _mm256_fmadd_pd(c, b2, _mm256_mul_pd(s, a2)));
+    _mm256_storeu_pd(r + 28, _mm256_fmadd_pd(c, b3, _mm256_mul_pd(s, a3)));
+    b0 = _mm256_fnmadd_pd(s, b0, _mm256_mul_pd(c, a0));
+    b1 = _mm256_fnmadd_pd(s, b1, _mm256_mul_pd(c, a1));
+    b2 = _mm256_fnmadd_pd(s, b2, _mm256_mul_pd(c, a2));
+    b3 = _mm256_fnmadd_pd(s, b3, _mm256_mul_pd(c, a3));
+  }
+  {
+    double *r = rows + (top + 1 - cnt) * 16;
+    _mm256_storeu_pd(r, b0);
+    _mm256_storeu_pd(r + 4, b1);
+    _mm256_storeu_pd(r + 8, b2);
+    _mm256_storeu_pd(r + 12, b3);
+  }
+}
+
+/* Eight row sums at once: the lanes of s0..s7 are added as a transpose. */
+ADASM__TARGET_AVX2 static inline __m256 adasm__svd_red2_avx2(__m256 a, __m256 b) {
+  return _mm256_add_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
+}
+ADASM__TARGET_AVX2 static inline __m256 adasm__svd_red4_avx2(__m256 a, __m256 b) {
+  const __m256d x = _mm256_castps_pd(a), y = _mm256_castps_pd(b);
+  return _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(x, y)),
+                       _mm256_castpd_ps(_mm256_unpackhi_pd(x, y)));
+}
+ADASM__TARGET_AVX2 static inline __m256 adasm__svd_red8_avx2(__m256 a, __m256 b) {
+  return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20),
+                       _mm256_permute2f128_ps(a, b, 0x31));
+}
+
+ADASM__TARGET_AVX2 static void adasm__svd_prev8_avx2(const float *b0,
+                                                    size_t stride, size_t p0,
+                                                    size_t p1,
+                                                    const float *xs,
+                                                    float *out) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  __m256 s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+  size_t p;
+  for (p = p0; p < p1; ++p) {
+    const float *b = b0 + p * stride;
+    const __m256 xl = _mm256_loadu_ps(xs + p * 16), xh = _mm256_loadu_ps(xs + p * 16 + 8);
+#define ADASM__SVD_R8(s, o)                                                    \
+  s = _mm256_fmadd_ps(_mm256_loadu_ps(b + (o)), xl, s);                        \
+  s = _mm256_fmadd_ps(_mm256_loadu_ps(b + (o) + 8), xh, s)
+    ADASM__SVD_R8(s0, 0); ADASM__SVD_R8(s1, 16); ADASM__SVD_R8(s2, 32);
+    ADASM__SVD_R8(s3, 48); ADASM__SVD_R8(s4, 64); ADASM__SVD_R8(s5, 80);
+    ADASM__SVD_R8(s6, 96); ADASM__SVD_R8(s7, 112);
+#undef ADASM__SVD_R8
+  }
+  _mm256_storeu_ps(
+      out, adasm__svd_red8_avx2(
+               adasm__svd_red4_avx2(adasm__svd_red2_avx2(s0, s1), adasm__svd_red2_avx2(s2, s3)),
+               adasm__svd_red4_avx2(adasm__svd_red2_avx2(s4, s5), adasm__svd_red2_avx2(s6, s7))));
+}
+
+ADASM__TARGET_AVX2 static void adasm__svd_prev16_avx2(const float *B, size_t n,
+                                                     size_t r0, size_t p0,
+                                                     size_t p1,
+                                                     const float *xs,
+                                                     float *out) {
+  adasm__svd_prev8_avx2(B + r0 * 16, n * 16, p0, p1, xs, out);
+  adasm__svd_prev8_avx2(B + (r0 + 8) * 16, n * 16, p0, p1, xs, out + 8);
+}
+
+ADASM__TARGET_AVX2 static void adasm__svd_rows_avx2(const float *B, size_t n,
+                                                   const size_t *rows,
+                                                   size_t cnt, size_t p0,
+                                                   size_t p1, const float *xs,
+                                                   float *out) {
+  /* The same FMA chain and reduction tree as adasm__svd_prev8_avx2 (the
+     zeros add exactly), so a row's value does not depend on its position:
+     identical rows tie exactly, as in the exact path. */
+  const size_t stride = n * 16;
+  const __m256 zero = _mm256_setzero_ps();
+  size_t t, p;
+  for (t = 0; t < cnt; ++t) {
+    const float *b = B + rows[t] * 16;
+    __m256 a = zero;
+    for (p = p0; p < p1; ++p) {
+      const float *bp = b + p * stride;
+      a = _mm256_fmadd_ps(_mm256_loadu_ps(bp), _mm256_loadu_ps(xs + p * 16), a);
+      a = _mm256_fmadd_ps(_mm256_loadu_ps(bp + 8), _mm256_loadu_ps(xs + p * 16 + 8), a);
+    }
+    a = adasm__svd_red8_avx2(adasm__svd_red4_avx2(adasm__svd_red2_avx2(a, zero), zero), zero);
+    out[t] = _mm_cvtss_f32(_mm256_castps256_ps128(a));
+  }
+}
+
+static const adasm__svd_kset adasm__svd_k_avx2 = {
+    adasm__svd_dtile_avx2, adasm__svd_ftile_avx2,  adasm__svd_symv_avx2,
+    adasm__svd_rot_avx2,   adasm__svd_prev16_avx2, adasm__svd_rows_avx2};
+#endif /* ADASM__HAVE_AVX2 */
+
+/* ---- AVX-512 kernels ----------------------------------------------------- */
+#if defined(ADASM__HAVE_AVX512)
+#if defined(__GNUC__) && !defined(__clang__)
+/* GCC 12's false -Wmaybe-uninitialized on AVX-512 intrinsics in C++ (see
+   >>k_avx512); scoped to this block. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+ADASM__TARGET_AVX512 static void adasm__svd_dtile_avx512(const double *a,
+                                                        const double *b,
+                                                        size_t kc, double *c,
+                                                        size_t ldc) {
+  __m512d c00 = _mm512_setzero_pd(), c01 = c00, c10 = c00, c11 = c00;
+  __m512d c20 = c00, c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00;
+  __m512d c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+  size_t r;
+  for (r = 0; r < kc; ++r) {
+    const double *ar = a + r * 16;
+    const __m512d b0 = _mm512_loadu_pd(b + r * 16), b1 = _mm512_loadu_pd(b + r * 16 + 8);
+    __m512d at;
+#define ADASM__SVD_D8(t, x0, x1)                                               \
+  at = _mm512_set1_pd(ar[t]);                                                  \
+  x0 = _mm512_fmadd_pd(at, b0, x0);                                            \
+  x1 = _mm512_fmadd_pd(at, b1, x1)
+    ADASM__SVD_D8(0, c00, c01); ADASM__SVD_D8(1, c10, c11);
+    ADASM__SVD_D8(2, c20, c21); ADASM__SVD_D8(3, c30, c31);
+    ADASM__SVD_D8(4, c40, c41); ADASM__SVD_D8(5, c50, c51);
+    ADASM__SVD_D8(6, c60, c61); ADASM__SVD_D8(7, c70, c71);
+#undef ADASM__SVD_D8
+  }
+#define ADASM__SVD_ST8(t, x0, x1)                                              \
+  _mm512_storeu_pd(c + (t) * ldc, _mm512_add_pd(_mm512_loadu_pd(c + (t) * ldc), x0)); \
+  _mm512_storeu_pd(c + (t) * ldc + 8, _mm512_add_pd(_mm512_loadu_pd(c + (t) * ldc + 8), x1))
+  ADASM__SVD_ST8(0, c00, c01); ADASM__SVD_ST8(1, c10, c11);
+  ADASM__SVD_ST8(2, c20, c21); ADASM__SVD_ST8(3, c30, c31);
+  ADASM__SVD_ST8(4, c40, c41); ADASM__SVD_ST8(5, c50, c51);
+  ADASM__SVD_ST8(6, c60, c61); ADASM__SVD_ST8(7, c70, c71);
+#undef ADASM__SVD_ST8
+}
+
+ADASM__TARGET_AVX512 static void adasm__svd_ftile_avx512(const float *a,
+                                                        const float *b0,
+                                                        const float *b1,
+                                                        size_t kc, float *c0,
+                                                        float *c1) {
+  size_t r;
+#define ADASM__SVD_FST(c, t, v)                                                \
+  _mm512_storeu_ps((c) + (t) * 16, _mm512_add_ps(_mm512_loadu_ps((c) + (t) * 16), v))
+  if (b1) { /* 12 rows x 2 panels: 24 accumulators */
+    __m512 x00 = _mm512_setzero_ps(), x01 = x00, x10 = x00, x11 = x00;
+    __m512 x20 = x00, x21 = x00, x30 = x00, x31 = x00, x40 = x00, x41 = x00;
+    __m512 x50 = x00, x51 = x00, x60 = x00, x61 = x00, x70 = x00, x71 = x00;
+    __m512 x80 = x00, x81 = x00, x90 = x00, x91 = x00, xa0 = x00, xa1 = x00;
+    __m512 xb0 = x00, xb1 = x00;
+    for (r = 0; r < kc; ++r) {
+      const float *ar = a + r * 12;
+      const __m512 v0 = _mm512_loadu_ps(b0 + r * 16), v1 = _mm512_loadu_ps(b1 + r * 16);
+      __m512 at;
+#define ADASM__SVD_F2(t, y0, y1)                                               \
+  at = _mm512_set1_ps(ar[t]);                                                  \
+  y0 = _mm512_fmadd_ps(at, v0, y0);                                            \
+  y1 = _mm512_fmadd_ps(at, v1, y1)
+      ADASM__SVD_F2(0, x00, x01); ADASM__SVD_F2(1, x10, x11);
+      ADASM__SVD_F2(2, x20, x21); ADASM__SVD_F2(3, x30, x31);
+      ADASM__SVD_F2(4, x40, x41); ADASM__SVD_F2(5, x50, x51);
+      ADASM__SVD_F2(6, x60, x61); ADASM__SVD_F2(7, x70, x71);
+      ADASM__SVD_F2(8, x80, x81); ADASM__SVD_F2(9, x90, x91);
+      ADASM__SVD_F2(10, xa0, xa1); ADASM__SVD_F2(11, xb0, xb1);
+#undef ADASM__SVD_F2
+    }
+    ADASM__SVD_FST(c0, 0, x00); ADASM__SVD_FST(c1, 0, x01);
+    ADASM__SVD_FST(c0, 1, x10); ADASM__SVD_FST(c1, 1, x11);
+    ADASM__SVD_FST(c0, 2, x20); ADASM__SVD_FST(c1, 2, x21);
+    ADASM__SVD_FST(c0, 3, x30); ADASM__SVD_FST(c1, 3, x31);
+    ADASM__SVD_FST(c0, 4, x40); ADASM__SVD_FST(c1, 4, x41);
+    ADASM__SVD_FST(c0, 5, x50); ADASM__SVD_FST(c1, 5, x51);
+    ADASM__SVD_FST(c0, 6, x60); ADASM__SVD_FST(c1, 6, x61);
+    ADASM__SVD_FST(c0, 7, x70); ADASM__SVD_FST(c1, 7, x71);
+    ADASM__SVD_FST(c0, 8, x80); ADASM__SVD_FST(c1, 8, x81);
+    ADASM__SVD_FST(c0, 9, x90); ADASM__SVD_FST(c1, 9, x91);
+    ADASM__SVD_FST(c0, 10, xa0); ADASM__SVD_FST(c1, 10, xa1);
+    ADASM__SVD_FST(c0, 11, xb0); ADASM__SVD_FST(c1, 11, xb1);
+  } else { /* the odd last panel */
+    __m512 x0 = _mm512_setzero_ps(), x1 = x0, x2 = x0, x3 = x0, x4 = x0;
+    __m512 x5 = x0, x6 = x0, x7 = x0, x8 = x0, x9 = x0, xa = x0, xb = x0;
+    for (r = 0; r < kc; ++r) {
+      const float *ar = a + r * 12;
+      const __m512 v0 = _mm512_loadu_ps(b0 + r * 16);
+#define ADASM__SVD_F1(t, y) y = _mm512_fmadd_ps(_mm512_set1_ps(ar[t]), v0, y)
+      ADASM__SVD_F1(0, x0); ADASM__SVD_F1(1, x1); ADASM__SVD_F1(2, x2);
+      ADASM__SVD_F1(3, x3); ADASM__SVD_F1(4, x4); ADASM__SVD_F1(5, x5);
+      ADASM__SVD_F1(6, x6); ADASM__SVD_F1(7, x7); ADASM__SVD_F1(8, x8);
+      ADASM__SVD_F1(9, x9); ADASM__SVD_F1(10, xa); ADASM__SVD_F1(11, xb);
+#undef ADASM__SVD_F1
+    }
+    ADASM__SVD_FST(c0, 0, x0); ADASM__SVD_FST(c0, 1, x1);
+    ADASM__SVD_FST(c0, 2, x2); ADASM__SVD_FST(c0, 3, x3);
+    ADASM__SVD_FST(c0, 4, x4); ADASM__SVD_FST(c0, 5, x5);
+    ADASM__SVD_FST(c0, 6, x6); ADASM__SVD_FST(c0, 7, x7);
+    ADASM__SVD_FST(c0, 8, x8); ADASM__SVD_FST(c0, 9, x9);
+    ADASM__SVD_FST(c0, 10, xa); ADASM__SVD_FST(c0, 11, xb);
+  }
+#undef ADASM__SVD_FST
+}
+
+ADASM__TARGET_AVX512 static void adasm__svd_symv_avx512(const double *t,
+                                                       size_t L, size_t ld,
+                                                       const double *x,
+                                                       double *y) {
+  size_t i = 0, j;
+  for (; i + 2 <= L; i += 2) {
+    const double *r0 = t + i * ld, *r1 = r0 + ld;
+    const double x0 = x[i], x1 = x[i + 1];
+    const __m512d vx0 = _mm512_set1_pd(x0), vx1 = _mm512_set1_pd(x1);
+    __m512d a0 = _mm512_setzero_pd(), a1 = a0;
+    const double s0 = r0[i] * x0 + r0[i + 1] * x1;
+    const double s1 = r0[i + 1] * x0 + r1[i + 1] * x1;
+    for (j = i + 2; j < L; j += 8) {
+      const __mmask8 k = (__mmask8)(L - j >= 8 ? 0xffu : (1u << (L - j)) - 1u);
+      const __m512d t0 = _mm512_maskz_loadu_pd(k, r0 + j);
+      const __m512d t1 = _mm512_maskz_loadu_pd(k, r1 + j);
+      const __m512d xv = _mm512_maskz_loadu_pd(k, x + j);
+      __m512d yv = _mm512_maskz_loadu_pd(k, y + j);
+      a0 = _mm512_fmadd_pd(t0, xv, a0);
+      a1 = _mm512_fmadd_pd(t1, xv, a1);
+      yv = _mm512_fmadd_pd(t0, vx0, yv);
+      _mm512_mask_storeu_pd(y + j, k, _mm512_fmadd_pd(t1, vx1, yv));
+    }
+    y[i] += s0 + adasm__hsum_pd_avx512(a0);
+    y[i + 1] += s1 + adasm__hsum_pd_avx512(a1);
+  }
+  if (i < L) y[i] += t[i * ld + i] * x[i];
+}
+
+ADASM__TARGET_AVX512 static void adasm__svd_rot_avx512(double *rows,
+                                                      size_t top, size_t cnt,
+                                                      const double *cs) {
+  const double *p = rows + (top + 1) * 16;
+  __m512d b0 = _mm512_loadu_pd(p), b1 = _mm512_loadu_pd(p + 8);
+  size_t q;
+  for (q = 0; q < cnt; ++q) {
+    double *r = rows + (top - q) * 16;
+    const __m512d c = _mm512_set1_pd(cs[2 * q]), s = _mm512_set1_pd(cs[2 * q + 1]);
+    const __m512d a0 = _mm512_loadu_pd(r), a1 = _mm512_loadu_pd(r + 8);
+    /* the carried row's chain is one FMA: c a is computed off the chain */
+    _mm512_storeu_pd(r + 16, _mm512_fmadd_pd(c, b0, _mm512_mul_pd(s, a0)));
+    _mm512_storeu_pd(r + 24, _mm512_fmadd_pd(c, b1, _mm512_mul_pd(s, a1)));
+    b0 = _mm512_fnmadd_pd(s, b0, _mm512_mul_pd(c, a0));
+    b1 = _mm512_fnmadd_pd(s, b1, _mm512_mul_pd(c, a1));
+  }
+  _mm512_storeu_pd(rows + (top + 1 - cnt) * 16, b0);
+  _mm512_storeu_pd(rows + (top + 1 - cnt) * 16 + 8, b1);
+}
+
+/* Sixteen row sums at once (see adasm__svd_red2_avx2 for the idea). */
+ADASM__TARGET_AVX512 static inline __m512 adasm__svd_red2_avx512(__m512 a, __m512 b) {
+  return _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+}
+ADASM__TARGET_AVX512 static inline __m512 adasm__svd_red4_avx512(__m512 a, __m512 b) {
+  const __m512d x = _mm512_castps_pd(a), y = _mm512_castps_pd(b);
+  return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                       _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+}
+ADASM__TARGET_AVX512 static inline __m512 adasm__svd_red8_avx512(__m512 a, __m512 b) {
+  return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), /* lanes 0,2 | 0,2 */
+                       _mm512_shuffle_f32x4(a, b, 0xdd)); /* lanes 1,3 | 1,3 */
+}
+
+ADASM__TARGET_AVX512 static void adasm__svd_prev16_avx512(const float *B,
+                                                         size_t n, size_t r0,
+                                                         size_t p0, size_t p1,
+                                                         const float *xs,
+                                                         float *out) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0;
+  __m512 s6 = s0, s7 = s0, s8 = s0, s9 = s0, sa = s0, sb = s0, sc = s0;
+  __m512 sd = s0, se = s0, sf = s0;
+  size_t p;
+  for (p = p0; p < p1; ++p) {
+    const float *b = B + (p * n + r0) * 16;
+    const __m512 xv = _mm512_loadu_ps(xs + p * 16);
+#define ADASM__SVD_R16(s, t) s = _mm512_fmadd_ps(_mm512_loadu_ps(b + 16 * (t)), xv, s)
+    ADASM__SVD_R16(s0, 0); ADASM__SVD_R16(s1, 1); ADASM__SVD_R16(s2, 2);
+    ADASM__SVD_R16(s3, 3); ADASM__SVD_R16(s4, 4); ADASM__SVD_R16(s5, 5);
+    ADASM__SVD_R16(s6, 6); ADASM__SVD_R16(s7, 7); ADASM__SVD_R16(s8, 8);
+    ADASM__SVD_R16(s9, 9); ADASM__SVD_R16(sa, 10); ADASM__SVD_R16(sb, 11);
+    ADASM__SVD_R16(sc, 12); ADASM__SVD_R16(sd, 13); ADASM__SVD_R16(se, 14);
+    ADASM__SVD_R16(sf, 15);
+#undef ADASM__SVD_R16
+  }
+  {
+    const __m512 q0 = adasm__svd_red4_avx512(adasm__svd_red2_avx512(s0, s1),
+                                             adasm__svd_red2_avx512(s2, s3));
+    const __m512 q1 = adasm__svd_red4_avx512(adasm__svd_red2_avx512(s4, s5),
+                                             adasm__svd_red2_avx512(s6, s7));
+    const __m512 q2 = adasm__svd_red4_avx512(adasm__svd_red2_avx512(s8, s9),
+                                             adasm__svd_red2_avx512(sa, sb));
+    const __m512 q3 = adasm__svd_red4_avx512(adasm__svd_red2_avx512(sc, sd),
+                                             adasm__svd_red2_avx512(se, sf));
+    _mm512_storeu_ps(out, adasm__svd_red8_avx512(adasm__svd_red8_avx512(q0, q1),
+                                                 adasm__svd_red8_avx512(q2, q3)));
+  }
+}
+
+ADASM__TARGET_AVX512 static void adasm__svd_rows_avx512(const float *B,
+                                                       size_t n,
+                                                       const size_t *rows,
+                                                       size_t cnt, size_t p0,
+                                                       size_t p1,
+                                                       const float *xs,
+                                                       float *out) {
+  /* The same FMA chain and reduction tree as adasm__svd_prev16_avx512 (the
+     zeros add exactly), so a row's value does not depend on its position:
+     identical rows tie exactly, as in the exact path. */
+  const size_t stride = n * 16;
+  const __m512 zero = _mm512_setzero_ps();
+  size_t t, p;
+  for (t = 0; t < cnt; ++t) {
+    const float *b = B + rows[t] * 16;
+    __m512 a = zero;
+    /* The next row's lines: a refined row is d/16 scattered lines, so the
+       loads of two rows in flight hide more of the memory latency. The
+       address is formed as an integer: it is only a hint. */
+    if (t + 1 < cnt) {
+      const uintptr_t nb = (uintptr_t)(B + rows[t + 1] * 16);
+      for (p = p0; p < p1; ++p)
+        _mm_prefetch((const char *)(nb + p * stride * sizeof(float)), _MM_HINT_T0);
+    }
+    for (p = p0; p < p1; ++p)
+      a = _mm512_fmadd_ps(_mm512_loadu_ps(b + p * stride), _mm512_loadu_ps(xs + p * 16), a);
+    a = adasm__svd_red8_avx512(
+        adasm__svd_red8_avx512(
+            adasm__svd_red4_avx512(adasm__svd_red2_avx512(a, zero), zero), zero),
+        zero);
+    out[t] = _mm_cvtss_f32(_mm512_castps512_ps128(a));
+  }
+}
+
+static const adasm__svd_kset adasm__svd_k_avx512 = {
+    adasm__svd_dtile_avx512, adasm__svd_ftile_avx512, adasm__svd_symv_avx512,
+    adasm__svd_rot_avx512, adasm__svd_prev16_avx512, adasm__svd_rows_avx512};
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* ADASM__HAVE_AVX512 */
+
+ADASM__PRIVATE const adasm__svd_kset *adasm__svd_kset_for(adasm_isa isa) {
+  switch (isa) {
+#if defined(ADASM__HAVE_AVX512)
+  case ADASM_ISA_AVX512: return &adasm__svd_k_avx512;
+#endif
+#if defined(ADASM__HAVE_AVX2)
+  case ADASM_ISA_AVX2: return &adasm__svd_k_avx2;
+#endif
+  default: return &adasm__svd_k_scalar; /* NEON too: see the limitations */
+  }
+}
+
+/* ---- double GEMM on packed panels ---------------------------------------- */
+/* An operand: element (i, k) = scale * p[i*rs + k*cs], p double or float. */
+typedef struct adasm__svd_op {
+  const double *pd; /* double source, or NULL */
+  const float *pf;  /* float source when pd is NULL */
+  size_t rs, cs;
+  double scale;
+} adasm__svd_op;
+
+ADASM__PRIVATE adasm__svd_op adasm__svd_opd(const double *p, size_t rs,
+                                            size_t cs, double scale) {
+  adasm__svd_op o;
+  o.pd = p; o.pf = NULL; o.rs = rs; o.cs = cs; o.scale = scale;
+  return o;
+}
+
+/* Packs rows i0 .. i0+ni of the operand, depth k0 .. k0+kc, as panels of 16
+   rows: dst[(p kc + r) 16 + c] = op(i0 + 16p + c, k0 + r); missing rows 0. */
+ADASM__PRIVATE void adasm__svd_pack(const adasm__svd_op *o, size_t i0,
+                                    size_t ni, size_t k0, size_t kc,
+                                    double *dst) {
+  const size_t np = (ni + 15) / 16;
+  size_t p, r, c;
+  for (p = 0; p < np; ++p) {
+    double *dp = dst + p * kc * 16;
+    const size_t cn = ni - p * 16 < 16 ? ni - p * 16 : 16;
+    const size_t base = (i0 + p * 16) * o->rs + k0 * o->cs;
+    if (cn < 16)
+      for (r = 0; r < kc; ++r)
+        for (c = cn; c < 16; ++c) dp[r * 16 + c] = 0.0;
+    /* walk the source along its unit stride */
+#define ADASM__SVD_PACK(src, conv)                                             \
+  if (o->cs == 1 && o->rs != 1) {                                              \
+    for (c = 0; c < cn; ++c) {                                                 \
+      const size_t at = base + c * o->rs;                                      \
+      for (r = 0; r < kc; ++r) dp[r * 16 + c] = o->scale * conv(src[at + r]); \
+    }                                                                          \
+  } else {                                                                     \
+    for (r = 0; r < kc; ++r) {                                                 \
+      const size_t at = base + r * o->cs;                                      \
+      for (c = 0; c < cn; ++c)                                                 \
+        dp[r * 16 + c] = o->scale * conv(src[at + c * o->rs]);                 \
+    }                                                                          \
+  }
+    if (o->pd) {
+      ADASM__SVD_PACK(o->pd, (double))
+    } else {
+      ADASM__SVD_PACK(o->pf, (double))
+    }
+#undef ADASM__SVD_PACK
+  }
+}
+
+/* C (M x N) += A Bt^T, A = op(i, k) (M x K) and Bt = op(j, k) (N x K).
+   C is row-major with leading dimension ldc, or with panel set: in column
+   panels of 16, entry (i, j) at C[((j / 16) ldc + i) 16 + j % 16] (a tile
+   is then 1 KB in one page, not 8 rows in 8 pages: +15% for the Gram).
+   upper: only tiles that reach the upper triangle (j >= i) are computed;
+   the others are left alone, and entries below the diagonal inside
+   computed tiles get their (symmetric) values too. */
+ADASM__PRIVATE void adasm__svd_dgemm(const adasm__svd_kset *ks, size_t M,
+                                     size_t N, size_t K,
+                                     const adasm__svd_op *A,
+                                     const adasm__svd_op *Bt, double *C,
+                                     size_t ldc, int panel, int upper,
+                                     double *apack, double *bpack) {
+  size_t k0, i0, jp, it, t, j;
+  for (k0 = 0; k0 < K; k0 += ADASM__SVD_KC) {
+    const size_t kc = K - k0 < ADASM__SVD_KC ? K - k0 : ADASM__SVD_KC;
+    adasm__svd_pack(Bt, 0, N, k0, kc, bpack);
+    for (i0 = 0; i0 < M; i0 += ADASM__SVD_MC) {
+      const size_t mc = M - i0 < ADASM__SVD_MC ? M - i0 : ADASM__SVD_MC;
+      if (upper && i0 >= N) break;
+      adasm__svd_pack(A, i0, mc, k0, kc, apack);
+      for (jp = 0; jp * 16 < N; ++jp) {
+        const size_t j0 = jp * 16, nj = N - j0 < 16 ? N - j0 : 16;
+        const double *bp = bpack + jp * kc * 16;
+        for (it = 0; it < mc; it += 8) {
+          const size_t i = i0 + it, ni = mc - it < 8 ? mc - it : 8;
+          const double *ap = apack + (it / 16) * kc * 16 + it % 16;
+          double *ct = panel ? C + (jp * ldc + i) * 16 : C + i * ldc + j0;
+          const size_t rs = panel ? 16 : ldc;
+          if (upper && j0 + 16 <= i) continue;
+          if (ni == 8 && nj == 16) {
+            ks->dtile(ap, bp, kc, ct, rs);
+          } else {
+            double buf[8 * 16];
+            memset(buf, 0, sizeof buf);
+            ks->dtile(ap, bp, kc, buf, 16);
+            for (t = 0; t < ni; ++t)
+              for (j = 0; j < nj; ++j) ct[t * rs + j] += buf[t * 16 + j];
+          }
+        }
+      }
+    }
+  }
+}
+
+/* ---- eigendecomposition of the Gram matrix ------------------------------- */
+typedef struct adasm__svd_tmp {
+  double *s;      /* [dpad * d] G, then the reflectors; then Q^T in chunks */
+  double *q;      /* [dpad * d] G in panels, then Q */
+  double *dg, *e; /* [d] diagonal and off-diagonal of T, then eigenvalues */
+  double *tau;    /* [d] reflector scales */
+  size_t *perm;   /* [d] eigenvalue order */
+  double *vw;     /* [6 NB * dpad] panel vectors V, W, then [V W] and [W V];
+                     then V and Y of a WY block (2 QB <= 6 NB rows) */
+  double *tb;     /* [QB * QB] WY factor */
+  double *apack;  /* [MC * KC] */
+  double *bpack;  /* [KC * dpad] */
+  float *fap;     /* [FMC * FKC] */
+  float *fvp;     /* [FKC * dpad] */
+  double *cs;     /* [2 rcap] recorded rotations */
+  size_t *swtop, *swcnt; /* [scap] recorded sweeps */
+  size_t rcap, scap;
+} adasm__svd_tmp;
+
+/* Householder tridiagonalisation of the symmetric S (upper triangle by rows,
+   ld = d): T = Q^T S Q, Q = H_0 ... H_{d-3}, H_j = I - tau_j v_j v_j^T with
+   v_j zero up to j, 1 at j+1, and stored in row j of S from column j+1.
+   Blocked as LAPACK's dsytrd/dlatrd, on rows instead of columns. */
+ADASM__PRIVATE void adasm__svd_tridiag(const adasm__svd_kset *ks, size_t d,
+                                       size_t dpad, adasm__svd_tmp *w) {
+  const size_t R = d >= 3 ? d - 2 : 0, NB = ADASM__SVD_NB;
+  double *s = w->s, *V = w->vw, *W = w->vw + NB * dpad;
+  size_t j0, c, t, i, j;
+  for (j0 = 0; j0 < R; j0 += NB) {
+    const size_t nbc = R - j0 < NB ? R - j0 : NB;
+    for (c = 0; c < nbc; ++c) {
+      double *row, *v = V + c * dpad, *wv = W + c * dpad, tj;
+      j = j0 + c;
+      row = s + j * d;
+      /* row j of S minus the panel's earlier updates */
+      for (t = 0; t < c; ++t) {
+        const double *vt = V + t * dpad, *wt = W + t * dpad;
+        const double a1 = vt[j], a2 = wt[j];
+        for (i = j; i < d; ++i) row[i] -= a1 * wt[i] + a2 * vt[i];
+      }
+      w->dg[j] = row[j];
+      /* the reflector that zeroes row[j+2 ..] */
+      {
+        const double alpha = row[j + 1];
+        double xn = 0.0;
+        for (i = j + 2; i < d; ++i) xn += row[i] * row[i];
+        if (xn == 0.0) {
+          tj = 0.0;
+          w->e[j] = alpha;
+        } else {
+          const double beta = -copysign(sqrt(alpha * alpha + xn), alpha);
+          const double sc = 1.0 / (alpha - beta);
+          tj = (beta - alpha) / beta;
+          for (i = j + 2; i < d; ++i) row[i] *= sc;
+          w->e[j] = beta;
+        }
+        row[j + 1] = 1.0;
+        w->tau[j] = tj;
+        memset(v, 0, dpad * sizeof(double));
+        memset(wv, 0, dpad * sizeof(double));
+        for (i = j + 1; i < d; ++i) v[i] = row[i];
+      }
+      /* w = tau S' v - (tau^2 / 2)(v^T S' v) v, S' = S with the panel's
+         earlier updates, which are applied here as corrections */
+      if (tj != 0.0) {
+        double sum = 0.0, a2;
+        ks->symv(s + (j + 1) * d + (j + 1), d - j - 1, d, v + j + 1, wv + j + 1);
+        for (t = 0; t < c; ++t) {
+          const double *vt = V + t * dpad, *wt = W + t * dpad;
+          double dw = 0.0, dv = 0.0;
+          for (i = j + 1; i < d; ++i) {
+            dw += wt[i] * v[i];
+            dv += vt[i] * v[i];
+          }
+          for (i = j + 1; i < d; ++i) wv[i] -= vt[i] * dw + wt[i] * dv;
+        }
+        for (i = j + 1; i < d; ++i) {
+          wv[i] *= tj;
+          sum += wv[i] * v[i];
+        }
+        a2 = -0.5 * tj * sum;
+        for (i = j + 1; i < d; ++i) wv[i] += a2 * v[i];
+      }
+    }
+    /* trailing rows: S -= V W^T + W V^T as one rank-2nbc GEMM with
+       [V W] (rows) times [W V] (columns) */
+    {
+      const size_t r0 = j0 + nbc, L = d - r0;
+      double *P = w->vw + 2 * NB * dpad, *Q = P + 2 * nbc * dpad;
+      adasm__svd_op oa, ob;
+      for (t = 0; t < nbc; ++t) {
+        memcpy(P + t * dpad, V + t * dpad, dpad * sizeof(double));
+        memcpy(P + (nbc + t) * dpad, W + t * dpad, dpad * sizeof(double));
+        memcpy(Q + t * dpad, W + t * dpad, dpad * sizeof(double));
+        memcpy(Q + (nbc + t) * dpad, V + t * dpad, dpad * sizeof(double));
+      }
+      oa = adasm__svd_opd(P + r0, 1, dpad, 1.0);
+      ob = adasm__svd_opd(Q + r0, 1, dpad, -1.0);
+      if (L > 0)
+        adasm__svd_dgemm(ks, L, L, 2 * nbc, &oa, &ob, s + r0 * d + r0, d, 0, 1,
+                         w->apack, w->bpack);
+    }
+  }
+  for (j = R; j < d; ++j) w->dg[j] = s[j * d + j];
+  if (d >= 2) w->e[d - 2] = s[(d - 2) * d + d - 1];
+  w->e[d - 1] = 0.0;
+}
+
+/* Q = H_0 H_1 ... H_{R-1}, accumulated backwards in blocks of QB:
+   Q[jb+1:, jb+1:] = (I - V T V^T) Q[jb+1:, jb+1:] (compact WY, dlarft). */
+ADASM__PRIVATE void adasm__svd_formq(const adasm__svd_kset *ks, size_t d,
+                                     size_t dpad, adasm__svd_tmp *w) {
+  const size_t R = d >= 3 ? d - 2 : 0, NB = ADASM__SVD_QB;
+  double *q = w->q, *vb = w->vw, *y = w->vw + NB * dpad, *tb = w->tb;
+  size_t jb, t, u, r, j;
+  memset(q, 0, d * d * sizeof(double));
+  for (j = 0; j < d; ++j) q[j * d + j] = 1.0;
+  if (R == 0) return;
+  for (jb = ((R - 1) / NB) * NB;; jb -= NB) {
+    const size_t nbb = R - jb < NB ? R - jb : NB, m = d - jb - 1;
+    double *qs = q + (jb + 1) * d + (jb + 1);
+    adasm__svd_op oa, ob;
+    for (t = 0; t < nbb; ++t) { /* vb[t][r] = v_{jb+t}[jb+1+r] */
+      double *vr = vb + t * dpad;
+      const double *src = w->s + (jb + t) * d + (jb + 1);
+      for (r = 0; r < t; ++r) vr[r] = 0.0;
+      for (r = t; r < m; ++r) vr[r] = src[r];
+    }
+    for (t = 0; t < nbb; ++t) { /* T: H_jb ... = I - V T V^T */
+      const double tt = w->tau[jb + t];
+      tb[t * NB + t] = tt;
+      for (u = 0; u < t; ++u) {
+        double dot = 0.0;
+        for (r = t; r < m; ++r) dot += vb[u * dpad + r] * vb[t * dpad + r];
+        y[u] = -tt * dot; /* y as scratch: T[0:t, t] before the product */
+      }
+      for (u = 0; u < t; ++u) {
+        double acc = 0.0;
+        size_t v2;
+        for (v2 = u; v2 < t; ++v2) acc += tb[u * NB + v2] * y[v2];
+        tb[u * NB + t] = acc;
+      }
+    }
+    /* Y = V^T Qs (nbb x m) */
+    for (t = 0; t < nbb; ++t) memset(y + t * dpad, 0, m * sizeof(double));
+    oa = adasm__svd_opd(vb, dpad, 1, 1.0);
+    ob = adasm__svd_opd(qs, 1, d, 1.0);
+    adasm__svd_dgemm(ks, nbb, m, m, &oa, &ob, y, dpad, 0, 0, w->apack, w->bpack);
+    /* Y = T Y in place, by rows: row t needs rows u >= t, not yet
+       overwritten when t ascends */
+    for (t = 0; t < nbb; ++t) {
+      double *yt = y + t * dpad;
+      const double tt = tb[t * NB + t];
+      for (j = 0; j < m; ++j) yt[j] *= tt;
+      for (u = t + 1; u < nbb; ++u) {
+        const double tu = tb[t * NB + u], *yu = y + u * dpad;
+        for (j = 0; j < m; ++j) yt[j] += tu * yu[j];
+      }
+    }
+    /* Qs -= V Y */
+    oa = adasm__svd_opd(vb, 1, dpad, 1.0);
+    ob = adasm__svd_opd(y, 1, dpad, -1.0);
+    adasm__svd_dgemm(ks, m, m, nbb, &oa, &ob, qs, d, 0, 0, w->apack, w->bpack);
+    if (jb == 0) break;
+  }
+}
+
+ADASM__PRIVATE double adasm__svd_pythag(double a, double b) {
+  const double x = fabs(a), y = fabs(b);
+  if (x > y) return x * sqrt(1.0 + (y / x) * (y / x));
+  return y == 0.0 ? 0.0 : y * sqrt(1.0 + (x / y) * (x / y));
+}
+
+/* Applies the recorded sweeps to every chunk of Q^T (chunk c: d rows of
+   16 doubles) while the chunk is in cache. */
+ADASM__PRIVATE void adasm__svd_flush(const adasm__svd_kset *ks, size_t d,
+                                     size_t nch, adasm__svd_tmp *w,
+                                     size_t nsw) {
+  size_t c, k;
+  for (c = 0; c < nch; ++c) {
+    double *rows = w->s + c * d * 16;
+    const double *p = w->cs;
+    for (k = 0; k < nsw; ++k) {
+      ks->rot(rows, w->swtop[k], w->swcnt[k], p);
+      p += 2 * w->swcnt[k];
+    }
+  }
+}
+
+/* Implicit QL with Wilkinson shifts on (dg, e) (tql2 / Numerical Recipes'
+   tqli); the rotations go to Q^T in chunks (w->s) in batches. An eigenvalue
+   that has not converged after ITMAX sweeps is deflated as it is: V stays
+   orthogonal, so only the preview's quality could suffer (never seen). */
+ADASM__PRIVATE void adasm__svd_ql(const adasm__svd_kset *ks, size_t d,
+                                  size_t nch, adasm__svd_tmp *w) {
+  double *dg = w->dg, *e = w->e;
+  size_t l, m, i, nrot = 0, nsw = 0;
+  for (l = 0; l < d; ++l) {
+    unsigned iter = 0;
+    for (;;) {
+      double g, r, s, c, p, f, b;
+      size_t cnt = 0;
+      int early = 0;
+      for (m = l; m + 1 < d; ++m) {
+        const double dd = fabs(dg[m]) + fabs(dg[m + 1]);
+        if (fabs(e[m]) <= 2.220446049250313e-16 * dd) break;
+      }
+      if (m == l) break;
+      if (++iter > ADASM__SVD_ITMAX) {
+        e[l] = 0.0;
+        continue;
+      }
+      if (nrot + d > w->rcap || nsw == w->scap) {
+        adasm__svd_flush(ks, d, nch, w, nsw);
+        nrot = nsw = 0;
+      }
+      g = (dg[l + 1] - dg[l]) / (2.0 * e[l]);
+      r = adasm__svd_pythag(g, 1.0);
+      g = dg[m] - dg[l] + e[l] / (g + copysign(r, g));
+      s = c = 1.0;
+      p = 0.0;
+      for (i = m; i-- > l;) {
+        f = s * e[i];
+        b = c * e[i];
+        e[i + 1] = r = adasm__svd_pythag(f, g);
+        if (r == 0.0) { /* underflow: deflate here and start over */
+          dg[i + 1] -= p;
+          e[m] = 0.0;
+          early = 1;
+          break;
+        }
+        s = f / r;
+        c = g / r;
+        g = dg[i + 1] - p;
+        r = (dg[i] - g) * s + 2.0 * c * b;
+        p = s * r;
+        dg[i + 1] = g + p;
+        g = c * r - b;
+        w->cs[2 * (nrot + cnt)] = c;
+        w->cs[2 * (nrot + cnt) + 1] = s;
+        ++cnt;
+      }
+      if (cnt) {
+        w->swtop[nsw] = m - 1;
+        w->swcnt[nsw] = cnt;
+        ++nsw;
+        nrot += cnt;
+      }
+      if (early) continue;
+      dg[l] -= p;
+      e[l] = g;
+      e[m] = 0.0;
+    }
+  }
+  if (nsw) adasm__svd_flush(ks, d, nch, w, nsw);
+}
+
+/* B (panels) = A V, V = vt^T: float tiles of 12 rows x 2 panels over depth
+   blocks of FKC; B must be zero on entry. */
+ADASM__PRIVATE void adasm__svd_bav(const adasm__svd_kset *ks, const float *A,
+                                   size_t n, size_t d, size_t lda,
+                                   const float *vt, size_t dp, float *B,
+                                   adasm__svd_tmp *w) {
+  size_t k0, i0, jp, s, r, c, t, j;
+  for (k0 = 0; k0 < d; k0 += ADASM__SVD_FKC) {
+    const size_t kc = d - k0 < ADASM__SVD_FKC ? d - k0 : ADASM__SVD_FKC;
+    for (jp = 0; jp < dp; ++jp) /* fvp[(jp kc + r) 16 + c] = V[k0+r][16jp+c] */
+      for (c = 0; c < 16; ++c) {
+        float *dst = w->fvp + jp * kc * 16 + c;
+        if (jp * 16 + c < d) {
+          const float *src = vt + (jp * 16 + c) * d + k0;
+          for (r = 0; r < kc; ++r) dst[r * 16] = src[r];
+        } else {
+          for (r = 0; r < kc; ++r) dst[r * 16] = 0.0f;
+        }
+      }
+    for (i0 = 0; i0 < n; i0 += ADASM__SVD_FMC) {
+      const size_t mc = n - i0 < ADASM__SVD_FMC ? n - i0 : ADASM__SVD_FMC;
+      const size_t ns = (mc + 11) / 12;
+      for (s = 0; s < ns; ++s) /* fap[(s kc + r) 12 + t] = A[i0+12s+t][k0+r] */
+        for (t = 0; t < 12; ++t) {
+          float *dst = w->fap + s * kc * 12 + t;
+          if (s * 12 + t < mc) {
+            const float *src = A + (i0 + s * 12 + t) * lda + k0;
+            for (r = 0; r < kc; ++r) dst[r * 12] = src[r];
+          } else {
+            for (r = 0; r < kc; ++r) dst[r * 12] = 0.0f;
+          }
+        }
+      for (jp = 0; jp < dp; jp += 2) {
+        const float *b0 = w->fvp + jp * kc * 16;
+        const float *b1 = jp + 1 < dp ? b0 + kc * 16 : NULL;
+        for (s = 0; s < ns; ++s) {
+          const size_t i = i0 + s * 12, rows = mc - s * 12 < 12 ? mc - s * 12 : 12;
+          float *c0 = B + (jp * n + i) * 16;
+          float *c1 = b1 ? B + ((jp + 1) * n + i) * 16 : NULL;
+          if (rows == 12) {
+            ks->ftile(w->fap + s * kc * 12, b0, b1, kc, c0, c1);
+          } else {
+            float buf[2 * 12 * 16];
+            memset(buf, 0, sizeof buf);
+            ks->ftile(w->fap + s * kc * 12, b0, b1, kc, buf, b1 ? buf + 192 : NULL);
+            for (t = 0; t < rows; ++t)
+              for (j = 0; j < 16; ++j) {
+                c0[t * 16 + j] += buf[t * 16 + j];
+                if (c1) c1[t * 16 + j] += buf[192 + t * 16 + j];
+              }
+          }
+        }
+      }
+    }
+  }
+}
+
+/* Lays out the build's scratch from base (NULL: only measures). 0 on
+   overflow. */
+ADASM__PRIVATE int adasm__svd_tmp_layout(size_t d, size_t dpad,
+                                         unsigned char *base,
+                                         adasm__svd_tmp *w, size_t *total) {
+  size_t off = 0, at, dd, sd, rcap;
+#define ADASM__SVD_TAKE(field, type, count)                                    \
+  do {                                                                         \
+    if (!adasm__ada_take(&off, (count), sizeof(type), &at)) return 0;          \
+    if (base) w->field = (type *)(void *)(base + at);                          \
+  } while (0)
+  if (adasm__mul_overflows(d, d, &dd) || adasm__mul_overflows(dpad, d, &sd))
+    return 0;
+  /* rotations per batch: ~64 sweeps of length d, 4096 .. 2^20 (16 MB) */
+  rcap = d > ((size_t)1 << 20) / 256 ? (size_t)1 << 20 : d * 256;
+  if (rcap < 4096) rcap = 4096;
+  ADASM__SVD_TAKE(s, double, sd);
+  ADASM__SVD_TAKE(q, double, sd);
+  ADASM__SVD_TAKE(dg, double, d);
+  ADASM__SVD_TAKE(e, double, d);
+  ADASM__SVD_TAKE(tau, double, d);
+  ADASM__SVD_TAKE(perm, size_t, d);
+  if (dpad > (size_t)-1 / (6 * ADASM__SVD_NB)) return 0;
+  ADASM__SVD_TAKE(vw, double, 6 * ADASM__SVD_NB * dpad);
+  ADASM__SVD_TAKE(tb, double, ADASM__SVD_QB * ADASM__SVD_QB);
+  ADASM__SVD_TAKE(apack, double, ADASM__SVD_MC * ADASM__SVD_KC);
+  if (dpad > (size_t)-1 / ADASM__SVD_FKC) return 0;
+  ADASM__SVD_TAKE(bpack, double, ADASM__SVD_KC * dpad);
+  ADASM__SVD_TAKE(fap, float, ADASM__SVD_FMC * ADASM__SVD_FKC);
+  ADASM__SVD_TAKE(fvp, float, ADASM__SVD_FKC * dpad);
+  ADASM__SVD_TAKE(cs, double, 2 * rcap);
+  ADASM__SVD_TAKE(swtop, size_t, rcap / 4 + 1);
+  ADASM__SVD_TAKE(swcnt, size_t, rcap / 4 + 1);
+#undef ADASM__SVD_TAKE
+  if (base) {
+    w->rcap = rcap;
+    w->scap = rcap / 4 + 1;
+  }
+  *total = off;
+  return 1;
+}
+
+/* ---- public -------------------------------------------------------------- */
+ADASM_DEF adasm_result adasm_svd_build(adasm_svd_model *m,
+                                       const adasm_kernels *k, const float *A,
+                                       size_t n, size_t d, size_t lda,
+                                       void *alloc_ctx) {
+  const adasm__svd_kset *ks;
+  adasm_svd_model r;
+  adasm__svd_tmp w;
+  size_t dp, dpad, extent, nb, off = 0, at_b, at_v, at_s, tbytes, i, j, c;
+  unsigned char *block, *base, *tblock, *tbase;
+  int has_inf = 0;
+  if (!m || !A) return ADASM_ERR_NULL;
+  if (n == 0 || d == 0 || lda < d) return ADASM_ERR_SIZE;
+  /* A spans (n-1) lda + d floats; the model n dpad + d^2 floats + d doubles */
+  if (d > (size_t)-1 - 15 || adasm__mul_overflows(n - 1, lda, &extent) ||
+      extent > (size_t)-1 - d)
+    return ADASM_ERR_OVERFLOW;
+  dp = (d + 15) / 16;
+  dpad = dp * 16;
+  if (adasm__mul_overflows(n, dpad, &nb) ||
+      !adasm__ada_take(&off, nb, sizeof(float), &at_b) ||
+      adasm__mul_overflows(d, d, &nb) ||
+      !adasm__ada_take(&off, nb, sizeof(float), &at_v) ||
+      !adasm__ada_take(&off, d, sizeof(double), &at_s) || off > (size_t)-1 - 64 ||
+      !adasm__svd_tmp_layout(d, dpad, NULL, &w, &tbytes) ||
+      tbytes > (size_t)-1 - 64)
+    return ADASM_ERR_OVERFLOW;
+  for (i = 0; i < n; ++i) { /* refuse non-finite entries before allocating */
+    const float *row = A + i * lda;
+    for (j = 0; j < d; ++j) {
+      if (adasm__isnanf(row[j])) return ADASM_ERR_NAN;
+      if (!adasm__isfinitef(row[j])) has_inf = 1;
+    }
+  }
+  if (has_inf) return ADASM_ERR_PARAM;
+  block = (unsigned char *)ADASM_MALLOC(off + 64, alloc_ctx);
+  if (!block) return ADASM_ERR_NOMEM;
+  tblock = (unsigned char *)ADASM_MALLOC(tbytes + 64, alloc_ctx);
+  if (!tblock) {
+    ADASM_FREE(block, alloc_ctx);
+    return ADASM_ERR_NOMEM;
+  }
+  base = block + ((64u - (size_t)((uintptr_t)block & 63u)) & 63u);
+  tbase = tblock + ((64u - (size_t)((uintptr_t)tblock & 63u)) & 63u);
+  (void)adasm__svd_tmp_layout(d, dpad, tbase, &w, &tbytes);
+  r.n = n;
+  r.d = d;
+  r.panels = dp;
+  r.B = (float *)(void *)(base + at_b);
+  r.vt = (float *)(void *)(base + at_v);
+  r.sigma = (double *)(void *)(base + at_s);
+  r.block = block;
+  r.alloc_ctx = alloc_ctx;
+  ks = adasm__svd_kset_for(adasm_kernels_isa(k));
+
+  /* 1. G = A^T A (upper triangle, double): in panels in q, then copied by
+     rows to s */
+  {
+    const adasm__svd_op oa = {NULL, A, 1, lda, 1.0};
+    memset(w.q, 0, dpad * d * sizeof(double));
+    adasm__svd_dgemm(ks, d, d, n, &oa, &oa, w.q, d, 1, 1, w.apack, w.bpack);
+    for (i = 0; i < d; ++i)
+      for (j = i; j < d; ++j) w.s[i * d + j] = w.q[((j / 16) * d + i) * 16 + j % 16];
+  }
+  ADASM_SVD_PROF(0);
+  /* 2. T = Q^T G Q, 3. Q, 4. T = Z diag Z^T with Z applied to Q^T */
+  adasm__svd_tridiag(ks, d, dpad, &w);
+  ADASM_SVD_PROF(1);
+  adasm__svd_formq(ks, d, dpad, &w);
+  ADASM_SVD_PROF(2);
+  for (c = 0; c < dp; ++c) { /* s = Q^T in chunks: s[(c d + k) 16 + t] = Q[16c+t][k] */
+    double *ch = w.s + c * d * 16;
+    size_t t;
+    for (t = 0; t < 16; ++t) {
+      if (c * 16 + t < d) {
+        const double *src = w.q + (c * 16 + t) * d;
+        for (j = 0; j < d; ++j) ch[j * 16 + t] = src[j];
+      } else {
+        for (j = 0; j < d; ++j) ch[j * 16 + t] = 0.0;
+      }
+    }
+  }
+  adasm__svd_ql(ks, d, dp, &w);
+  ADASM_SVD_PROF(3);
+  /* 5. descending order; V^T rows and singular values */
+  for (j = 0; j < d; ++j) w.perm[j] = j;
+  adasm__ada_sort(w.perm, d, w.dg);
+  for (j = 0; j < d; ++j) {
+    const double lam = w.dg[w.perm[j]];
+    float *dst = r.vt + j * d;
+    r.sigma[j] = lam > 0.0 ? sqrt(lam) : 0.0;
+    for (c = 0; c < dp; ++c) {
+      const double *src = w.s + (c * d + w.perm[j]) * 16;
+      const size_t cn = d - c * 16 < 16 ? d - c * 16 : 16;
+      size_t t;
+      for (t = 0; t < cn; ++t) dst[c * 16 + t] = (float)src[t];
+    }
+  }
+  /* 6. B = A V */
+  memset(r.B, 0, n * dpad * sizeof(float));
+  adasm__svd_bav(ks, A, n, d, lda, r.vt, dp, r.B, &w);
+  ADASM_SVD_PROF(4);
+  ADASM_FREE(tblock, alloc_ctx);
+  for (i = 0; i < n * dpad; ++i)
+    if (!adasm__isfinitef(r.B[i])) { /* a row of A near FLT_MAX */
+      ADASM_FREE(block, alloc_ctx);
+      return ADASM_ERR_PARAM;
+    }
+  *m = r;
+  return ADASM_OK;
+}
+
+ADASM_DEF void adasm_svd_free(adasm_svd_model *m) {
+  if (!m) return;
+  if (m->block) ADASM_FREE(m->block, m->alloc_ctx);
+  m->n = m->d = m->panels = 0;
+  m->B = m->vt = NULL;
+  m->sigma = NULL;
+  m->block = m->alloc_ctx = NULL;
+}
+
+/* ---- selection of the N best previews ------------------------------------ */
+/* An unsigned key in the order of the floats (no NaN); -0 and +0 are the
+   same key, as they compare equal. */
+ADASM__PRIVATE uint32_t adasm__svd_key(float f) {
+  uint32_t u = adasm__f2u(f);
+  if (u == 0x80000000u) u = 0u;
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+/* Radix step: the bucket (of hist[0..nb)) that holds the need-th largest,
+   counting from the top; need becomes the rank inside that bucket. */
+ADASM__PRIVATE uint32_t adasm__svd_bucket(const uint32_t *hist, uint32_t nb,
+                                          size_t *need) {
+  uint32_t b = nb;
+  while (b-- > 1) {
+    if (hist[b] >= *need) return b;
+    *need -= hist[b];
+  }
+  return 0;
+}
+
+/* The key of the rank-th largest of keys[0..cnt) (1 <= rank <= cnt) by
+   radix selection on 11, 11 and 10 bits; *need = how many entries equal to
+   it are within the top rank. keys[] is overwritten. O(cnt). */
+ADASM__PRIVATE uint32_t adasm__svd_kth(uint32_t *keys, size_t cnt, size_t rank,
+                                       size_t *need) {
+  uint32_t hist[2048], prefix = 0, b;
+  size_t i, m;
+  int pass;
+  *need = rank;
+  for (pass = 0; pass < 3; ++pass) {
+    const unsigned shift = pass == 0 ? 21u : pass == 1 ? 10u : 0u;
+    const uint32_t nb = pass == 2 ? 1024u : 2048u;
+    memset(hist, 0, nb * sizeof(uint32_t));
+    for (i = 0; i < cnt; ++i) ++hist[(keys[i] >> shift) & (nb - 1u)];
+    b = adasm__svd_bucket(hist, nb, need);
+    prefix |= b << shift;
+    for (i = m = 0; i < cnt; ++i) /* keep the bucket's entries */
+      if (((keys[i] >> shift) & (nb - 1u)) == b) keys[m++] = keys[i];
+    cnt = m;
+  }
+  return prefix;
+}
+
+/* The N best previews (value descending, then index ascending: the exact
+   path's tie rule) into sidx, in index order; 1 <= N <= n, no NaN in z.
+   A threshold below the N-th value is estimated from a strided sample of
+   2048 previews (its rank is the expected one plus 4 standard deviations
+   plus 4), the rows at or above it are gathered in one branchless pass,
+   and the exact N-th key is found among those by radix selection; if the
+   sample ever misleads (fewer than N gathered), every row is a candidate.
+   O(n) with a small constant: a heap was a quarter of the query time at
+   N = 1024, a full radix pass 3x the preview at W = 16. cand (n) and keys
+   (n) are scratch. */
+ADASM__PRIVATE void adasm__svd_select(const float *z, size_t n, size_t N,
+                                      size_t *cand, uint32_t *keys,
+                                      size_t *sidx) {
+  size_t i, c = 0, m = 0, need;
+  uint32_t tkey;
+  float tau = -adasm__inff();
+  if (N == n) {
+    for (i = 0; i < n; ++i) sidx[i] = i;
+    return;
+  }
+  if (n > 4 * 2048) {
+    const size_t S = 2048, stride = n / S;
+    const double mu = (double)N * (double)S / (double)n;
+    const double rs = mu + 4.0 * sqrt(mu) + 4.0;
+    if (rs < (double)S) {
+      uint32_t u;
+      for (i = 0; i < S; ++i) keys[i] = adasm__svd_key(z[i * stride]);
+      u = adasm__svd_kth(keys, S, (size_t)rs, &need);
+      u = (u & 0x80000000u) ? (u & 0x7fffffffu) : ~u; /* back to a float */
+      tau = adasm__u2f(u);
+    }
+  }
+  for (;;) {
+    for (i = c = 0; i < n; ++i) { /* branchless gather of z >= tau */
+      cand[c] = i;
+      c += z[i] >= tau;
+    }
+    if (c >= N) break;
+    tau = -adasm__inff(); /* the sample misled: take every row */
+  }
+  for (i = 0; i < c; ++i) keys[i] = adasm__svd_key(z[cand[i]]);
+  tkey = adasm__svd_kth(keys, c, N, &need);
+  for (i = 0; i < c && m < N; ++i) { /* above the N-th key, then the first
+                                        `need` equal to it */
+    const uint32_t kk = adasm__svd_key(z[cand[i]]);
+    if (kk > tkey || (kk == tkey && need > 0)) {
+      if (kk == tkey) --need;
+      sidx[m++] = cand[i];
+    }
+  }
+}
+
+/* Query workspace: xpre, xrest [dpad] floats, z [n] floats, selection
+   scratch cand [n] and keys [n], sidx [top]; 64-byte aligned pieces. */
+typedef struct adasm__svd_ws {
+  float *xpre, *xrest, *z;
+  uint32_t *keys;
+  size_t *cand, *sidx;
+} adasm__svd_ws;
+
+ADASM__PRIVATE int adasm__svd_ws_layout(const adasm_svd_model *m, size_t top,
+                                        unsigned char *base, adasm__svd_ws *w,
+                                        size_t *total) {
+  size_t off = 0, at;
+#define ADASM__SVD_TAKE(field, type, count)                                    \
+  do {                                                                         \
+    if (!adasm__ada_take(&off, (count), sizeof(type), &at)) return 0;         \
+    if (base) w->field = (type *)(void *)(base + at);                          \
+  } while (0)
+  ADASM__SVD_TAKE(xpre, float, m->panels * 16);
+  ADASM__SVD_TAKE(xrest, float, m->panels * 16);
+  ADASM__SVD_TAKE(z, float, m->n);
+  ADASM__SVD_TAKE(keys, uint32_t, m->n);
+  ADASM__SVD_TAKE(cand, size_t, m->n);
+  ADASM__SVD_TAKE(sidx, size_t, top);
+#undef ADASM__SVD_TAKE
+  if (off > (size_t)-1 - 64) return 0;
+  *total = off;
+  return 1;
+}
+
+ADASM__PRIVATE adasm_result adasm__svd_check(const adasm_svd_model *m,
+                                             size_t window, size_t top) {
+  if (!m || !m->B || !m->vt || !m->block) return ADASM_ERR_NULL;
+  if (window == 0 || window > m->d || top == 0 || top > m->n)
+    return ADASM_ERR_SIZE;
+  return ADASM_OK;
+}
+
+ADASM_DEF adasm_result adasm_svd_workspace_size(const adasm_svd_model *m,
+                                                size_t window, size_t top,
+                                                size_t *bytes) {
+  adasm__svd_ws w;
+  size_t total;
+  adasm_result r;
+  if (!bytes) return ADASM_ERR_NULL;
+  r = adasm__svd_check(m, window, top);
+  if (r != ADASM_OK) return r;
+  if (!adasm__svd_ws_layout(m, top, NULL, &w, &total)) return ADASM_ERR_OVERFLOW;
+  *bytes = total + 64;
+  return ADASM_OK;
+}
+
+ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
+                                       const adasm_kernels *k, const float *x,
+                                       float beta, size_t window, size_t top,
+                                       size_t topk, size_t *idx, float *prob,
+                                       double *log_norm, uint64_t *samples,
+                                       void *work, size_t work_bytes) {
+  const adasm__svd_kset *ks;
+  adasm__svd_ws w;
+  adasm__online st;
+  adasm__heap h;
+  unsigned char *base;
+  size_t n, d, dpad, total, pad, pw, i, t, r0, nsel;
+  int has_nan = 0, has_inf = 0, nan = 0;
+  adasm_result res;
+  if (!x || !idx || !prob) return ADASM_ERR_NULL;
+  res = adasm__svd_check(m, window, top);
+  if (res != ADASM_OK) return res;
+  if (topk == 0 || topk > top) return ADASM_ERR_SIZE;
+  if (!adasm__isfinitef(beta) || !(beta > 0.0f)) return ADASM_ERR_PARAM;
+  n = m->n;
+  d = m->d;
+  dpad = m->panels * 16;
+  if (!work || !adasm__svd_ws_layout(m, top, NULL, &w, &total))
+    return ADASM_ERR_WORKSPACE;
+  base = (unsigned char *)work;
+  pad = (64u - (size_t)((uintptr_t)base & 63u)) & 63u;
+  if (work_bytes < pad || work_bytes - pad < total) return ADASM_ERR_WORKSPACE;
+  (void)adasm__svd_ws_layout(m, top, base + pad, &w, &total);
+  for (i = 0; i < d; ++i) {
+    if (adasm__isnanf(x[i])) has_nan = 1;
+    else if (!adasm__isfinitef(x[i])) has_inf = 1;
+  }
+  if (has_nan || has_inf) { /* data errors: nothing stale in the outputs */
+    for (t = 0; t < topk; ++t) {
+      idx[t] = 0;
+      prob[t] = adasm__nanf();
+    }
+    if (log_norm) *log_norm = (double)adasm__nanf();
+    if (samples) *samples = 0;
+    return has_nan ? ADASM_ERR_NAN : ADASM_ERR_PARAM;
+  }
+  k = adasm__k(k);
+  ks = adasm__svd_kset_for(k->isa);
+
+  /* x~ = beta V^T x, split at the window: xpre = x~[:W], xrest = x~[W:] */
+  k->dot_rows(m->vt, d, d, d, x, beta, w.xpre);
+  for (i = 0; i < dpad; ++i) {
+    const float v = i < d ? w.xpre[i] : 0.0f;
+    w.xrest[i] = i >= window ? v : 0.0f;
+    w.xpre[i] = i < window ? v : 0.0f;
+  }
+
+  /* previews of all rows from ceil(W/16) panels, in blocks that are still
+     in L1 when their NaN check runs */
+  pw = (window + 15) / 16;
+  for (r0 = 0; r0 < n; r0 += ADASM__SVD_ROWS) {
+    const size_t len = n - r0 < ADASM__SVD_ROWS ? n - r0 : ADASM__SVD_ROWS;
+    float *z = w.z + r0;
+    for (t = 0; t + 16 <= len; t += 16) ks->prev16(m->B, n, r0 + t, 0, pw, w.xpre, z + t);
+    if (t < len) {
+      size_t rows[16], u;
+      for (u = 0; u < len - t; ++u) rows[u] = r0 + t + u;
+      ks->rows(m->B, n, rows, len - t, 0, pw, w.xpre, z + t);
+    }
+    (void)k->max(z, len, &nan);
+  }
+
+  /* the N best previews, refined with the remaining columns (a NaN preview
+     makes the answer NaN anyway: adasm__topk_finish below reports it) */
+  nsel = 0;
+  if (!nan) {
+    nsel = top;
+    adasm__svd_select(w.z, n, top, w.cand, w.keys, w.sidx);
+    if (window < d) {
+      const size_t p0 = window / 16;
+      float rest[16];
+      for (t = 0; t < nsel; t += 16) {
+        const size_t cnt = nsel - t < 16 ? nsel - t : 16;
+        size_t u;
+        ks->rows(m->B, n, w.sidx + t, cnt, p0, m->panels, w.xrest, rest);
+        for (u = 0; u < cnt; ++u) w.z[w.sidx[t + u]] += rest[u];
+      }
+    }
+  }
+  if (samples)
+    *samples = (uint64_t)d * (uint64_t)d + (uint64_t)n * (uint64_t)window +
+               (uint64_t)nsel * (uint64_t)(d - window);
+
+  /* normalizer over the mixed logits; top k among the refined rows, fed
+     in index order so that ties keep the lower index */
+  adasm__online_run(k, &st, w.z, n);
+  h.idx = idx; h.val = prob; h.size = 0; h.cap = topk;
+  for (t = 0; t < nsel; ++t) {
+    const float v = w.z[w.sidx[t]];
+    if (!adasm__isnanf(v)) adasm__heap_push(&h, v, w.sidx[t]);
+  }
+  res = adasm__topk_finish(&h, &st, log_norm);
+  if (res != ADASM_OK && samples) *samples = 0;
+  return res;
 }
 
 #endif /* ADASOFTMAX_IMPLEMENTATION */

@@ -184,7 +184,9 @@ static const char usage_text[] =
     "  query --weights A.npy --queries X.npy [options]\n"
     "      A is n x d, X is q x d (one query per row); both 2-D C-order\n"
     "      float32 ('<f4') NumPy files.\n"
-    "      --method exact|ada|svd|hs  method (default ada; implemented: exact, ada)\n"
+    "      --method exact|ada|svd|hs  method (default ada): exact product,\n"
+    "                                 AdaSoftmax, SVD-softmax, hierarchical\n"
+    "                                 softmax\n"
     "      --k K                      top-k, 1 <= K <= n (default 1)\n"
     "      --eps E --delta D          PAC parameters in (0,1) (default 0.3, "
     "0.1)\n"
@@ -192,8 +194,14 @@ static const char usage_text[] =
     "      --calibrate N              tune on the first N queries, report the\n"
     "                                 rest (N < q; default 0)\n"
     "      --seed S                   random seed, 0..2^64-1 (default 42)\n"
-    "      --svd-window W --svd-top N svd parameters\n"
-    "      --hs-model M.bin           hs: fastText model trained with -loss hs\n"
+    "      --svd-window W --svd-top N svd: preview with the first W of the d\n"
+    "                                 singular directions, refine the N best\n"
+    "                                 rows (default W = max(16, d/8) <= d,\n"
+    "                                 N = max(K, 512) <= n)\n"
+    "      --hs-model M.bin           hs: a fastText model trained with\n"
+    "                                 -loss hs, instead of --weights; X holds\n"
+    "                                 its hidden vectors, the top ids are its\n"
+    "                                 classes in the model's label order\n"
     "      --isa auto|scalar|avx2|avx512|neon\n"
     "                                 force a kernel set (default auto: the "
     "best)\n"
@@ -771,11 +779,55 @@ static int hs_query(method_ctx *m, const float *x, size_t *top, float *p,
   return 0;
 }
 
+/* ---- svd: the factorisation is the preparation; W and N were checked
+   against d, n and k by cmd_query. */
+typedef struct svd_state {
+  adasm_svd_model model;
+  void *work;
+  size_t work_bytes;
+} svd_state;
+
+static void svd_release(method_ctx *m) {
+  svd_state *st = (svd_state *)m->state;
+  if (!st) return;
+  adasm_svd_free(&st->model);
+  free(st->work);
+  free(st);
+  m->state = NULL;
+}
+
+static int svd_prepare(method_ctx *m, char *err, size_t errlen) {
+  svd_state *st = (svd_state *)calloc(1, sizeof *st);
+  adasm_result r;
+  if (!st) return ada_fail(err, errlen, "model", ADASM_ERR_NOMEM);
+  m->state = st;
+  r = adasm_svd_build(&st->model, m->kern, m->A, m->n, m->d, m->d, NULL);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "factorising A", r);
+  r = adasm_svd_workspace_size(&st->model, m->svd_window, m->svd_top,
+                               &st->work_bytes);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "workspace", r);
+  st->work = malloc(st->work_bytes);
+  if (!st->work) return ada_fail(err, errlen, "workspace", ADASM_ERR_NOMEM);
+  return 0;
+}
+
+static int svd_query(method_ctx *m, const float *x, size_t *top, float *p,
+                     double *log_norm, uint64_t *samples, char *err,
+                     size_t errlen) {
+  svd_state *st = (svd_state *)m->state;
+  adasm_result r = adasm_svd_query(&st->model, m->kern, x, m->beta,
+                                   m->svd_window, m->svd_top, m->k, top, p,
+                                   log_norm, samples, st->work,
+                                   st->work_bytes);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "query", r);
+  return 0;
+}
+
 /* Indexed by enum method_id. */
 static const method_def methods[METHOD_COUNT] = {
     {NULL, NULL, exact_query, NULL},                   /* exact */
     {ada_prepare, ada_calibrate, ada_query, ada_release}, /* ada */
-    {NULL, NULL, NULL, NULL},        /* svd: not implemented yet */
+    {svd_prepare, NULL, svd_query, svd_release},       /* svd */
     {hs_prepare, NULL, hs_query, hs_release},          /* hs */
 };
 
@@ -958,6 +1010,9 @@ static void write_summary(output *o, enum method_id id, const method_ctx *m,
   out_printf(o, "\"prepare_ns\": %" PRIu64 ", \"calibrate\": %zu, "
                 "\"calibrate_ns\": %" PRIu64 ", ",
              r->prepare_ns, r->first, r->calibrate_ns);
+  if (id == METHOD_SVD)
+    out_printf(o, "\"svd_window\": %zu, \"svd_top\": %zu, ", m->svd_window,
+               m->svd_top);
   out_printf(o, "\"isa\": \"%s\", ", adasm_isa_name(adasm_kernels_isa(m->kern)));
   out_printf(o, "\"eps\": %s, ", fmt_double(b, sizeof b, m->eps));
   out_printf(o, "\"delta\": %s, ", fmt_double(b, sizeof b, m->delta));
@@ -1042,6 +1097,11 @@ static int cmd_query(int argc, char **argv) {
       return EXIT_INPUT;
     }
   }
+  if (o.method != METHOD_SVD && (o.svd_window || o.svd_top)) {
+    errorf("option --%s: only used by --method svd",
+           o.svd_window ? "svd-window" : "svd-top");
+    return EXIT_INPUT;
+  }
   if (o.queries == NULL) {
     errorf("query: --queries is required");
     return EXIT_INPUT;
@@ -1091,6 +1151,33 @@ static int cmd_query(int argc, char **argv) {
            o.weights ? o.weights : o.hs_model, n);
     rc = EXIT_INPUT;
     goto done;
+  }
+  if (o.method == METHOD_SVD) {
+    /* defaults: a window of d/8 (at least 16) and 512 refined rows */
+    size_t w = o.svd_window ? o.svd_window : d / 8 > 16 ? d / 8 : 16;
+    size_t t = o.svd_top ? o.svd_top : o.k > 512 ? o.k : 512;
+    if (!o.svd_window && w > d) w = d;
+    if (!o.svd_top && t > n) t = n;
+    if (w > d) {
+      errorf("option --svd-window: %zu is larger than d, the number of "
+             "columns of %s (%zu)", w, o.weights, d);
+      rc = EXIT_INPUT;
+      goto done;
+    }
+    if (t > n) {
+      errorf("option --svd-top: %zu is larger than the number of rows of "
+             "%s (%zu)", t, o.weights, n);
+      rc = EXIT_INPUT;
+      goto done;
+    }
+    if (o.k > t) {
+      errorf("option --k: %zu is larger than --svd-top (%zu): only refined "
+             "rows are returned", o.k, t);
+      rc = EXIT_INPUT;
+      goto done;
+    }
+    m.svd_window = w;
+    m.svd_top = t;
   }
   if (o.calibrate >= q) {
     errorf("option --calibrate: %zu must be smaller than the number of "

@@ -456,10 +456,22 @@ expect_fail "demo option in query" 2 "unknown option '--n'" query "${A[@]}" --me
 expect_fail "unknown command" 2 "unknown command 'frob'" frob
 expect_fail "help with args" 2 "help takes no arguments" help me
 expect_fail "--out in a missing dir" 2 "cannot create" query "${A[@]}" --method exact --out "$T/no/such/dir/r.jsonl"
-# methods the library does not provide yet: a clear refusal
-for m in svd; do
-  expect_fail "method $m" 2 "method '$m' is not implemented yet" query "${A[@]}" --method "$m"
+# ---- svd: with W = d (or N = n) SVD-softmax is exact -------------------------
+for args in "--svd-window 2" "--svd-window 1 --svd-top 3" ""; do
+  # shellcheck disable=SC2086
+  if expect_ok "svd [$args]" 2 query "${A[@]}" --method svd $args --k 2; then
+    check_query "svd [$args] q0" "$(sed -n 1p "$T/out")" 2 "2 1 3"
+    check_query "svd [$args] q1" "$(sed -n 2p "$T/out")" 2 "0.5 -1 -0.5"
+    grep -q '"method": "svd".*"svd_window": [12], "svd_top": [23]' "$T/out" && ok ||
+      bad "svd [$args] summary: $(tail -n 1 "$T/out")"
+  fi
 done
+expect_fail "svd W > d" 2 "option --svd-window: 3 is larger than d" query "${A[@]}" --method svd --svd-window 3
+expect_fail "svd N > n" 2 "option --svd-top: 4 is larger than the number of rows" query "${A[@]}" --method svd --svd-top 4
+expect_fail "svd k > N" 2 "option --k: 3 is larger than --svd-top (2)" query "${A[@]}" --method svd --svd-top 2 --k 3
+expect_fail "svd W 0" 2 "option --svd-window: 0 is out of range" query "${A[@]}" --method svd --svd-window 0
+expect_fail "svd option for exact" 2 "option --svd-window: only used by --method svd" query "${A[@]}" --method exact --svd-window 1
+expect_fail "svd option for ada" 2 "option --svd-top: only used by --method svd" query "${A[@]}" --svd-top 1
 
 # ---- hs: a fastText -loss hs model written byte by byte ----------------------
 # Supervised, dim 2, words "a" "b", labels counted 5, 3, 2. fastText's tree:
