@@ -1,4 +1,4 @@
-/* adasoftmax.h - v0.1.0 - softmax(A x) for large output layers, exact and adaptive.
+/* adasoftmax.h - v0.2.0 - softmax(A x) for large output layers, exact and adaptive.
    Single-file C99/C++11 library, no dependency beyond libc and libm.
    License: MIT or public domain (MIT-0), your choice; see the end of this file.
 
@@ -88,6 +88,9 @@
       with the same seed draws the same random numbers on every ISA.
 
    8. CHANGELOG
+      0.2.0  AdaSoftmax (index, query, calibration); SVD-softmax with the
+             SVD computed in the header; hierarchical softmax with a strict
+             fastText .bin reader.
       0.1.0  exact kernels (three-pass, two-pass, online), log-softmax,
              logsumexp, fused top-k, sampling, fused GEMV; PCG32; dispatch.
 */
@@ -98,7 +101,7 @@
 #include <stdint.h>
 
 #define ADASOFTMAX_VERSION_MAJOR 0
-#define ADASOFTMAX_VERSION_MINOR 1
+#define ADASOFTMAX_VERSION_MINOR 2
 #define ADASOFTMAX_VERSION_PATCH 0
 
 #ifndef ADASM_DEF
