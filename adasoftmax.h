@@ -203,9 +203,11 @@ typedef enum adasm_softmax_algo {
 
 ADASM_DEF adasm_result adasm_softmax(const adasm_kernels *k, const float *z,
                                      size_t n, float *p);
-/* Three-pass stays faster than online while z and p fit the last-level
-   cache (measured crossover near 1M elements on a 32 MB L3). */
-#define ADASM__THREE_PASS_MAX (1u << 20)
+/* Three-pass computes each exp once but reads its output back; online
+   computes it twice in two streaming passes (the second with non-temporal
+   stores from ADASM__NT_MIN on). Measured crossover, data in cache or not:
+   between 512K and 1M elements (Zen 5, AVX-512). */
+#define ADASM__THREE_PASS_MAX (1u << 19)
 
 ADASM_DEF adasm_result adasm_softmax_ex(const adasm_kernels *k,
                                         adasm_softmax_algo algo,
@@ -757,6 +759,7 @@ ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
 #define ADASM__LOG2E 1.4426950408889634
 #define ADASM__LN2 0.69314718055994531
 #define ADASM__BLOCK 2048 /* elements per online block: 8 KiB stays in L1 */
+#define ADASM__NT_MIN ((size_t)1 << 19) /* 2 MiB of output: stream it */
 
 ADASM__PRIVATE uint32_t adasm__f2u(float f) {
   uint32_t u;
@@ -985,7 +988,8 @@ struct adasm_kernels {
   adasm_isa isa;
   /* max over the non-NaN entries (-inf if none); *nan |= any NaN seen */
   float (*max)(const float *z, size_t n, int *nan);
-  /* sum of f(z_i) (see adasm__expp); if out, out[i] = f(z_i) * oscale */
+  /* sum of f(z_i) (see adasm__expp); if out, out[i] = f(z_i) * oscale,
+     written with non-temporal stores when n >= ADASM__NT_MIN (SIMD) */
   double (*expsum)(const float *z, size_t n, const adasm__expp *e, float *out,
                    float oscale);
   void (*scale)(float *p, size_t n, float s);                 /* p *= s */
@@ -1214,9 +1218,41 @@ ADASM__TARGET_AVX2 static double adasm__expsum_avx2(const float *z, size_t n,
   size_t i = 0;
   float buf[8];
   adasm__expv_init_avx2(&v, e);
-  /* float tree of four vectors, then double (see adasm__expsum_avx512) */
-  if (out) {
+  /* float tree of four vectors, then double; prefetch and non-temporal
+     stores as in adasm__expsum_avx512 */
+  if (out && n >= ADASM__NT_MIN && ((uintptr_t)out & 3u) == 0) {
+    const size_t head = ((32u - ((uintptr_t)out & 31u)) & 31u) / 4u;
+    if (head) {
+      size_t j;
+      __m256 f;
+      for (j = 0; j < 8; ++j) buf[j] = j < head ? z[j] : -adasm__inff();
+      f = adasm__exp8_avx2(&v, _mm256_loadu_ps(buf));
+      s1 = adasm__sum8_pd_avx2(s1, f);
+      _mm256_storeu_ps(buf, _mm256_mul_ps(f, os));
+      for (j = 0; j < head; ++j) out[j] = buf[j];
+      i = head;
+    }
     for (; i + 32 <= n; i += 32) {
+      const uintptr_t a = (uintptr_t)(z + i) + 2u * ADASM__BLOCK * sizeof(float);
+      __m256 f0, f1, f2, f3;
+      _mm_prefetch((const char *)a, _MM_HINT_T0);
+      _mm_prefetch((const char *)(a + 64u), _MM_HINT_T0);
+      f0 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i));
+      f1 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i + 8));
+      f2 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i + 16));
+      f3 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i + 24));
+      _mm256_stream_ps(out + i, _mm256_mul_ps(f0, os));
+      _mm256_stream_ps(out + i + 8, _mm256_mul_ps(f1, os));
+      _mm256_stream_ps(out + i + 16, _mm256_mul_ps(f2, os));
+      _mm256_stream_ps(out + i + 24, _mm256_mul_ps(f3, os));
+      s0 = adasm__sum8_pd_avx2(s0, _mm256_add_ps(_mm256_add_ps(f0, f1), _mm256_add_ps(f2, f3)));
+    }
+    _mm_sfence();
+  } else if (out) {
+    for (; i + 32 <= n; i += 32) {
+      const uintptr_t a = (uintptr_t)(z + i) + 2u * ADASM__BLOCK * sizeof(float);
+      _mm_prefetch((const char *)a, _MM_HINT_T0);
+      _mm_prefetch((const char *)(a + 64u), _MM_HINT_T0);
       __m256 f0 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i));
       __m256 f1 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i + 8));
       __m256 f2 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i + 16));
@@ -1229,6 +1265,9 @@ ADASM__TARGET_AVX2 static double adasm__expsum_avx2(const float *z, size_t n,
     }
   } else {
     for (; i + 32 <= n; i += 32) {
+      const uintptr_t a = (uintptr_t)(z + i) + 2u * ADASM__BLOCK * sizeof(float);
+      _mm_prefetch((const char *)a, _MM_HINT_T0);
+      _mm_prefetch((const char *)(a + 64u), _MM_HINT_T0);
       __m256 f0 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i));
       __m256 f1 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i + 8));
       __m256 f2 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i + 16));
@@ -1519,6 +1558,21 @@ ADASM__TARGET_AVX512 static float adasm__max_avx512(const float *z, size_t n,
   return adasm__hmax_avx512(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
 }
 
+/* The 4 lines of z two online blocks (2 ADASM__BLOCK floats) ahead. The
+   exp is compute-bound (~6 cycles per 16 floats in L1) and the online
+   algorithm alternates a max sweep (memory-bound) with an exp sweep of the
+   same block: fetching ahead during the exp sweep lets the two overlap
+   (one block ahead was too late: 0.16 ns/element for the first pass, two
+   blocks 0.12, its in-cache cost). Addresses are formed as integers (they
+   may pass the end; a prefetch never faults). */
+ADASM__TARGET_AVX512 static inline void adasm__prefetch4_avx512(const float *z) {
+  const uintptr_t a = (uintptr_t)z + 2u * ADASM__BLOCK * sizeof(float);
+  _mm_prefetch((const char *)a, _MM_HINT_T0);
+  _mm_prefetch((const char *)(a + 64u), _MM_HINT_T0);
+  _mm_prefetch((const char *)(a + 128u), _MM_HINT_T0);
+  _mm_prefetch((const char *)(a + 192u), _MM_HINT_T0);
+}
+
 ADASM__TARGET_AVX512 static double adasm__expsum_avx512(const float *z,
                                                        size_t n,
                                                        const adasm__expp *e,
@@ -1532,8 +1586,35 @@ ADASM__TARGET_AVX512 static double adasm__expsum_avx512(const float *z,
   /* Four vectors are added in float as a tree, then once in double: every
      term sees at most two float roundings (relative 2^-23 in all), and the
      conversions, not the exp, had been the bottleneck of a sum-only pass. */
-  if (out) {
+  if (out && n >= ADASM__NT_MIN && ((uintptr_t)out & 3u) == 0) {
+    /* Outputs far larger than the caches: non-temporal stores skip the
+       read-for-ownership of every output line (a third of the traffic).
+       Peel to a 64-byte aligned out + i first (masked: -inf reads as 0). */
+    const size_t head = ((64u - ((uintptr_t)out & 63u)) & 63u) / 4u;
+    if (head) {
+      const __mmask16 k = adasm__tailmask_avx512(head);
+      __m512 f = adasm__exp16_avx512(
+          &v, _mm512_mask_loadu_ps(_mm512_set1_ps(-adasm__inff()), k, z));
+      s1 = adasm__sum16_pd_avx512(s1, f);
+      _mm512_mask_storeu_ps(out, k, _mm512_mul_ps(f, os));
+      i = head;
+    }
     for (; i + 64 <= n; i += 64) {
+      adasm__prefetch4_avx512(z + i);
+      __m512 f0 = adasm__exp16_avx512(&v, _mm512_loadu_ps(z + i));
+      __m512 f1 = adasm__exp16_avx512(&v, _mm512_loadu_ps(z + i + 16));
+      __m512 f2 = adasm__exp16_avx512(&v, _mm512_loadu_ps(z + i + 32));
+      __m512 f3 = adasm__exp16_avx512(&v, _mm512_loadu_ps(z + i + 48));
+      _mm512_stream_ps(out + i, _mm512_mul_ps(f0, os));
+      _mm512_stream_ps(out + i + 16, _mm512_mul_ps(f1, os));
+      _mm512_stream_ps(out + i + 32, _mm512_mul_ps(f2, os));
+      _mm512_stream_ps(out + i + 48, _mm512_mul_ps(f3, os));
+      s0 = adasm__sum16_pd_avx512(s0, _mm512_add_ps(_mm512_add_ps(f0, f1), _mm512_add_ps(f2, f3)));
+    }
+    _mm_sfence(); /* order the streamed stores before anything after */
+  } else if (out) {
+    for (; i + 64 <= n; i += 64) {
+      adasm__prefetch4_avx512(z + i);
       __m512 f0 = adasm__exp16_avx512(&v, _mm512_loadu_ps(z + i));
       __m512 f1 = adasm__exp16_avx512(&v, _mm512_loadu_ps(z + i + 16));
       __m512 f2 = adasm__exp16_avx512(&v, _mm512_loadu_ps(z + i + 32));
@@ -1546,6 +1627,7 @@ ADASM__TARGET_AVX512 static double adasm__expsum_avx512(const float *z,
     }
   } else {
     for (; i + 64 <= n; i += 64) {
+      adasm__prefetch4_avx512(z + i);
       __m512 f0 = adasm__exp16_avx512(&v, _mm512_loadu_ps(z + i));
       __m512 f1 = adasm__exp16_avx512(&v, _mm512_loadu_ps(z + i + 16));
       __m512 f2 = adasm__exp16_avx512(&v, _mm512_loadu_ps(z + i + 32));
@@ -2135,11 +2217,16 @@ ADASM__PRIVATE adasm_result adasm__softmax_three_pass(const adasm_kernels *k,
   float m = k->max(z, n, &nan);
   adasm__expp e;
   double s;
+  size_t i;
   adasm_result r = nan ? ADASM_ERR_NAN
                        : (m == -adasm__inff() ? ADASM_ERR_NO_FINITE_MAX : ADASM_OK);
   if (adasm__special(r, z, n, p, 0, m == adasm__inff())) return r;
   adasm__expp_for_max(m, &e);
-  s = k->expsum(z, n, &e, p, 1.0f);
+  /* in pieces below ADASM__NT_MIN: p is read back by the scale pass, so it
+     must stay in cache, never be streamed past it */
+  for (s = 0.0, i = 0; i < n; i += ADASM__NT_MIN / 2)
+    s += k->expsum(z + i, n - i < ADASM__NT_MIN / 2 ? n - i : ADASM__NT_MIN / 2,
+                   &e, p + i, 1.0f);
   k->scale(p, n, (float)(1.0 / s));
   return ADASM_OK;
 }
