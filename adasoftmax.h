@@ -193,7 +193,7 @@ ADASM_DEF void adasm_pcg32_advance(adasm_pcg32 *rng, uint64_t delta);
    Input and output may be the same array (in place). n = 0 is valid and does
    nothing (logsumexp of nothing is -inf). */
 typedef enum adasm_softmax_algo {
-  ADASM_SOFTMAX_AUTO = 0,  /* three-pass in cache, online out of cache */
+  ADASM_SOFTMAX_AUTO = 0,  /* three-pass up to 2^19 elements, online above */
   ADASM_SOFTMAX_THREE_PASS, /* max; exp, store, sum; scale */
   ADASM_SOFTMAX_TWO_PASS,   /* Dukhan & Ablavatski 2020: (mantissa, exponent)
                                sums, no max pass */
