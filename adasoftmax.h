@@ -289,8 +289,9 @@ ADASM_DEF adasm_result adasm_gemv_softmax_topk(
 /* Built once per matrix; read-only afterwards. */
 typedef struct adasm_ada_index {
   size_t n, d;       /* rows (arms) and columns */
-  size_t lda;        /* leading dimension of the caller's A */
-  const float *A;    /* caller's row-major A (not owned; must outlive ix) */
+  size_t lda;        /* leading dimension of A (d for an own copy) */
+  const float *A;    /* row-major A: the caller's (not owned; must outlive ix),
+                        or the index's own copy (ADASM_ADA_OWN_ROWS) */
   float *cols;       /* column-major copy: column j is cols[j*n .. j*n+n) */
   double *atom;      /* a_j = sum_i |A_ij| (importance weight of column j) */
   double *colmax;    /* max_i |A_ij| (for the elimination's variance bound) */
@@ -327,10 +328,27 @@ typedef struct adasm_ada_result {
   size_t rounds;        /* elimination rounds */
 } adasm_ada_result;
 
+/* Builds the index of row-major A (n x d, leading dimension lda >= d): a
+   column-major copy (sampled columns are contiguous) and two doubles per
+   column, one allocation of 4 n d + 16 d bytes (+ 64). The index keeps a
+   pointer to A (the exact logits of the returned rows read it), so A must
+   outlive it; with adasm_ada_index_build_ex and ADASM_ADA_OWN_ROWS the
+   index keeps its own row-major copy instead (another 4 n d bytes) and the
+   caller may free A once the build returns. Cost: one pass over A.
+   Errors: ADASM_ERR_NULL, ADASM_ERR_SIZE (n or d is 0, lda < d),
+   ADASM_ERR_OVERFLOW, ADASM_ERR_NAN (NaN in A), ADASM_ERR_PARAM (+-inf in
+   A, or an unknown flag), ADASM_ERR_NOMEM; *ix is written only on
+   success. */
 ADASM_DEF adasm_result adasm_ada_index_build(adasm_ada_index *ix,
                                              const float *A, size_t n,
                                              size_t d, size_t lda,
                                              void *alloc_ctx);
+#define ADASM_ADA_OWN_ROWS 1u /* the index copies A's rows (see above) */
+ADASM_DEF adasm_result adasm_ada_index_build_ex(adasm_ada_index *ix,
+                                                const float *A, size_t n,
+                                                size_t d, size_t lda,
+                                                unsigned flags,
+                                                void *alloc_ctx);
 ADASM_DEF void adasm_ada_index_free(adasm_ada_index *ix);
 
 ADASM_DEF adasm_ada_params adasm_ada_params_default(void);
@@ -3472,13 +3490,23 @@ ADASM_DEF adasm_result adasm_ada_index_build(adasm_ada_index *ix,
                                              const float *A, size_t n,
                                              size_t d, size_t lda,
                                              void *alloc_ctx) {
+  return adasm_ada_index_build_ex(ix, A, n, d, lda, 0u, alloc_ctx);
+}
+
+ADASM_DEF adasm_result adasm_ada_index_build_ex(adasm_ada_index *ix,
+                                                const float *A, size_t n,
+                                                size_t d, size_t lda,
+                                                unsigned flags,
+                                                void *alloc_ctx) {
   enum { TILE = 64 };
   adasm_ada_index r;
-  size_t elems, bytes_cols, bytes_d, total, extent, i, j;
+  size_t elems, bytes_cols, bytes_d, bytes_rows, total, extent, i, j;
   int has_inf = 0;
+  const int own = (flags & ADASM_ADA_OWN_ROWS) != 0;
   unsigned char *block, *base;
   if (!ix || !A) return ADASM_ERR_NULL;
   if (n == 0 || d == 0 || lda < d) return ADASM_ERR_SIZE;
+  if (flags & ~ADASM_ADA_OWN_ROWS) return ADASM_ERR_PARAM;
   /* A spans (n-1)*lda + d floats; the copy n*d floats plus two d arrays. */
   if (adasm__mul_overflows(n - 1, lda, &extent) || extent > (size_t)-1 - d ||
       adasm__mul_overflows(n, d, &elems) ||
@@ -3488,8 +3516,11 @@ ADASM_DEF adasm_result adasm_ada_index_build(adasm_ada_index *ix,
     return ADASM_ERR_OVERFLOW;
   bytes_cols = (bytes_cols + 63u) & ~(size_t)63u;
   bytes_d = (bytes_d + 63u) & ~(size_t)63u;
+  bytes_rows = own ? bytes_cols : 0u; /* the row copy: n d floats too */
   total = 64u + bytes_cols + 2u * bytes_d;
-  if (total < bytes_cols) return ADASM_ERR_OVERFLOW;
+  if (total < bytes_cols || total > (size_t)-1 - bytes_rows)
+    return ADASM_ERR_OVERFLOW;
+  total += bytes_rows;
   /* Refuse non-finite entries before allocating: NaN first, then inf. */
   for (i = 0; i < n; ++i) {
     const float *row = A + i * lda;
@@ -3511,6 +3542,12 @@ ADASM_DEF adasm_result adasm_ada_index_build(adasm_ada_index *ix,
   r.colmax = (double *)(void *)(base + bytes_cols + bytes_d);
   r.block = block;
   r.alloc_ctx = alloc_ctx;
+  if (own) { /* rows of d floats after the column data */
+    float *rows = (float *)(void *)(base + bytes_cols + 2u * bytes_d);
+    for (i = 0; i < n; ++i) memcpy(rows + i * d, A + i * lda, d * sizeof(float));
+    r.A = rows;
+    r.lda = d;
+  }
   for (j = 0; j < d; ++j) r.atom[j] = r.colmax[j] = 0.0;
   /* Transpose in TILE x TILE blocks so both sides stay in cache. */
   for (i = 0; i < n; i += TILE) {

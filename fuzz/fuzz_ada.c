@@ -196,6 +196,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   unsigned b0, b1, b2, flags, isa;
   int int8, a_nan = 0, a_inf = 0, x_nan = 0, x_inf = 0, bad_param, short_ws;
   unsigned char *work;
+  float *Acopy;
   adasm_result r, r2;
 
   rd.p = data;
@@ -249,12 +250,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* ---- build ---- */
   memset(&ix, 0, sizeof ix);
   {
-    /* exactly (n-1)*lda + d floats, so ASan sees any read past the end */
+    /* exactly (n-1)*lda + d floats, so ASan sees any read past the end;
+       with ADASM_ADA_OWN_ROWS (a seed bit) it is poisoned and freed right
+       after the build: the index must not read it again */
     const size_t extent = (n - 1) * lda + d;
-    float *Acopy = (float *)malloc(extent * sizeof(float));
+    const int own = ((p.seed >> 8) & 1u) != 0;
+    Acopy = (float *)malloc(extent * sizeof(float));
     if (!Acopy) return 0;
     memcpy(Acopy, A, extent * sizeof(float));
-    r = adasm_ada_index_build(&ix, Acopy, n, d, lda, NULL);
+    r = adasm_ada_index_build_ex(&ix, Acopy, n, d, lda,
+                                 own ? ADASM_ADA_OWN_ROWS : 0u, NULL);
     if (!documented(r)) fail("build: undocumented code", n, d, k, r, 0);
     if (a_nan && r != ADASM_ERR_NAN) fail("build: NaN in A", n, d, k, r, ADASM_ERR_NAN);
     if (!a_nan && !a_inf && r != ADASM_OK) fail("build", n, d, k, r, ADASM_OK);
@@ -263,7 +268,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       free(Acopy);
       return 0;
     }
-    ix.A = Acopy;
+    if (own) {
+      for (i = 0; i < extent; ++i) Acopy[i] = (float)nan("");
+      free(Acopy);
+      Acopy = NULL;
+    }
   }
 
   /* ---- query ---- */
@@ -286,7 +295,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   work = (unsigned char *)malloc(off + bytes);
   if (!work) {
     adasm_ada_index_free(&ix);
-    free((void *)ix.A);
+    free(Acopy);
     return 0;
   }
   memset(work, 0, off + bytes);
@@ -348,7 +357,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     if ((k == n && !p.estimate_best) ||
         (!p.estimate_best && out.pulls_total == (uint64_t)n * out.nnz))
-      compare_exact(ix.A, n, d, lda, x, p.beta, k, idx, prob, out.log_norm);
+      compare_exact(A, n, d, lda, x, p.beta, k, idx, prob, out.log_norm);
   }
   free(work);
 
@@ -375,11 +384,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
   }
 
-  {
-    const float *Aown = ix.A;
-    adasm_ada_index_free(&ix);
-    free((void *)Aown);
-  }
+  adasm_ada_index_free(&ix);
+  free(Acopy);
   return 0;
 }
 
