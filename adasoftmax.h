@@ -1464,10 +1464,12 @@ ADASM__TARGET_AVX2 static void adasm__dot_rows_avx2(const float *A,
       s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a0 + j), _mm256_loadu_ps(x + j), s0);
     if (rem)
       t0 = _mm256_fmadd_ps(_mm256_maskload_ps(a0 + j, tm), _mm256_maskload_ps(x + j, tm), t0);
+    /* the 4-row block's order of additions, so equal rows get equal
+       logits wherever they fall (ties then break by index, as documented) */
     s0 = _mm256_add_ps(s0, t0);
+    s0 = _mm256_hadd_ps(s0, s0);
+    s0 = _mm256_hadd_ps(s0, s0);
     w = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-    w = _mm_hadd_ps(w, w);
-    w = _mm_hadd_ps(w, w);
     y[r] = beta * _mm_cvtss_f32(w);
   }
 }

@@ -1465,6 +1465,45 @@ static void test_gemv(void) {
   printf("gemv_softmax_topk: %.1f s\n", seconds() - t0);
 }
 
+/* Equal rows must get bit-equal logits wherever they fall (in a group of
+   four rows or in the tail), or the documented tie rule (lower index
+   first) would depend on the row's position. */
+static void test_gemv_equal_rows(void) {
+  static const size_t ds[] = {1, 7, 8, 9, 16, 17, 37, 64, 100, 257};
+  size_t di, i, j;
+  int t;
+  adasm_pcg32 rng;
+  adasm_pcg32_seed(&rng, 0xe9a1u, 3u);
+  for (di = 0; di < sizeof ds / sizeof ds[0]; ++di) {
+    const size_t d = ds[di], n = 11;
+    float *A = (float *)malloc(n * d * sizeof(float));
+    float *x = (float *)malloc(d * sizeof(float)), y[11], p[11];
+    size_t idx[11];
+    if (!A || !x) abort();
+    for (j = 0; j < d; ++j) {
+      A[j] = adasm_pcg32_uniform(&rng) * 2.0f - 1.0f;
+      x[j] = adasm_pcg32_uniform(&rng) * 2.0f - 1.0f;
+    }
+    for (i = 1; i < n; ++i) memcpy(A + i * d, A, d * sizeof(float));
+    for (t = 0; t < g_nisa; ++t) {
+      adasm_result r;
+      set_ctx("gemv_softmax_topk isa=%s n=%zu d=%zu equal rows", g_isa[t].name,
+              n, d);
+      r = adasm_gemv_softmax_topk(g_isa[t].k, A, n, d, d, x, 1.0f, n, idx, p,
+                                  NULL, y);
+      int same = r == ADASM_OK, ordered = r == ADASM_OK;
+      for (i = 1; i < n; ++i) {
+        same &= memcmp(&y[i], &y[0], sizeof y[0]) == 0;
+        ordered &= idx[i] == i;
+      }
+      check(same && ordered, "gemv isa=%s d=%zu: equal rows, %s", g_isa[t].name,
+            d, !same ? "unequal logits" : "ties not in index order");
+    }
+    free(A);
+    free(x);
+  }
+}
+
 static void gemv_expect(const adasm_kernels *k, const float *A, size_t n,
                         size_t d, size_t lda, const float *x, float beta,
                         size_t topk, int idx_null, adasm_result want,
@@ -1943,6 +1982,7 @@ int main(void) {
   test_special();
   test_arg_errors();
   test_gemv();
+  test_gemv_equal_rows();
   test_gemv_errors();
   test_sample();
   test_gemv_overflow();
