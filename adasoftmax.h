@@ -1232,6 +1232,13 @@ ADASM__TARGET_AVX2 static float adasm__max_avx2(const float *z, size_t n,
   return adasm__hmax_avx2(_mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
 }
 
+/* The 2 lines of z two online blocks ahead: see adasm__prefetch4_avx512. */
+ADASM__TARGET_AVX2 static inline void adasm__prefetch2_avx2(const float *z) {
+  const uintptr_t a = (uintptr_t)z + 2u * ADASM__BLOCK * sizeof(float);
+  _mm_prefetch((const char *)a, _MM_HINT_T0);
+  _mm_prefetch((const char *)(a + 64u), _MM_HINT_T0);
+}
+
 ADASM__TARGET_AVX2 static double adasm__expsum_avx2(const float *z, size_t n,
                                                    const adasm__expp *e,
                                                    float *out, float oscale) {
@@ -1256,10 +1263,8 @@ ADASM__TARGET_AVX2 static double adasm__expsum_avx2(const float *z, size_t n,
       i = head;
     }
     for (; i + 32 <= n; i += 32) {
-      const uintptr_t a = (uintptr_t)(z + i) + 2u * ADASM__BLOCK * sizeof(float);
       __m256 f0, f1, f2, f3;
-      _mm_prefetch((const char *)a, _MM_HINT_T0);
-      _mm_prefetch((const char *)(a + 64u), _MM_HINT_T0);
+      adasm__prefetch2_avx2(z + i);
       f0 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i));
       f1 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i + 8));
       f2 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i + 16));
@@ -1273,9 +1278,7 @@ ADASM__TARGET_AVX2 static double adasm__expsum_avx2(const float *z, size_t n,
     _mm_sfence();
   } else if (out) {
     for (; i + 32 <= n; i += 32) {
-      const uintptr_t a = (uintptr_t)(z + i) + 2u * ADASM__BLOCK * sizeof(float);
-      _mm_prefetch((const char *)a, _MM_HINT_T0);
-      _mm_prefetch((const char *)(a + 64u), _MM_HINT_T0);
+      adasm__prefetch2_avx2(z + i);
       __m256 f0 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i));
       __m256 f1 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i + 8));
       __m256 f2 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i + 16));
@@ -1288,9 +1291,7 @@ ADASM__TARGET_AVX2 static double adasm__expsum_avx2(const float *z, size_t n,
     }
   } else {
     for (; i + 32 <= n; i += 32) {
-      const uintptr_t a = (uintptr_t)(z + i) + 2u * ADASM__BLOCK * sizeof(float);
-      _mm_prefetch((const char *)a, _MM_HINT_T0);
-      _mm_prefetch((const char *)(a + 64u), _MM_HINT_T0);
+      adasm__prefetch2_avx2(z + i);
       __m256 f0 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i));
       __m256 f1 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i + 8));
       __m256 f2 = adasm__exp8_avx2(&v, _mm256_loadu_ps(z + i + 16));

@@ -38,15 +38,6 @@ static int load(const char *path, npy_array *a) {
   return 1;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  const double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-static double median_of(double *v, size_t n) {
-  qsort(v, n, sizeof *v, cmp_double);
-  return n == 0 ? NAN : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* One-sided 95% Wilson lower bound of a binomial proportion. */
 static double wilson_lower(size_t ok, size_t n) {
   const double z = 1.6448536269514722, p = (double)ok / (double)n;
@@ -176,9 +167,9 @@ int main(int argc, char **argv) {
            100.0 * (double)ok / (double)nrep,
            100.0 * wilson_lower(ok, nrep), fe, fn,
            (double)n * (double)d / (pulls / (double)nrep),
-           median_of(t_ada, nrep) / 1e6, median_of(t_ex, nrep) / 1e6,
-           median_of(t_ob, nrep) / 1e6, median_of(r_ex, nrep),
-           median_of(r_ob, nrep));
+           bench_median(t_ada, nrep) / 1e6, bench_median(t_ex, nrep) / 1e6,
+           bench_median(t_ob, nrep) / 1e6, bench_median(r_ex, nrep),
+           bench_median(r_ob, nrep));
     fflush(stdout);
     free(work);
     free(t_ada);

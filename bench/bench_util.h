@@ -107,7 +107,7 @@ BENCH_FN void bench_print_load(const char *who) {
 BENCH_FN double bench_median(double *v, size_t n) {
   size_t i, j;
   if (n == 0) return NAN;
-  for (i = 1; i < n; i++) { /* insertion sort: n is a handful of reps */
+  for (i = 1; i < n; i++) { /* insertion sort: reps, or a few thousand queries */
     double x = v[i];
     for (j = i; j > 0 && v[j - 1] > x; j--) v[j] = v[j - 1];
     v[j] = x;
