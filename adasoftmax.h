@@ -5660,19 +5660,31 @@ ADASM__PRIVATE void adasm__svd_tridiag(const adasm__svd_kset *ks, size_t d,
         for (i = j; i < d; ++i) row[i] -= a1 * wt[i] + a2 * vt[i];
       }
       w->dg[j] = row[j];
-      /* the reflector that zeroes row[j+2 ..] */
+      /* the reflector that zeroes row[j+2 ..] (dlarfg). The norm is taken
+         of the row scaled by a power of two to magnitude ~1: squares of
+         entries near 1e-160 (rounding noise of a rank-deficient Gram
+         matrix) are subnormal or zero, and a beta computed from them gives
+         a (v, tau) whose H is not orthogonal. v = row / (alpha - beta) is a
+         division: |row[i]| <= |alpha - beta|, so it cannot overflow. */
       {
         const double alpha = row[j + 1];
-        double xn = 0.0;
-        for (i = j + 2; i < d; ++i) xn += row[i] * row[i];
-        if (xn == 0.0) {
+        double xn = 0.0, mx = 0.0, beta, as;
+        int ex;
+        for (i = j + 2; i < d; ++i)
+          if (fabs(row[i]) > mx) mx = fabs(row[i]);
+        if (mx == 0.0) {
           tj = 0.0;
           w->e[j] = alpha;
         } else {
-          const double beta = -copysign(sqrt(alpha * alpha + xn), alpha);
-          const double sc = 1.0 / (alpha - beta);
+          (void)frexp(fabs(alpha) > mx ? fabs(alpha) : mx, &ex);
+          as = ldexp(alpha, -ex);
+          for (i = j + 2; i < d; ++i) {
+            const double r = ldexp(row[i], -ex);
+            xn += r * r;
+          }
+          beta = ldexp(-copysign(sqrt(as * as + xn), alpha), ex);
           tj = (beta - alpha) / beta;
-          for (i = j + 2; i < d; ++i) row[i] *= sc;
+          for (i = j + 2; i < d; ++i) row[i] /= alpha - beta;
           w->e[j] = beta;
         }
         row[j + 1] = 1.0;

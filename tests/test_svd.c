@@ -730,6 +730,73 @@ static void test_degenerate(void) {
   }
 }
 
+/* Entries spanning the whole float range (fuzz_svd's first finding: one
+   row mixing +-1.7e38 with subnormals). The Gram matrix is rank-deficient;
+   its rounding noise sits ~1e-16 below 1e76 with entries down to 1e-160,
+   whose squares vanish: a reflector's norm computed from them gave an H
+   that was not orthogonal (~1 matrix in 5000 of the random family below
+   before the fix, on every ISA). */
+static int extreme_case(float *A, size_t n, size_t d, const char *what) {
+  int bad = 0;
+  size_t t;
+  double fa = 0.0, tol;
+  for (t = 0; t < n * d; ++t) fa += (double)A[t] * (double)A[t];
+  fa = sqrt(fa);
+  /* as fuzz_svd: relative float rounding, plus the absolute error of float
+     sums that underflow (2^-149 per operation) */
+  tol = 2e-6 * sqrt((double)d) + 1e-6 +
+        (fa > 0.0 ? ldexp(1.0, -140) * (double)d * sqrt((double)(n * d)) / fa : 0.0);
+  for (t = 0; t < N_ISAS; ++t) {
+    const adasm_kernels *k;
+    adasm_svd_model m;
+    adasm_result res;
+    fac_err f;
+    if (adasm_kernels_get(g_isas[t], &k) != ADASM_OK) continue;
+    res = adasm_svd_build(&m, k, A, n, d, d, NULL);
+    if (res == ADASM_ERR_PARAM) continue; /* B = A V would overflow float */
+    CHECK(res == ADASM_OK, "extreme range %s %s: %s", what,
+          adasm_isa_name(g_isas[t]), adasm_result_string(res));
+    if (res != ADASM_OK) return 1;
+    f = check_factor(&m, A, d, NULL);
+    bad |= !(f.orth <= 1e-6 * sqrt((double)d) + 1e-6 && f.desc &&
+             f.recon <= tol);
+    CHECK(!bad, "extreme range %s %lux%lu %s: orth %.3g recon %.3g desc %d",
+          what, (unsigned long)n, (unsigned long)d, adasm_isa_name(g_isas[t]),
+          f.orth, f.recon, f.desc);
+    adasm_svd_free(&m);
+  }
+  return bad;
+}
+
+static void test_extreme_range(int quick) {
+  static const uint32_t row[8] = {0xfefef6feu, 0x0001fefeu, 0xdd000000u,
+                                  0x000001c0u, 0xfee0e0e0u, 0x00000000u,
+                                  0x00002d00u, 0x7eff1e02u};
+  const unsigned trials = quick ? 3000u : 30000u;
+  float A[3 * 32], v[32];
+  adasm_pcg32 r;
+  unsigned c;
+  size_t i, j;
+  memcpy(A, row, sizeof row);
+  extreme_case(A, 1, 8, "fuzz_svd row");
+  adasm_pcg32_seed(&r, 1u, 2u);
+  for (c = 0; c < trials; ++c) { /* rows i v: subnormal, huge or ordinary */
+    const size_t n = 1 + c % 3, d = 2 + adasm_pcg32_bounded(&r, 30);
+    for (j = 0; j < d; ++j) {
+      const uint32_t kind = adasm_pcg32_bounded(&r, 3);
+      const int e = kind == 0   ? (int)adasm_pcg32_bounded(&r, 24) - 149
+                    : kind == 1 ? 100 + (int)adasm_pcg32_bounded(&r, 26)
+                                : (int)adasm_pcg32_bounded(&r, 120) - 60;
+      const float x = (float)ldexp(1.0 + (double)adasm_pcg32_bounded(&r, 256) / 256.0, e);
+      v[j] = adasm_pcg32_bounded(&r, 2) ? -x : x;
+      if (adasm_pcg32_bounded(&r, 4) == 0) v[j] = 0.0f;
+    }
+    for (i = 0; i < n; ++i)
+      for (j = 0; j < d; ++j) A[i * d + j] = v[j] * (float)(i + 1) * 0.5f;
+    if (extreme_case(A, n, d, "random")) break; /* one report is enough */
+  }
+}
+
 /* Ties: identical rows give identical previews and logits; the selection
    and the top k must keep the lowest indices (the exact path's rule), and
    the answer must equal the exact path's with N = n. */
@@ -1107,6 +1174,7 @@ int main(int argc, char **argv) {
   test_errors();
   test_alloc();
   test_degenerate();
+  test_extreme_range(quick);
   test_ties();
   test_select_large();
   test_determinism();
