@@ -25,27 +25,8 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- tiny harness ------------------------------------------------------- */
-static int g_checks = 0, g_fails = 0;
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    ++g_checks;                                                                \
-    if (!(cond)) {                                                             \
-      ++g_fails;                                                               \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);                              \
-      printf(__VA_ARGS__);                                                     \
-      printf("\n");                                                            \
-    }                                                                          \
-  } while (0)
-
-static void *xmalloc(size_t bytes) {
-  void *p = malloc(bytes ? bytes : 1);
-  if (!p) {
-    printf("out of memory (%lu bytes)\n", (unsigned long)bytes);
-    exit(2);
-  }
-  return p;
-}
+/* ---- tiny harness, xmalloc (test_util.h) ------------------------------- */
+#include "test_util.h"
 
 static double now_sec(void) { return (double)clock() / (double)CLOCKS_PER_SEC; }
 

@@ -5,119 +5,35 @@
          tests/test_alloc.c -lm -o test_alloc
    Run: ./test_alloc   (returns 0 when every check passes; ~1 s)
 
-   ADASM_MALLOC / ADASM_FREE are routed to a counting allocator that can be
-   told to fail its N-th call. Every public function that may allocate is
-   run as a "scenario": first once with nothing failing, which counts its
-   allocation calls (so the test stays right when the library gains more
-   allocation sites), then once per call with exactly that call failing, and
-   once more with that call and every later one failing. Each failing run
-   must return ADASM_ERR_NOMEM, leave its output object safe to free (here:
-   untouched, or with no block to free) and leak nothing: the allocator
-   keeps a table of live blocks and checks that every free gets back a block
-   it handed out, with the context it was allocated with, and the sanitizer build runs
-   LeakSanitizer on top. A scenario that has no allocation today still runs
-   (and must succeed, leaving nothing live): the day it gains one, the
-   failure runs start covering it with no edit here. */
+   ADASM_MALLOC / ADASM_FREE are routed to a counting allocator (test_util.h)
+   that can be told to fail its N-th call. Every public function that may
+   allocate is run as a "scenario": first once with nothing failing, which
+   counts its allocation calls (so the test stays right when the library
+   gains more allocation sites), then once per call with exactly that call
+   failing, and once more with that call and every later one failing. Each
+   failing run must return ADASM_ERR_NOMEM, leave its output object safe to
+   free (here: untouched, or with no block to free) and leak nothing: the
+   allocator keeps a table of live blocks and checks that every free gets
+   back a block it handed out, with the context it was allocated with, and
+   the sanitizer build runs LeakSanitizer on top. A scenario that has no
+   allocation today still runs (and must succeed, leaving nothing live): the
+   day it gains one, the failure runs start covering it with no edit here. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- tiny harness ------------------------------------------------------- */
-static int g_checks = 0, g_fails = 0;
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    ++g_checks;                                                                \
-    if (!(cond)) {                                                             \
-      ++g_fails;                                                               \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);                              \
-      printf(__VA_ARGS__);                                                     \
-      printf("\n");                                                            \
-    }                                                                          \
-  } while (0)
-
-/* ---- the counting, failing allocator ------------------------------------- */
-/* A caller's allocation context: the library must hand it to the allocator
-   unchanged, and free each block with the context it was allocated with. */
-#define CTX_MAGIC 0xc0ffee11u
-typedef struct test_ctx {
-  unsigned magic;
-  long mallocs, frees, live;
-} test_ctx;
-
-/* Injection state, shared by every context (the library may also allocate
-   with a NULL context). Only calls made while `armed` are counted and may
-   fail: a scenario arms the allocator just around the call under test. */
-static struct {
-  int armed;
-  long calls;       /* ADASM_MALLOC calls while armed */
-  long fail_at;     /* 1-based armed call that fails; 0: none */
-  int fail_rest;    /* also fail every armed call after fail_at */
-  long injected;    /* failures handed out */
-  long live;        /* blocks handed out and not yet freed (all contexts) */
-  long bad;         /* wrong context, foreign pointer or double free */
-  int check_ctx;    /* compare every context with expect_ctx */
-  void *expect_ctx;
-} ta_state;
-
-/* Live blocks and their contexts, so a free can be checked against its
-   malloc without reading freed memory (a double free is a table miss). */
-#define MAX_LIVE 64
-static void *live_ptr[MAX_LIVE];
-static void *live_ctx[MAX_LIVE];
-
-static void *test_malloc(size_t size, void *ctx) {
-  test_ctx *c = (test_ctx *)ctx;
-  void *p;
-  size_t slot;
-  if (c != NULL && c->magic != CTX_MAGIC) ++ta_state.bad; /* not our context */
-  if (ta_state.check_ctx && ctx != ta_state.expect_ctx) ++ta_state.bad;
-  if (ta_state.armed) {
-    ++ta_state.calls;
-    if (ta_state.fail_at > 0 &&
-        (ta_state.calls == ta_state.fail_at ||
-         (ta_state.fail_rest && ta_state.calls > ta_state.fail_at))) {
-      ++ta_state.injected;
-      return NULL;
-    }
-  }
-  for (slot = 0; slot < MAX_LIVE && live_ptr[slot] != NULL; ++slot) {
-  }
-  if (slot == MAX_LIVE) { /* more live blocks than this test expects */
-    ++ta_state.bad;
-    return NULL;
-  }
-  p = malloc(size ? size : 1);
-  if (!p) return NULL;
-  live_ptr[slot] = p;
-  live_ctx[slot] = ctx;
-  ++ta_state.live;
-  if (c != NULL && c->magic == CTX_MAGIC) {
-    ++c->mallocs;
-    ++c->live;
-  }
-  return p;
-}
-
-static void test_free(void *p, void *ctx) {
-  test_ctx *c = (test_ctx *)ctx;
-  size_t slot;
-  if (p == NULL) return; /* free(NULL) is a no-op, like libc's */
-  for (slot = 0; slot < MAX_LIVE && live_ptr[slot] != p; ++slot) {
-  }
-  if (slot == MAX_LIVE || live_ctx[slot] != ctx) { /* double/foreign free */
-    ++ta_state.bad;
-    return; /* leaking is safer than freeing what we did not hand out */
-  }
-  live_ptr[slot] = NULL;
-  --ta_state.live;
-  if (c != NULL) {
-    ++c->frees;
-    --c->live;
-  }
-  free(p);
-}
+/* ---- harness and the counting, failing allocator (test_util.h) ---------- */
+/* Every allocation context here is a test_ctx (TEST_TYPED_CTX): the library
+   must hand it to the allocator unchanged, and free each block with the
+   context it was allocated with. Only calls made while `ta.armed` are
+   counted and may fail: a scenario arms the allocator just around the call
+   under test. */
+#define TEST_ALLOCATOR
+#define TEST_TYPED_CTX
+#define TEST_MAX_LIVE 64
+#include "test_util.h"
 
 #define ADASM_MALLOC(sz, ctx) test_malloc((sz), (ctx))
 #define ADASM_FREE(p, ctx) test_free((p), (ctx))
@@ -125,11 +41,6 @@ static void test_free(void *p, void *ctx) {
 #include "adasoftmax.h"
 
 #include <math.h>
-
-static void ctx_init(test_ctx *c) {
-  memset(c, 0, sizeof *c);
-  c->magic = CTX_MAGIC;
-}
 
 /* ---- data ----------------------------------------------------------------- */
 /* Gaussian-ish entries from the library's PCG32 (never libc rand); every
@@ -169,15 +80,15 @@ static adasm_result sc_build(const void *arg, int variant) {
   test_ctx c;
   adasm_result r;
   long frees;
-  ctx_init(&c);
+  test_ctx_init(&c);
   memset(&ix, variant ? 0xa5 : 0, sizeof ix);
   before = ix;
-  ta_state.check_ctx = 1;
-  ta_state.expect_ctx = &c;
-  ta_state.armed = 1;
+  ta.check_ctx = 1;
+  ta.expect_ctx = &c;
+  ta.armed = 1;
   r = adasm_ada_index_build(&ix, g_A, bc->n, bc->d, bc->lda, &c);
-  ta_state.armed = 0;
-  ta_state.check_ctx = 0;
+  ta.armed = 0;
+  ta.check_ctx = 0;
   if (r == ADASM_OK) {
     CHECK(ix.n == bc->n && ix.d == bc->d && ix.lda == bc->lda && ix.A == g_A,
           "build n=%lu d=%lu: index fields", (unsigned long)bc->n,
@@ -213,7 +124,7 @@ static adasm_result sc_build(const void *arg, int variant) {
    that test the calls made on an index. */
 static int setup_index(adasm_ada_index *ix, test_ctx *c, size_t n, size_t d) {
   adasm_result r;
-  ctx_init(c);
+  test_ctx_init(c);
   r = adasm_ada_index_build(ix, g_A, n, d, d, c);
   CHECK(r == ADASM_OK, "setup build: %s", adasm_result_string(r));
   return r == ADASM_OK;
@@ -248,12 +159,12 @@ static adasm_result sc_query(const void *arg, int variant) {
   memset(&out, 0, sizeof out);
   out.idx = idx;
   out.prob = prob;
-  ta_state.check_ctx = 1;
-  ta_state.expect_ctx = &c;
-  ta_state.armed = 1;
+  ta.check_ctx = 1;
+  ta.expect_ctx = &c;
+  ta.armed = 1;
   r = work ? adasm_ada_query(&ix, &p, g_X, work, bytes, &out) : ADASM_ERR_NOMEM;
-  ta_state.armed = 0;
-  ta_state.check_ctx = 0;
+  ta.armed = 0;
+  ta.check_ctx = 0;
   if (r == ADASM_OK) {
     for (t = 0; t < qc->k; ++t)
       CHECK(idx[t] < qc->n && prob[t] >= 0.0f && prob[t] <= 1.0f,
@@ -280,26 +191,26 @@ static adasm_result sc_calibrate(const void *arg, int variant) {
   if (!setup_index(&ix, &c, qc->n, qc->d)) return ADASM_ERR_NULL;
   p.k = qc->k;
   p.seed = 77u + (uint64_t)variant;
-  ta_state.check_ctx = 1;
-  ta_state.expect_ctx = &c;
-  ta_state.armed = 1;
+  ta.check_ctx = 1;
+  ta.expect_ctx = &c;
+  ta.armed = 1;
   r = adasm_ada_calibrate_workspace_size(&ix, &p, q, &bytes);
-  ta_state.armed = 0;
+  ta.armed = 0;
   CHECK(r == ADASM_OK || r == ADASM_ERR_NOMEM, "calibrate workspace: %s",
         adasm_result_string(r));
   if (r == ADASM_OK) {
     work = malloc(bytes);
     CHECK(work != NULL, "out of memory (%lu bytes)", (unsigned long)bytes);
-    ta_state.armed = 1;
+    ta.armed = 1;
     r = work ? adasm_ada_calibrate(&ix, &p, g_X, q, qc->d, work, bytes, &fe, &fn)
              : ADASM_ERR_NOMEM;
-    ta_state.armed = 0;
+    ta.armed = 0;
     /* q = 4 certifies nothing: the factors stay at the theory's 1 */
     if (r == ADASM_OK)
       CHECK(fe == 1.0 && fn == 1.0, "calibrate q=4: factors %g %g", fe, fn);
     free(work);
   }
-  ta_state.check_ctx = 0;
+  ta.check_ctx = 0;
   adasm_ada_index_free(&ix);
   CHECK(c.live == 0, "calibrate: %ld block(s) leaked", c.live);
   return r;
@@ -318,7 +229,7 @@ static adasm_result sc_exact(const void *arg, int variant) {
   adasm_pcg32_seed(&rng, 5u + (uint64_t)variant, 1u);
   sp.top_k = qc->k;
   sp.top_p = 0.9f;
-  ta_state.armed = 1;
+  ta.armed = 1;
   r = adasm_gemv_softmax_topk(NULL, g_A, qc->n, qc->d, qc->d, g_X, 1.0f, qc->k,
                               idx, prob, &ln, logits);
   if (r == ADASM_OK) r = adasm_softmax(NULL, logits, qc->n, prob);
@@ -328,7 +239,7 @@ static adasm_result sc_exact(const void *arg, int variant) {
   if (r == ADASM_OK) r = adasm_sample_workspace_size(qc->n, &sp, &need);
   if (r == ADASM_OK && need <= sizeof work)
     r = adasm_sample(NULL, logits, qc->n, &sp, &rng, work, need, &pick);
-  ta_state.armed = 0;
+  ta.armed = 0;
   CHECK(need <= sizeof work, "sample workspace %lu > %lu", (unsigned long)need,
         (unsigned long)sizeof work);
   if (r == ADASM_OK) CHECK(pick < qc->n, "sample: class %lu", (unsigned long)pick);
@@ -337,42 +248,42 @@ static adasm_result sc_exact(const void *arg, int variant) {
 
 /* ---- the driver ------------------------------------------------------------ */
 static void reset(long fail_at, int fail_rest) {
-  ta_state.armed = 0;
-  ta_state.calls = 0;
-  ta_state.fail_at = fail_at;
-  ta_state.fail_rest = fail_rest;
-  ta_state.injected = 0;
-  ta_state.check_ctx = 0;
+  ta.armed = 0;
+  ta.calls = 0;
+  ta.fail_at = fail_at;
+  ta.fail_rest = fail_rest;
+  ta.injected = 0;
+  ta.check_ctx = 0;
 }
 
 /* Counts the scenario's allocations on a clean run, then fails each one in
    turn (alone, and together with all later ones). Returns the count. */
 static long run_scenario(const char *name, scenario_fn fn, const void *arg) {
-  long n_alloc, f, live0 = ta_state.live, bad0 = ta_state.bad;
+  long n_alloc, f, live0 = ta.live, bad0 = ta.bad;
   int rest, variant;
   adasm_result r;
   reset(0, 0);
   r = fn(arg, 0);
-  n_alloc = ta_state.calls;
+  n_alloc = ta.calls;
   CHECK(r == ADASM_OK, "%s: clean run returned %s", name, adasm_result_string(r));
-  CHECK(ta_state.live == live0, "%s: clean run leaked %ld block(s)", name,
-        ta_state.live - live0);
+  CHECK(ta.live == live0, "%s: clean run leaked %ld block(s)", name,
+        ta.live - live0);
   for (f = 1; f <= n_alloc; ++f)
     for (rest = 0; rest <= 1; ++rest)
       for (variant = 0; variant <= 1; ++variant) {
         reset(f, rest);
         r = fn(arg, variant);
-        CHECK(ta_state.injected >= 1, "%s: allocation #%ld was never reached", name, f);
+        CHECK(ta.injected >= 1, "%s: allocation #%ld was never reached", name, f);
         CHECK(r == ADASM_ERR_NOMEM,
               "%s: allocation #%ld of %ld failed (%s), call returned %s", name,
               f, n_alloc, rest ? "and the rest" : "alone",
               adasm_result_string(r));
-        CHECK(ta_state.live == live0, "%s: failing allocation #%ld leaked %ld block(s)",
-              name, f, ta_state.live - live0);
+        CHECK(ta.live == live0, "%s: failing allocation #%ld leaked %ld block(s)",
+              name, f, ta.live - live0);
       }
-  CHECK(ta_state.bad == bad0,
+  CHECK(ta.bad == bad0,
         "%s: %ld bad allocator call(s) (wrong ctx, foreign or double free)",
-        name, ta_state.bad - bad0);
+        name, ta.bad - bad0);
   reset(0, 0);
   printf("  %-34s %ld allocation site(s) hit, %ld failure run(s)\n", name,
          n_alloc, 4 * n_alloc);
@@ -384,15 +295,15 @@ static long run_scenario(const char *name, scenario_fn fn, const void *arg) {
 static void test_ctx_route(void) {
   test_ctx c1, c2;
   adasm_ada_index a, b, z;
-  long bad0 = ta_state.bad, live0 = ta_state.live, frees2;
-  ctx_init(&c1);
-  ctx_init(&c2);
+  long bad0 = ta.bad, live0 = ta.live, frees2;
+  test_ctx_init(&c1);
+  test_ctx_init(&c2);
   CHECK(adasm_ada_index_build(&a, g_A, 10, 9, 9, &c1) == ADASM_OK, "build a");
   CHECK(adasm_ada_index_build(&b, g_A, 20, 5, 6, &c2) == ADASM_OK, "build b");
-  ta_state.check_ctx = 1;
-  ta_state.expect_ctx = NULL;
+  ta.check_ctx = 1;
+  ta.expect_ctx = NULL;
   CHECK(adasm_ada_index_build(&z, g_A, 3, 3, 3, NULL) == ADASM_OK, "build z");
-  ta_state.check_ctx = 0;
+  ta.check_ctx = 0;
   CHECK(c1.live >= 1, "ctx 1 holds %ld blocks", c1.live);
   CHECK(c2.live >= 1, "ctx 2 holds %ld blocks", c2.live);
   CHECK(a.alloc_ctx == (void *)&c1 && b.alloc_ctx == (void *)&c2 &&
@@ -407,10 +318,10 @@ static void test_ctx_route(void) {
   CHECK(c2.live == 0 && c2.frees == c2.mallocs, "freeing index b: live %ld",
         c2.live);
   adasm_ada_index_free(&z);
-  CHECK(ta_state.live == live0, "NULL-context index leaked %ld block(s)",
-        ta_state.live - live0);
-  CHECK(ta_state.bad == bad0, "%ld bad allocator call(s) in ctx routing",
-        ta_state.bad - bad0);
+  CHECK(ta.live == live0, "NULL-context index leaked %ld block(s)",
+        ta.live - live0);
+  CHECK(ta.bad == bad0, "%ld bad allocator call(s) in ctx routing",
+        ta.bad - bad0);
 }
 
 /* The allocator itself: fails exactly the requested calls, and catches a
@@ -418,24 +329,24 @@ static void test_ctx_route(void) {
 static void test_allocator(void) {
   test_ctx c;
   void *p1, *p2, *p3;
-  long bad0 = ta_state.bad;
-  ctx_init(&c);
+  long bad0 = ta.bad;
+  test_ctx_init(&c);
   reset(2, 0);
-  ta_state.armed = 1;
+  ta.armed = 1;
   p1 = test_malloc(8, &c);
   p2 = test_malloc(8, &c);
   p3 = test_malloc(8, &c);
-  ta_state.armed = 0;
-  CHECK(p1 != NULL && p2 == NULL && p3 != NULL && ta_state.injected == 1,
+  ta.armed = 0;
+  CHECK(p1 != NULL && p2 == NULL && p3 != NULL && ta.injected == 1,
         "allocator: fail_at=2 did not fail exactly call 2");
   test_free(p1, &c);
   test_free(p3, NULL); /* wrong context: refused and counted */
-  CHECK(ta_state.bad == bad0 + 1, "allocator: wrong-context free not caught");
+  CHECK(ta.bad == bad0 + 1, "allocator: wrong-context free not caught");
   test_free(p3, &c);
   test_free(p3, &c); /* double free: refused and counted */
-  CHECK(ta_state.bad == bad0 + 2, "allocator: double free not caught");
+  CHECK(ta.bad == bad0 + 2, "allocator: double free not caught");
   CHECK(c.live == 0, "allocator: %ld live", c.live);
-  ta_state.bad = bad0;
+  ta.bad = bad0;
   reset(0, 0);
 }
 
@@ -473,8 +384,8 @@ int main(void) {
 
   printf("  adasm_ada_index_build: %ld allocation(s) per build on average\n",
          build_sites / (long)(sizeof builds / sizeof builds[0]));
-  CHECK(ta_state.live == 0, "%ld block(s) still live at exit", ta_state.live);
-  CHECK(ta_state.bad == 0, "%ld bad allocator call(s)", ta_state.bad);
+  CHECK(ta.live == 0, "%ld block(s) still live at exit", ta.live);
+  CHECK(ta.bad == 0, "%ld bad allocator call(s)", ta.bad);
   printf("test_alloc: %d checks, %d failed\n", g_checks, g_fails);
   return g_fails ? 1 : 0;
 }

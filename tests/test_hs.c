@@ -21,7 +21,8 @@
      truncation, wrong magic/version, other losses, quantized models,
      lying sizes and counts, trailing bytes, non-finite vectors; random byte
      corruption never crashes;
-   - allocation failure at every allocation site (a counting ADASM_MALLOC);
+   - allocation failure at every allocation site (a counting ADASM_MALLOC,
+     test_util.h's);
    - argument errors, NaN and inf queries;
    - if `fasttext` is on PATH: a tiny model trained by it, whose
      predict-prob output must match the fastText mode (and is compared with
@@ -40,72 +41,10 @@
 #define HAVE_POSIX 1
 #endif
 
-/* ---- tiny harness ------------------------------------------------------- */
-static int g_checks = 0, g_fails = 0;
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    ++g_checks;                                                                \
-    if (!(cond)) {                                                             \
-      ++g_fails;                                                               \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);                              \
-      printf(__VA_ARGS__);                                                     \
-      printf("\n");                                                            \
-    }                                                                          \
-  } while (0)
-
-static void *xmalloc(size_t bytes) {
-  void *p = malloc(bytes ? bytes : 1);
-  if (!p) {
-    printf("out of memory (%lu bytes)\n", (unsigned long)bytes);
-    exit(2);
-  }
-  return p;
-}
-
-/* ---- counting, failing allocator ------------------------------------------ */
-#define MAX_LIVE 16
-static struct {
-  int armed;
-  long calls, fail_at, bad, live;
-  void *ctx_seen;
-  void *ptr[MAX_LIVE];
-} ta;
-
-static void *test_malloc(size_t size, void *ctx) {
-  size_t s;
-  void *p;
-  ta.ctx_seen = ctx;
-  if (ta.armed) {
-    ++ta.calls;
-    if (ta.fail_at > 0 && ta.calls >= ta.fail_at) return NULL;
-  }
-  for (s = 0; s < MAX_LIVE && ta.ptr[s]; ++s) {
-  }
-  if (s == MAX_LIVE) {
-    ++ta.bad;
-    return NULL;
-  }
-  p = malloc(size ? size : 1);
-  if (p) {
-    ta.ptr[s] = p;
-    ++ta.live;
-  }
-  return p;
-}
-static void test_free(void *p, void *ctx) {
-  size_t s;
-  (void)ctx;
-  if (!p) return;
-  for (s = 0; s < MAX_LIVE && ta.ptr[s] != p; ++s) {
-  }
-  if (s == MAX_LIVE) {
-    ++ta.bad;
-    return;
-  }
-  ta.ptr[s] = NULL;
-  --ta.live;
-  free(p);
-}
+/* ---- harness and the counting, failing allocator (test_util.h) ---------- */
+#define TEST_ALLOCATOR
+#define TEST_MAX_LIVE 16
+#include "test_util.h"
 
 #define ADASM_MALLOC(sz, ctx) test_malloc((sz), (ctx))
 #define ADASM_FREE(p, ctx) test_free((p), (ctx))
@@ -860,12 +799,14 @@ static void test_alloc_and_args(void) {
   spec_init(&s, 9, 6, 5, 3, 1u);
   b = write_bin(&s);
 
-  /* count the allocations of each call, then fail each one in turn */
+  /* count the allocations of each call, then fail each one in turn, with
+     every later one (fail_rest) */
+  ta.fail_rest = 1;
   ta.armed = 1; ta.calls = 0; ta.fail_at = 0;
   e = adasm_hs_load_fasttext(&m, b.p, b.len, &ctx_token, NULL);
   ta.armed = 0;
   calls = ta.calls;
-  CHECK(e == ADASM_OK && calls >= 1 && ta.ctx_seen == (void *)&ctx_token &&
+  CHECK(e == ADASM_OK && calls >= 1 && ta.last_ctx == (void *)&ctx_token &&
             m.alloc_ctx == (void *)&ctx_token,
         "load: %ld allocation(s), context passed", calls);
   if (e == ADASM_OK) adasm_hs_free(&m);
@@ -1025,6 +966,7 @@ static void test_alloc_and_args(void) {
               ADASM_ERR_OVERFLOW, "b12");
   }
   adasm_hs_free(&m);
+  ta.fail_rest = 0;
   CHECK(ta.live == 0 && ta.bad == 0, "allocator: %ld live, %ld bad", ta.live,
         ta.bad);
   free(b.p);

@@ -18,8 +18,8 @@
    it must be exact (W = d, or N = n) and against a double-precision
    reference of the method otherwise, argument and data errors with their
    documented codes, failure of every allocation (ADASM_MALLOC is a
-   counting, failing allocator here, as in test_alloc.c), and every ISA the
-   CPU has. Random data come from the library's PCG32. */
+   counting, failing allocator here, test_util.h's, as in test_alloc.c), and
+   every ISA the CPU has. Random data come from the library's PCG32. */
 #if defined(__unix__) || defined(__APPLE__)
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 #endif
@@ -30,68 +30,11 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- tiny harness ------------------------------------------------------- */
-static int g_checks = 0, g_fails = 0;
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    ++g_checks;                                                                \
-    if (!(cond)) {                                                             \
-      ++g_fails;                                                               \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);                              \
-      printf(__VA_ARGS__);                                                     \
-      printf("\n");                                                            \
-    }                                                                          \
-  } while (0)
-
-/* ---- the counting, failing allocator ------------------------------------- */
-static struct {
-  long calls;     /* ADASM_MALLOC calls */
-  long fail_at;   /* 1-based call that fails; 0: none */
-  int fail_rest;  /* also fail every later call */
-  long live;      /* blocks handed out and not yet freed */
-  long bad;       /* frees with the wrong context or of unknown blocks */
-  void *last_ctx; /* context of the last call */
-} ta;
-
-#define MAX_LIVE 16
-static void *live_ptr[MAX_LIVE];
-static void *live_ctx[MAX_LIVE];
-
-static void *test_malloc(size_t size, void *ctx) {
-  size_t slot;
-  void *p;
-  ++ta.calls;
-  ta.last_ctx = ctx;
-  if (ta.fail_at > 0 &&
-      (ta.calls == ta.fail_at || (ta.fail_rest && ta.calls > ta.fail_at)))
-    return NULL;
-  for (slot = 0; slot < MAX_LIVE && live_ptr[slot] != NULL; ++slot) {
-  }
-  if (slot == MAX_LIVE) {
-    ++ta.bad;
-    return NULL;
-  }
-  p = malloc(size ? size : 1);
-  if (!p) return NULL;
-  live_ptr[slot] = p;
-  live_ctx[slot] = ctx;
-  ++ta.live;
-  return p;
-}
-
-static void test_free(void *p, void *ctx) {
-  size_t slot;
-  if (!p) return;
-  for (slot = 0; slot < MAX_LIVE && live_ptr[slot] != p; ++slot) {
-  }
-  if (slot == MAX_LIVE || live_ctx[slot] != ctx) {
-    ++ta.bad;
-    return;
-  }
-  live_ptr[slot] = NULL;
-  --ta.live;
-  free(p);
-}
+/* ---- harness and the counting, failing allocator (test_util.h) ---------- */
+/* main keeps the allocator armed: it counts every call. */
+#define TEST_ALLOCATOR
+#define TEST_MAX_LIVE 16
+#include "test_util.h"
 
 #define ADASM_MALLOC(sz, ctx) test_malloc((sz), (ctx))
 #define ADASM_FREE(p, ctx) test_free((p), (ctx))
@@ -136,15 +79,6 @@ static void prof_start(void) {
 /* max without fmax: aarch64 gcc 12 hits an internal compiler error when it
    vectorises fmax reductions in these loops */
 static double dmax(double a, double b) { return b > a ? b : a; }
-
-static void *xmalloc(size_t bytes) {
-  void *p = malloc(bytes ? bytes : 1);
-  if (!p) {
-    printf("out of memory (%lu bytes)\n", (unsigned long)bytes);
-    exit(2);
-  }
-  return p;
-}
 
 /* ---- random data ---------------------------------------------------------- */
 static double gauss(adasm_pcg32 *r) {
@@ -1115,6 +1049,7 @@ static float *read_npy(const char *path, size_t *rows, size_t *cols) {
 int main(int argc, char **argv) {
   const int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
   size_t i;
+  ta.armed = 1; /* count every allocation */
   if (argc > 3 && strcmp(argv[1], "--perf-build") == 0) {
     perf_build((size_t)strtoul(argv[2], NULL, 10), (size_t)strtoul(argv[3], NULL, 10));
     return 0;
