@@ -2674,7 +2674,8 @@ ADASM_DEF adasm_result adasm_sample(const adasm_kernels *k, const float *z,
 #define ADASM__ADA_PREFETCH(p) ((void)0)
 #endif
 
-/* Stage timers for tests/test_ada.c --perf only: defining ADASM_ADA_PROFILE
+/* Stage timers for tests/test_ada.c --perf and bench/bench_heads.c (its
+   bench_stages build) only: defining ADASM_ADA_PROFILE
    before the implementation adds process-wide (not thread-safe) counters of
    CPU seconds per stage: 0 setup + order, 1 burn-in, 2 elimination, 3 best
    arms, 4 normalizer + output. Off by default: no global state. */

@@ -16,9 +16,18 @@
    (n d / mean pulls), median ms of each contender, and the median of the
    per-query time ratios exact/ada and openblas/ada (paired: the three ran
    on the same query within microseconds of each other).
-   Timing: thread CPU time (bench_util.h; BENCH_CLOCK=wall for wall time). */
+   Timing: thread CPU time (bench_util.h; BENCH_CLOCK=wall for wall time).
+   A second table says where ada's pulls go: mean pulls per query in each
+   stage (burn-in, elimination, best arms, normalizer) and the multiply-adds
+   executed (HT recomputes included) against the exact path's n d. Built
+   with -DBENCH_STAGES (the `bench_stages` executable) it also times the
+   stages (the library's ADASM_ADA_PROFILE hook: two clock() calls per
+   stage, so those ada times are not the main table's). */
 #include "bench_util.h"
 
+#ifdef BENCH_STAGES
+#define ADASM_ADA_PROFILE /* stage CPU timers */
+#endif
 #define ADASOFTMAX_IMPLEMENTATION
 #include "adasoftmax.h"
 #define NPY_IMPLEMENTATION
@@ -56,6 +65,9 @@ int main(int argc, char **argv) {
   adasm_ada_index ix;
   size_t n, d, q, t, di, ndelta;
   double deltas[16];
+  double stage[16][6];   /* per delta: mean pulls burn-in, elim, best, norm,
+                            madds, then n d */
+  double stage_ms[16][5]; /* per delta (BENCH_STAGES): CPU ms per stage */
   float *logits;
   void *work = NULL;
   double t0;
@@ -122,6 +134,11 @@ int main(int argc, char **argv) {
     }
     p.fudge_elim = fe;
     p.fudge_norm = fn;
+    memset(stage[di], 0, sizeof stage[di]);
+    memset(stage_ms[di], 0, sizeof stage_ms[di]);
+#ifdef BENCH_STAGES
+    memset(adasm__ada_prof, 0, sizeof adasm__ada_prof);
+#endif
     for (t = 0; t < nrep; t++) {
       const float *x = (const float *)X.data + (calib + t) * d;
       size_t aidx, eidx, oidx, c;
@@ -158,6 +175,11 @@ int main(int argc, char **argv) {
       r_ex[t] = tt[1] / tt[0];
       r_ob[t] = tt[2] / tt[0];
       pulls += (double)out.pulls_total;
+      stage[di][0] += (double)out.pulls_burnin / (double)nrep;
+      stage[di][1] += (double)out.pulls_elim / (double)nrep;
+      stage[di][2] += (double)out.pulls_best / (double)nrep;
+      stage[di][3] += (double)out.pulls_norm / (double)nrep;
+      stage[di][4] += (double)out.madds / (double)nrep;
       ok += aidx == eidx && fabs((double)aprob - (double)eprob) <=
                                 eps * (double)eprob;
     }
@@ -171,12 +193,36 @@ int main(int argc, char **argv) {
            bench_median(t_ob, nrep) / 1e6, bench_median(r_ex, nrep),
            bench_median(r_ob, nrep));
     fflush(stdout);
+    stage[di][5] = (double)n * (double)d;
+#ifdef BENCH_STAGES
+    for (t = 0; t < 5; t++) stage_ms[di][t] = 1e3 * adasm__ada_prof[t] / (double)nrep;
+#endif
     free(work);
     free(t_ada);
     free(t_ex);
     free(t_ob);
     free(r_ex);
     free(r_ob);
+  }
+  printf("\n| head | delta | pulls: burn-in | elimination | best | "
+         "normalizer | multiply-adds executed | / n d |");
+#ifdef BENCH_STAGES
+  printf(" ms: setup | burn-in | elimination | best | normalizer |");
+#endif
+  printf("\n|:--|--:|--:|--:|--:|--:|--:|--:|");
+#ifdef BENCH_STAGES
+  printf("--:|--:|--:|--:|--:|");
+#endif
+  printf("\n");
+  for (di = 0; di < ndelta; di++) {
+    printf("| %s | %g | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f |", argv[1],
+           deltas[di], stage[di][0], stage[di][1], stage[di][2], stage[di][3],
+           stage[di][4], stage[di][4] / stage[di][5]);
+#ifdef BENCH_STAGES
+    printf(" %.3f | %.3f | %.3f | %.3f | %.3f |", stage_ms[di][0],
+           stage_ms[di][1], stage_ms[di][2], stage_ms[di][3], stage_ms[di][4]);
+#endif
+    printf("\n");
   }
   bench_print_load("bench_heads");
   adasm_ada_index_free(&ix);
