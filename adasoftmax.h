@@ -5805,6 +5805,27 @@ ADASM__PRIVATE double adasm__svd_pythag(double a, double b) {
   return y == 0.0 ? 0.0 : y * sqrt(1.0 + (x / y) * (x / y));
 }
 
+/* The rotation (c, s) with s = f / r, c = g / r, r = hypot(f, g) (returned;
+   0 when f = g = 0, c and s then untouched). Tiny f and g are scaled by a
+   power of two first: from subnormal operands r is rounded to a few bits,
+   and c^2 + s^2 = 1 fails (it was 8/9 on fuzz_svd's second finding). */
+ADASM__PRIVATE double adasm__svd_givens(double f, double g, double *c,
+                                        double *s) {
+  const double x = fabs(f) > fabs(g) ? fabs(f) : fabs(g);
+  double r;
+  int ex = 0;
+  if (x == 0.0) return 0.0;
+  if (x < 1e-270 || x > 1e270) {
+    (void)frexp(x, &ex);
+    f = ldexp(f, -ex);
+    g = ldexp(g, -ex);
+  }
+  r = adasm__svd_pythag(f, g);
+  *s = f / r;
+  *c = g / r;
+  return ex ? ldexp(r, ex) : r;
+}
+
 /* Applies the recorded sweeps to every chunk of Q^T (chunk c: d rows of
    16 doubles) while the chunk is in cache. */
 ADASM__PRIVATE void adasm__svd_flush(const adasm__svd_kset *ks, size_t d,
@@ -5827,17 +5848,23 @@ ADASM__PRIVATE void adasm__svd_flush(const adasm__svd_kset *ks, size_t d,
    orthogonal, so only the preview's quality could suffer (never seen). */
 ADASM__PRIVATE void adasm__svd_ql(const adasm__svd_kset *ks, size_t d,
                                   size_t nch, adasm__svd_tmp *w) {
-  double *dg = w->dg, *e = w->e;
+  double *dg = w->dg, *e = w->e, tst1 = 0.0;
   size_t l, m, i, nrot = 0, nsw = 0;
   for (l = 0; l < d; ++l) {
     unsigned iter = 0;
+    /* tql2's deflation test: e[m] is negligible beside the largest
+       |dg| + |e| met so far, not only beside its two neighbours (rounding
+       noise of 1e-160 next to eigenvalues of 1e76 is deflated at once
+       instead of being iterated on) */
+    if (fabs(dg[l]) + fabs(e[l]) > tst1) tst1 = fabs(dg[l]) + fabs(e[l]);
     for (;;) {
       double g, r, s, c, p, f, b;
       size_t cnt = 0;
       int early = 0;
       for (m = l; m + 1 < d; ++m) {
         const double dd = fabs(dg[m]) + fabs(dg[m + 1]);
-        if (fabs(e[m]) <= 2.220446049250313e-16 * dd) break;
+        if (fabs(e[m]) <= 2.220446049250313e-16 * (dd > tst1 ? dd : tst1))
+          break;
       }
       if (m == l) break;
       if (++iter > ADASM__SVD_ITMAX) {
@@ -5856,15 +5883,13 @@ ADASM__PRIVATE void adasm__svd_ql(const adasm__svd_kset *ks, size_t d,
       for (i = m; i-- > l;) {
         f = s * e[i];
         b = c * e[i];
-        e[i + 1] = r = adasm__svd_pythag(f, g);
-        if (r == 0.0) { /* underflow: deflate here and start over */
+        e[i + 1] = r = adasm__svd_givens(f, g, &c, &s);
+        if (r == 0.0) { /* f = g = 0: deflate here and start over */
           dg[i + 1] -= p;
           e[m] = 0.0;
           early = 1;
           break;
         }
-        s = f / r;
-        c = g / r;
         g = dg[i + 1] - p;
         r = (dg[i] - g) * s + 2.0 * c * b;
         p = s * r;

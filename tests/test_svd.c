@@ -708,6 +708,15 @@ static void test_extreme_range(int quick) {
   static const uint32_t row[8] = {0xfefef6feu, 0x0001fefeu, 0xdd000000u,
                                   0x000001c0u, 0xfee0e0e0u, 0x00000000u,
                                   0x00002d00u, 0x7eff1e02u};
+  /* fuzz_svd's second finding: its tridiagonal carries off-diagonals down
+     to 1e-323, and a QL rotation made from two subnormals had
+     c^2 + s^2 = 8/9 */
+  static const uint32_t row2[8] = {0xfefef6feu, 0x0001fefeu, 0xdd000000u,
+                                   0xe00001c0u, 0x0000fee0u, 0x0000e000u,
+                                   0x00002d00u, 0x7eff1e02u};
+  static const double fg[][2] = {{4.9406564584124654e-324, 4.9406564584124654e-324},
+                                 {1e-310, -3e-312}, {0.0, 2.5e-320},
+                                 {-7e-300, 1e-290}, {3.0, 4.0}, {1e300, -1e300}};
   const unsigned trials = quick ? 3000u : 30000u;
   float A[3 * 32], v[32];
   adasm_pcg32 r;
@@ -715,6 +724,16 @@ static void test_extreme_range(int quick) {
   size_t i, j;
   memcpy(A, row, sizeof row);
   extreme_case(A, 1, 8, "fuzz_svd row", N_ISAS);
+  memcpy(A, row2, sizeof row2);
+  extreme_case(A, 1, 8, "fuzz_svd row 2", N_ISAS);
+  for (c = 0; c < sizeof fg / sizeof fg[0]; ++c) { /* rotations */
+    double cs = 2.0, sn = 2.0;
+    const double rr = adasm__svd_givens(fg[c][0], fg[c][1], &cs, &sn);
+    const double h = hypot(fg[c][0], fg[c][1]), tol = 4e-16 * h + 5e-324;
+    CHECK(fabs(cs * cs + sn * sn - 1.0) <= 4e-16 && fabs(rr - h) <= tol &&
+              fabs(sn * rr - fg[c][0]) <= tol && fabs(cs * rr - fg[c][1]) <= tol,
+          "givens(%g, %g): c %.17g s %.17g r %.17g", fg[c][0], fg[c][1], cs, sn, rr);
+  }
   adasm_pcg32_seed(&r, 1u, 2u);
   for (c = 0; c < trials; ++c) { /* rows i v: subnormal, huge or ordinary */
     const size_t n = 1 + c % 3, d = 2 + adasm_pcg32_bounded(&r, 30);
