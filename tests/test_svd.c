@@ -686,6 +686,7 @@ static int extreme_case(float *A, size_t n, size_t d, const char *what, size_t i
     adasm_svd_model m;
     adasm_result res;
     fac_err f;
+    int ok;
     if (isa < N_ISAS && t != isa) continue;
     if (adasm_kernels_get(g_isas[t], &k) != ADASM_OK) continue;
     res = adasm_svd_build(&m, k, A, n, d, d, NULL);
@@ -694,9 +695,9 @@ static int extreme_case(float *A, size_t n, size_t d, const char *what, size_t i
           adasm_isa_name(g_isas[t]), adasm_result_string(res));
     if (res != ADASM_OK) return 1;
     f = check_factor(&m, A, d, NULL);
-    bad |= !(f.orth <= 1e-6 * sqrt((double)d) + 1e-6 && f.desc &&
-             f.recon <= tol);
-    CHECK(!bad, "extreme range %s %lux%lu %s: orth %.3g recon %.3g desc %d",
+    ok = f.orth <= 1e-6 * sqrt((double)d) + 1e-6 && f.desc && f.recon <= tol;
+    bad |= !ok;
+    CHECK(ok, "extreme range %s %lux%lu %s: orth %.3g recon %.3g desc %d",
           what, (unsigned long)n, (unsigned long)d, adasm_isa_name(g_isas[t]),
           f.orth, f.recon, f.desc);
     adasm_svd_free(&m);
