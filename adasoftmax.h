@@ -3795,13 +3795,28 @@ ADASM_DEF adasm_result adasm_ada_query(const adasm_ada_index *ix,
         q.w.set[keep++] = a;
       }
       kk -= acc;
-      cnt = keep;
       if (kk == 0) break;
-      if (cnt == kk) {
-        for (s = 0; s < cnt; ++s) q.w.res[nres++] = q.w.set[s];
+      if (keep == kk) {
+        for (s = 0; s < keep; ++s) q.w.res[nres++] = q.w.set[s];
         break;
       }
       v *= ADASM__ADA_CI_DECAY;
+      if (keep == cnt) {
+        /* Nothing decided with these estimates, so every round whose v is
+           at least the largest fe var_i of a pullable arm pulls nothing and
+           decides nothing again: count them without running them (on the
+           word head ~8 of 14 rounds over ~4,500 arms). Same answers. */
+        double vmax = 0.0;
+        for (s = 0; s < keep; ++s) {
+          const size_t a = q.w.set[s];
+          if (q.w.m[a] < nnz && q.w.var[a] * fe > vmax) vmax = q.w.var[a] * fe;
+        }
+        while (vmax > 0.0 && v >= vmax) {
+          v *= ADASM__ADA_CI_DECAY;
+          ++out->rounds;
+        }
+      }
+      cnt = keep;
     }
 
     ADASM__ADA_PROF(2);
