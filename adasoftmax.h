@@ -3286,19 +3286,14 @@ ADASM__PRIVATE void adasm__ada_pull_fast(adasm__ada_q *q, const size_t *P,
   const size_t *col;
   const size_t d = q->ix->d;
   double *mu = q->w.mu, *var = q->w.var;
-  size_t t, s, lo = P[0], hi = P[0], span;
-  for (t = 1; t < np; ++t) {
-    if (P[t] < lo) lo = P[t];
-    if (P[t] > hi) hi = P[t];
-  }
-  span = hi - lo + 1;
+  size_t *m = q->w.m;
+  const size_t lo = P[0], span = P[np - 1] - P[0] + 1; /* P ascending */
+  size_t t, s;
+  uint64_t got = 0; /* pulls */
+  int bad = 0;      /* a float estimate came out non-finite */
   if (g >= q->nnz || !adasm__ada_level(q, g, &cw, &ew, &col)) {
     adasm__ada_pull(q, P, np, g, pulls);
     return;
-  }
-  for (t = 0; t < np; ++t) {
-    *pulls += (uint64_t)(g - q->w.m[P[t]]);
-    q->w.m[P[t]] = g;
   }
   /* Cache lines from memory: rows path ~ min(g, d/16) per arm; tile ~
      span/16 per column, but the *gt columns this chunk already streamed
@@ -3320,10 +3315,11 @@ ADASM__PRIVATE void adasm__ada_pull_fast(adasm__ada_q *q, const size_t *P,
     for (t = 0; t < np && whole; ++t) {
       float y;
       q->kern->dot_rows(q->ix->A + P[t] * lda, 1, d, lda, q->x, 1.0f, &y);
-      *pulls += (uint64_t)(q->nnz - g);
-      q->w.m[P[t]] = q->nnz;
+      got += (uint64_t)(q->nnz - m[P[t]]);
+      m[P[t]] = q->nnz;
       mu[P[t]] = q->beta * (double)y;
       var[P[t]] = 0.0;
+      bad |= !adasm__isfinite(mu[P[t]]);
     }
     for (t = 0; t < np && !whole; ++t) {
       const float *row = q->ix->A + P[t] * lda;
@@ -3356,8 +3352,11 @@ ADASM__PRIVATE void adasm__ada_pull_fast(adasm__ada_q *q, const size_t *P,
         m0 += a * cw[s];
         v0 += a * a * ew[s];
       }
+      got += (uint64_t)(g - m[P[t]]);
+      m[P[t]] = g;
       mu[P[t]] = q->beta * (double)(m0 + m1);
       var[P[t]] = (double)(v0 + v1);
+      bad |= !adasm__isfinite(mu[P[t]]) | !adasm__isfinite(var[P[t]]);
     }
   } else {
     q->madds += 2u * (uint64_t)span * (uint64_t)g;
@@ -3366,17 +3365,22 @@ ADASM__PRIVATE void adasm__ada_pull_fast(adasm__ada_q *q, const size_t *P,
     if (g > *gt) *gt = g;
     ADASM__ADA_PROF_ADD(adasm__ada_prof_tile, 1.0, (double)span * (double)g);
     for (t = 0; t < np; ++t) {
-      mu[P[t]] = q->beta * (double)q->w.tmu[P[t] - lo];
-      var[P[t]] = (double)q->w.tvar[P[t] - lo];
+      const size_t i = P[t];
+      got += (uint64_t)(g - m[i]);
+      m[i] = g;
+      mu[i] = q->beta * (double)q->w.tmu[i - lo];
+      var[i] = (double)q->w.tvar[i - lo];
+      bad |= !adasm__isfinite(mu[i]) | !adasm__isfinite(var[i]);
     }
   }
-  for (t = 0; t < np; ++t)
+  *pulls += got;
+  for (t = 0; t < np && bad; ++t)
     if (!adasm__isfinite(mu[P[t]]) || !adasm__isfinite(var[P[t]])) {
       /* float overflowed: redo in double, at the same sample size (an arm
          read whole stays whole, so its pulls are not counted twice) */
       uint64_t dummy = 0;
-      const int whole_row = q->w.m[P[t]] == q->nnz;
-      q->w.m[P[t]] = 0;
+      const int whole_row = m[P[t]] == q->nnz;
+      m[P[t]] = 0;
       if (whole_row)
         adasm__ada_exact(q, P[t], &dummy);
       else
@@ -3404,24 +3408,30 @@ ADASM__PRIVATE void adasm__ada_pull_to_var(adasm__ada_q *q, const size_t *S,
   while (a < cnt) {
     const size_t tile = S[a] / ADASM__ADA_TILE;
     size_t b = a + 1, g = ADASM__ADA_GRID0 < cap ? ADASM__ADA_GRID0 : cap;
-    size_t t, na = 0, gt = 0; /* gt: columns the tile kernel streamed */
+    size_t t, na = 0, np = 0, gt = 0; /* gt: columns the tile kernel streamed */
     while (b < cnt && S[b] / ADASM__ADA_TILE == tile && b - a < chunk) ++b;
     /* the chunk's arms above target; later steps rescan only these */
     for (t = a; t < b; ++t) {
       const size_t i = S[t];
       if (m[i] < cap && var[i] * fudge > (Vi ? Vi[i] : V)) act[na++] = i;
     }
+    for (t = 0; t < na; ++t)
+      if (m[act[t]] < g) pull[np++] = act[t];
     while (na) {
-      size_t np = 0, keep = 0;
-      for (t = 0; t < na; ++t)
-        if (m[act[t]] < g) pull[np++] = act[t];
+      size_t keep = 0;
       if (np) adasm__ada_pull_fast(q, pull, np, g, &gt, pulls);
       if (g >= cap) break;
       g += (g + 1) / 2; /* ceil(1.5 g) */
       if (g > cap) g = cap;
+      /* one pass: the arms still above target, and those the next step
+         pulls (pull[] is free again: pull_fast is done with it) */
+      np = 0;
       for (t = 0; t < na; ++t) {
         const size_t i = act[t];
-        if (m[i] < cap && var[i] * fudge > (Vi ? Vi[i] : V)) act[keep++] = i;
+        if (m[i] < cap && var[i] * fudge > (Vi ? Vi[i] : V)) {
+          act[keep++] = i;
+          if (m[i] < g) pull[np++] = i;
+        }
       }
       na = keep;
     }
