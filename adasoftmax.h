@@ -3409,29 +3409,46 @@ ADASM__PRIVATE void adasm__ada_pull_to_var(adasm__ada_q *q, const size_t *S,
     const size_t tile = S[a] / ADASM__ADA_TILE;
     size_t b = a + 1, g = ADASM__ADA_GRID0 < cap ? ADASM__ADA_GRID0 : cap;
     size_t t, na = 0, np = 0, gt = 0; /* gt: columns the tile kernel streamed */
+    size_t mmin = cap; /* fewest columns of an active arm */
     while (b < cnt && S[b] / ADASM__ADA_TILE == tile && b - a < chunk) ++b;
     /* the chunk's arms above target; later steps rescan only these */
     for (t = a; t < b; ++t) {
       const size_t i = S[t];
-      if (m[i] < cap && var[i] * fudge > (Vi ? Vi[i] : V)) act[na++] = i;
+      if (m[i] < cap && var[i] * fudge > (Vi ? Vi[i] : V)) {
+        act[na++] = i;
+        if (m[i] < mmin) mmin = m[i];
+      }
     }
-    for (t = 0; t < na; ++t)
-      if (m[act[t]] < g) pull[np++] = act[t];
-    while (na) {
+    for (;;) {
       size_t keep = 0;
+      if (!np && na) {
+        /* steps at or below every active arm's m pull nothing (the
+           normalizer's arms start at the burn-in's cap): go past them */
+        while (g <= mmin && g < cap) {
+          g += (g + 1) / 2;
+          if (g > cap) g = cap;
+        }
+        for (t = 0; t < na; ++t)
+          if (m[act[t]] < g) pull[np++] = act[t];
+      }
+      if (!na) break;
       if (np) adasm__ada_pull_fast(q, pull, np, g, &gt, pulls);
       if (g >= cap) break;
       g += (g + 1) / 2; /* ceil(1.5 g) */
       if (g > cap) g = cap;
-      /* one pass: the arms still above target, and those the next step
-         pulls (pull[] is free again: pull_fast is done with it) */
+      /* one branch-free pass: the arms still above target, and those the
+         next step pulls (pull[] is free again: pull_fast is done with it;
+         both writes stay below t) */
       np = 0;
+      mmin = cap;
       for (t = 0; t < na; ++t) {
         const size_t i = act[t];
-        if (m[i] < cap && var[i] * fudge > (Vi ? Vi[i] : V)) {
-          act[keep++] = i;
-          if (m[i] < g) pull[np++] = i;
-        }
+        const int on = (m[i] < cap) & (var[i] * fudge > (Vi ? Vi[i] : V));
+        act[keep] = i;
+        keep += (size_t)on;
+        pull[np] = i;
+        np += (size_t)(on & (m[i] < g));
+        if (on && m[i] < mmin) mmin = m[i];
       }
       na = keep;
     }
