@@ -3297,10 +3297,12 @@ ADASM__PRIVATE void adasm__ada_pull_fast(adasm__ada_q *q, const size_t *P,
   }
   /* Cache lines from memory: rows path ~ min(g, d/16) per arm; tile ~
      span/16 per column, but the *gt columns this chunk already streamed
-     come from L2 (counted at 1/5: they still cost the arithmetic). Weighting
-     gathered lines 3x (they are latency-bound) measured slower overall on
-     the GPT-2-sized head (14.8 vs 11.5 ms), so lines count alike. */
-  if ((double)np * (double)(g < d / 16 + 1 ? g : d / 16 + 1) <
+     come from L2 (counted at 1/5: they still cost the arithmetic). A
+     gathered line costs 3 streamed ones: ~5.8 ns at random (latency-bound
+     even with prefetch) against ~1.8 ns for a line of the prefetching tile
+     kernel. (Before that kernel prefetched, weighting gathers measured
+     slower and lines counted alike.) */
+  if (3.0 * (double)np * (double)(g < d / 16 + 1 ? g : d / 16 + 1) <
       ((double)(g - (*gt < g ? *gt : g)) + 0.2 * (double)(*gt < g ? *gt : g)) *
           (double)(span / 16 + 1)) {
     /* Once g reaches d/4 a gather touches about every line of the row
