@@ -2852,32 +2852,44 @@ ADASM__PRIVATE double adasm__ada_kth_largest(const double *v, size_t cnt,
    per arm (the normalizer takes four: glibc's exp, a call of ~20 cycles,
    was a third of a word-head query). x = k ln2 + r with |r| <= ln2/2
    (fdlibm's two-part ln2, exact for |k| < 2^11) and k rounded by the 1.5 *
-   2^52 add; Taylor to r^13 (truncation < 2e-17 relative); 2^k applied as
-   2^k1 * 2^k2 (both normal), so subnormal results round once and x > 709.8
-   gives inf. x is clamped to [-746, 710] first (exp(-746) rounds to 0);
-   NaN passes the clamps and comes out NaN. Within 2 ulp of libm (test). */
+   2^52 add; Taylor to r^13 (truncation < 2e-17 relative) evaluated by
+   Estrin's scheme, so the dependency chain is 6 operations deep rather
+   than Horner's 26 and a scalar (SSE2) loop overlaps its iterations; 2^k
+   applied as 2^k1 * 2^k2 (both normal), so subnormal results round once
+   and x > 709.8 gives inf. x is clamped to [-746, 710] first (exp(-746)
+   rounds to 0); NaN passes the clamps and comes out NaN. Within 2 ulp of
+   libm (test). */
+#define ADASM__ADA_EXP_C(i) (adasm__ada_exp_coef[i])
+static const double adasm__ada_exp_coef[14] = { /* 1 / i! */
+    1.0, 1.0, 0.5, 1.6666666666666666e-01, 4.1666666666666664e-02,
+    8.3333333333333332e-03, 1.3888888888888889e-03, 1.9841269841269841e-04,
+    2.4801587301587302e-05, 2.7557319223985893e-06, 2.7557319223985888e-07,
+    2.5052108385441720e-08, 2.0876756987868099e-09, 1.6059043836821613e-10};
+
 ADASM__PRIVATE double adasm__ada_exp(double x) {
   const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
-  double k, k1, r, p, t1, t2, s1, s2;
+  double k, k1, r, r2, r4, p, q0, q1, q2, q3, q4, q5, q6, t1, t2, s1, s2;
   uint64_t b1, b2;
   x = x < -746.0 ? -746.0 : x;
   x = x > 710.0 ? 710.0 : x;
   k = (x * 1.4426950408889634 + magic) - magic; /* round(x / ln2) */
   r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
-  p = 1.6059043836821613e-10; /* 1/13! */
-  p = p * r + 2.0876756987868099e-09;
-  p = p * r + 2.5052108385441720e-08;
-  p = p * r + 2.7557319223985893e-07;
-  p = p * r + 2.7557319223985888e-06;
-  p = p * r + 2.4801587301587302e-05;
-  p = p * r + 1.9841269841269841e-04;
-  p = p * r + 1.3888888888888889e-03;
-  p = p * r + 8.3333333333333332e-03;
-  p = p * r + 4.1666666666666664e-02;
-  p = p * r + 1.6666666666666666e-01;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
+  r2 = r * r;
+  r4 = r2 * r2;
+  /* sum of r^i / i!, i <= 13: pairs, then pairs of pairs */
+  q0 = ADASM__ADA_EXP_C(0) + ADASM__ADA_EXP_C(1) * r;
+  q1 = ADASM__ADA_EXP_C(2) + ADASM__ADA_EXP_C(3) * r;
+  q2 = ADASM__ADA_EXP_C(4) + ADASM__ADA_EXP_C(5) * r;
+  q3 = ADASM__ADA_EXP_C(6) + ADASM__ADA_EXP_C(7) * r;
+  q4 = ADASM__ADA_EXP_C(8) + ADASM__ADA_EXP_C(9) * r;
+  q5 = ADASM__ADA_EXP_C(10) + ADASM__ADA_EXP_C(11) * r;
+  q6 = ADASM__ADA_EXP_C(12) + ADASM__ADA_EXP_C(13) * r;
+  q0 += q1 * r2;
+  q2 += q3 * r2;
+  q4 += q5 * r2;
+  q0 += q2 * r4;
+  q4 += q6 * r4;
+  p = q0 + q4 * (r4 * r4);
   k1 = (k * 0.5 + magic) - magic; /* k in [-1076, 1024]: k1, k - k1 */
   t1 = k1 + magic;                /* in [-538, 512]: 2^k1, 2^(k-k1) */
   t2 = (k - k1) + magic;          /* normal; the low bits of t are k */
@@ -2888,18 +2900,6 @@ ADASM__PRIVATE double adasm__ada_exp(double x) {
   memcpy(&s1, &b1, sizeof s1);
   memcpy(&s2, &b2, sizeof s2);
   return p * s1 * s2;
-}
-
-/* log sum_i exp(scale * v[i]) over the arms, in double. */
-ADASM__PRIVATE double adasm__ada_lse(const double *v, size_t cnt,
-                                     double scale) {
-  double mx = -HUGE_VAL, s = 0.0;
-  size_t i;
-  for (i = 0; i < cnt; ++i)
-    if (scale * v[i] > mx) mx = scale * v[i];
-  if (!(mx > -HUGE_VAL)) return mx;
-  for (i = 0; i < cnt; ++i) s += adasm__ada_exp(scale * v[i] - mx);
-  return mx + log(s);
 }
 
 /* ---- dense tile kernels ---------------------------------------------------
@@ -3112,6 +3112,262 @@ ADASM__PRIVATE adasm__ada_tile_fn adasm__ada_tile_for(adasm_isa isa) {
   }
 }
 
+/* ---- per-arm exp kernels -------------------------------------------------
+   The O(n) loops of a query (the normalizer's two logsumexps and V1
+   targets, the output's logsumexp) take an exp per arm: sum_i e_i with
+   e_i = exp(min(a + ca v_i, b + cb v_i)), stored to out[i] when out is not
+   NULL. adasm__ada_exp four or eight lanes at a time; a compiler left to
+   itself vectorises none of it (the clamps and the in-order sum), and in a
+   default (SSE2) build the scalar loop was a fifth of a word-head query.
+   Same formula on every ISA: results differ in the last bits only (FMA,
+   summation order). */
+typedef double (*adasm__ada_expmin_fn)(const double *v, size_t cnt, double a,
+                                       double ca, double b, double cb,
+                                       double *out);
+
+ADASM__PRIVATE double adasm__ada_expmin_scalar(const double *v, size_t cnt,
+                                               double a, double ca, double b,
+                                               double cb, double *out) {
+  double s = 0.0;
+  size_t i;
+  for (i = 0; i < cnt; ++i) {
+    const double u = a + ca * v[i], w = b + cb * v[i];
+    const double e = adasm__ada_exp(w < u ? w : u); /* w NaN (0 * inf): u */
+    if (out) out[i] = e;
+    s += e;
+  }
+  return s;
+}
+
+/* The vector exps below are adasm__ada_exp lane by lane (same clamps,
+   reduction, Estrin polynomial and two-factor 2^k; FMA where it fits). */
+
+#if defined(ADASM__HAVE_AVX2)
+ADASM__TARGET_AVX2 static __m256d adasm__ada_exp_avx2(__m256d x) {
+  const __m256d magic = _mm256_set1_pd(6755399441055744.0);
+  const __m256i bias = _mm256_set1_epi64x(1023);
+  __m256d k, k1, r, r2, r4, p, q0, q1, q2, q3, q4, q5, q6;
+  __m256i b1, b2;
+#define ADASM__C(i) _mm256_set1_pd(ADASM__ADA_EXP_C(i))
+  x = _mm256_max_pd(_mm256_set1_pd(-746.0), x); /* NaN: x (2nd operand) */
+  x = _mm256_min_pd(_mm256_set1_pd(710.0), x);
+  k = _mm256_sub_pd(
+      _mm256_fmadd_pd(x, _mm256_set1_pd(1.4426950408889634), magic), magic);
+  r = _mm256_fnmadd_pd(k, _mm256_set1_pd(6.93147180369123816490e-01), x);
+  r = _mm256_fnmadd_pd(k, _mm256_set1_pd(1.90821492927058770002e-10), r);
+  r2 = _mm256_mul_pd(r, r);
+  r4 = _mm256_mul_pd(r2, r2);
+  q0 = _mm256_fmadd_pd(ADASM__C(1), r, ADASM__C(0));
+  q1 = _mm256_fmadd_pd(ADASM__C(3), r, ADASM__C(2));
+  q2 = _mm256_fmadd_pd(ADASM__C(5), r, ADASM__C(4));
+  q3 = _mm256_fmadd_pd(ADASM__C(7), r, ADASM__C(6));
+  q4 = _mm256_fmadd_pd(ADASM__C(9), r, ADASM__C(8));
+  q5 = _mm256_fmadd_pd(ADASM__C(11), r, ADASM__C(10));
+  q6 = _mm256_fmadd_pd(ADASM__C(13), r, ADASM__C(12));
+  q0 = _mm256_fmadd_pd(q1, r2, q0);
+  q2 = _mm256_fmadd_pd(q3, r2, q2);
+  q4 = _mm256_fmadd_pd(q5, r2, q4);
+  q0 = _mm256_fmadd_pd(q2, r4, q0);
+  q4 = _mm256_fmadd_pd(q6, r4, q4);
+  p = _mm256_fmadd_pd(q4, _mm256_mul_pd(r4, r4), q0);
+#undef ADASM__C
+  k1 = _mm256_sub_pd(_mm256_fmadd_pd(k, _mm256_set1_pd(0.5), magic), magic);
+  b1 = _mm256_castpd_si256(_mm256_add_pd(k1, magic));
+  b2 = _mm256_castpd_si256(_mm256_add_pd(_mm256_sub_pd(k, k1), magic));
+  b1 = _mm256_slli_epi64(_mm256_add_epi64(b1, bias), 52);
+  b2 = _mm256_slli_epi64(_mm256_add_epi64(b2, bias), 52);
+  return _mm256_mul_pd(_mm256_mul_pd(p, _mm256_castsi256_pd(b1)),
+                       _mm256_castsi256_pd(b2));
+}
+
+ADASM__TARGET_AVX2 static double adasm__ada_expmin_avx2(
+    const double *v, size_t cnt, double a, double ca, double b, double cb,
+    double *out) {
+  const __m256d va = _mm256_set1_pd(a), vca = _mm256_set1_pd(ca);
+  const __m256d vb = _mm256_set1_pd(b), vcb = _mm256_set1_pd(cb);
+  __m256d acc = _mm256_setzero_pd();
+  double lane[4];
+  size_t i = 0;
+  for (; i + 4 <= cnt; i += 4) {
+    const __m256d x = _mm256_loadu_pd(v + i);
+    const __m256d u = _mm256_fmadd_pd(vca, x, va);
+    const __m256d w = _mm256_fmadd_pd(vcb, x, vb);
+    const __m256d e = adasm__ada_exp_avx2(
+        _mm256_blendv_pd(u, w, _mm256_cmp_pd(w, u, _CMP_LT_OQ)));
+    if (out) _mm256_storeu_pd(out + i, e);
+    acc = _mm256_add_pd(acc, e);
+  }
+  _mm256_storeu_pd(lane, acc);
+  return (lane[0] + lane[1]) + (lane[2] + lane[3]) +
+         adasm__ada_expmin_scalar(v + i, cnt - i, a, ca, b, cb,
+                                  out ? out + i : NULL);
+}
+#endif
+
+#if defined(ADASM__HAVE_AVX512)
+#if defined(__GNUC__) && !defined(__clang__)
+/* GCC 12's false -Wmaybe-uninitialized on AVX-512 intrinsics in C++ (see
+   >>k_avx512); scoped to this block. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+ADASM__TARGET_AVX512 static __m512d adasm__ada_exp_avx512(__m512d x) {
+  const __m512d magic = _mm512_set1_pd(6755399441055744.0);
+  const __m512i bias = _mm512_set1_epi64(1023);
+  __m512d k, k1, r, r2, r4, p, q0, q1, q2, q3, q4, q5, q6;
+  __m512i b1, b2;
+#define ADASM__C(i) _mm512_set1_pd(ADASM__ADA_EXP_C(i))
+  x = _mm512_max_pd(_mm512_set1_pd(-746.0), x); /* NaN: x (2nd operand) */
+  x = _mm512_min_pd(_mm512_set1_pd(710.0), x);
+  k = _mm512_sub_pd(
+      _mm512_fmadd_pd(x, _mm512_set1_pd(1.4426950408889634), magic), magic);
+  r = _mm512_fnmadd_pd(k, _mm512_set1_pd(6.93147180369123816490e-01), x);
+  r = _mm512_fnmadd_pd(k, _mm512_set1_pd(1.90821492927058770002e-10), r);
+  r2 = _mm512_mul_pd(r, r);
+  r4 = _mm512_mul_pd(r2, r2);
+  q0 = _mm512_fmadd_pd(ADASM__C(1), r, ADASM__C(0));
+  q1 = _mm512_fmadd_pd(ADASM__C(3), r, ADASM__C(2));
+  q2 = _mm512_fmadd_pd(ADASM__C(5), r, ADASM__C(4));
+  q3 = _mm512_fmadd_pd(ADASM__C(7), r, ADASM__C(6));
+  q4 = _mm512_fmadd_pd(ADASM__C(9), r, ADASM__C(8));
+  q5 = _mm512_fmadd_pd(ADASM__C(11), r, ADASM__C(10));
+  q6 = _mm512_fmadd_pd(ADASM__C(13), r, ADASM__C(12));
+  q0 = _mm512_fmadd_pd(q1, r2, q0);
+  q2 = _mm512_fmadd_pd(q3, r2, q2);
+  q4 = _mm512_fmadd_pd(q5, r2, q4);
+  q0 = _mm512_fmadd_pd(q2, r4, q0);
+  q4 = _mm512_fmadd_pd(q6, r4, q4);
+  p = _mm512_fmadd_pd(q4, _mm512_mul_pd(r4, r4), q0);
+#undef ADASM__C
+  k1 = _mm512_sub_pd(_mm512_fmadd_pd(k, _mm512_set1_pd(0.5), magic), magic);
+  b1 = _mm512_castpd_si512(_mm512_add_pd(k1, magic));
+  b2 = _mm512_castpd_si512(_mm512_add_pd(_mm512_sub_pd(k, k1), magic));
+  b1 = _mm512_slli_epi64(_mm512_add_epi64(b1, bias), 52);
+  b2 = _mm512_slli_epi64(_mm512_add_epi64(b2, bias), 52);
+  return _mm512_mul_pd(_mm512_mul_pd(p, _mm512_castsi512_pd(b1)),
+                       _mm512_castsi512_pd(b2));
+}
+
+ADASM__TARGET_AVX512 static double adasm__ada_expmin_avx512(
+    const double *v, size_t cnt, double a, double ca, double b, double cb,
+    double *out) {
+  const __m512d va = _mm512_set1_pd(a), vca = _mm512_set1_pd(ca);
+  const __m512d vb = _mm512_set1_pd(b), vcb = _mm512_set1_pd(cb);
+  __m512d acc = _mm512_setzero_pd();
+  double lane[8];
+  size_t i = 0;
+  for (; i + 8 <= cnt; i += 8) {
+    const __m512d x = _mm512_loadu_pd(v + i);
+    const __m512d u = _mm512_fmadd_pd(vca, x, va);
+    const __m512d w = _mm512_fmadd_pd(vcb, x, vb);
+    const __m512d e = adasm__ada_exp_avx512(_mm512_mask_blend_pd(
+        _mm512_cmp_pd_mask(w, u, _CMP_LT_OQ), u, w));
+    if (out) _mm512_storeu_pd(out + i, e);
+    acc = _mm512_add_pd(acc, e);
+  }
+  _mm512_storeu_pd(lane, acc);
+  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
+         ((lane[4] + lane[5]) + (lane[6] + lane[7])) +
+         adasm__ada_expmin_scalar(v + i, cnt - i, a, ca, b, cb,
+                                  out ? out + i : NULL);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+#if defined(ADASM__HAVE_NEON)
+static float64x2_t adasm__ada_exp_neon(float64x2_t x) {
+  const float64x2_t magic = vdupq_n_f64(6755399441055744.0);
+  const int64x2_t bias = vdupq_n_s64(1023);
+  float64x2_t k, k1, r, r2, r4, p, q0, q1, q2, q3, q4, q5, q6;
+  int64x2_t b1, b2;
+#define ADASM__C(i) vdupq_n_f64(ADASM__ADA_EXP_C(i))
+  x = vmaxq_f64(vdupq_n_f64(-746.0), x); /* NaN stays NaN */
+  x = vminq_f64(vdupq_n_f64(710.0), x);
+  k = vsubq_f64(vfmaq_f64(magic, x, vdupq_n_f64(1.4426950408889634)), magic);
+  r = vfmsq_f64(x, k, vdupq_n_f64(6.93147180369123816490e-01));
+  r = vfmsq_f64(r, k, vdupq_n_f64(1.90821492927058770002e-10));
+  r2 = vmulq_f64(r, r);
+  r4 = vmulq_f64(r2, r2);
+  q0 = vfmaq_f64(ADASM__C(0), ADASM__C(1), r);
+  q1 = vfmaq_f64(ADASM__C(2), ADASM__C(3), r);
+  q2 = vfmaq_f64(ADASM__C(4), ADASM__C(5), r);
+  q3 = vfmaq_f64(ADASM__C(6), ADASM__C(7), r);
+  q4 = vfmaq_f64(ADASM__C(8), ADASM__C(9), r);
+  q5 = vfmaq_f64(ADASM__C(10), ADASM__C(11), r);
+  q6 = vfmaq_f64(ADASM__C(12), ADASM__C(13), r);
+  q0 = vfmaq_f64(q0, q1, r2);
+  q2 = vfmaq_f64(q2, q3, r2);
+  q4 = vfmaq_f64(q4, q5, r2);
+  q0 = vfmaq_f64(q0, q2, r4);
+  q4 = vfmaq_f64(q4, q6, r4);
+  p = vfmaq_f64(q0, q4, vmulq_f64(r4, r4));
+#undef ADASM__C
+  k1 = vsubq_f64(vfmaq_f64(magic, k, vdupq_n_f64(0.5)), magic);
+  b1 = vreinterpretq_s64_f64(vaddq_f64(k1, magic));
+  b2 = vreinterpretq_s64_f64(vaddq_f64(vsubq_f64(k, k1), magic));
+  b1 = vshlq_n_s64(vaddq_s64(b1, bias), 52);
+  b2 = vshlq_n_s64(vaddq_s64(b2, bias), 52);
+  return vmulq_f64(vmulq_f64(p, vreinterpretq_f64_s64(b1)),
+                   vreinterpretq_f64_s64(b2));
+}
+
+static double adasm__ada_expmin_neon(const double *v, size_t cnt, double a,
+                                     double ca, double b, double cb,
+                                     double *out) {
+  const float64x2_t va = vdupq_n_f64(a), vca = vdupq_n_f64(ca);
+  const float64x2_t vb = vdupq_n_f64(b), vcb = vdupq_n_f64(cb);
+  float64x2_t acc0 = vdupq_n_f64(0.0), acc1 = vdupq_n_f64(0.0);
+  size_t i = 0;
+  for (; i + 4 <= cnt; i += 4) {
+    const float64x2_t x0 = vld1q_f64(v + i), x1 = vld1q_f64(v + i + 2);
+    const float64x2_t u0 = vfmaq_f64(va, vca, x0), w0 = vfmaq_f64(vb, vcb, x0);
+    const float64x2_t u1 = vfmaq_f64(va, vca, x1), w1 = vfmaq_f64(vb, vcb, x1);
+    const float64x2_t e0 = adasm__ada_exp_neon(vbslq_f64(vcltq_f64(w0, u0), w0, u0));
+    const float64x2_t e1 = adasm__ada_exp_neon(vbslq_f64(vcltq_f64(w1, u1), w1, u1));
+    if (out) {
+      vst1q_f64(out + i, e0);
+      vst1q_f64(out + i + 2, e1);
+    }
+    acc0 = vaddq_f64(acc0, e0);
+    acc1 = vaddq_f64(acc1, e1);
+  }
+  return (vgetq_lane_f64(acc0, 0) + vgetq_lane_f64(acc0, 1)) +
+         (vgetq_lane_f64(acc1, 0) + vgetq_lane_f64(acc1, 1)) +
+         adasm__ada_expmin_scalar(v + i, cnt - i, a, ca, b, cb,
+                                  out ? out + i : NULL);
+}
+#endif
+
+ADASM__PRIVATE adasm__ada_expmin_fn adasm__ada_expmin_for(adasm_isa isa) {
+  if (isa == ADASM_ISA_AUTO) isa = adasm_isa_best();
+  switch (isa) {
+#if defined(ADASM__HAVE_AVX512)
+  case ADASM_ISA_AVX512: return adasm__ada_expmin_avx512;
+#endif
+#if defined(ADASM__HAVE_AVX2)
+  case ADASM_ISA_AVX2: return adasm__ada_expmin_avx2;
+#endif
+#if defined(ADASM__HAVE_NEON)
+  case ADASM_ISA_NEON: return adasm__ada_expmin_neon;
+#endif
+  default: return adasm__ada_expmin_scalar;
+  }
+}
+
+/* log sum_i exp(scale * v[i]) over the arms, in double. */
+ADASM__PRIVATE double adasm__ada_lse(adasm__ada_expmin_fn f, const double *v,
+                                     size_t cnt, double scale) {
+  double mx = -HUGE_VAL;
+  size_t i;
+  for (i = 0; i < cnt; ++i)
+    if (scale * v[i] > mx) mx = scale * v[i];
+  if (!(mx > -HUGE_VAL)) return mx;
+  return mx + log(f(v, cnt, -mx, scale, HUGE_VAL, 0.0, NULL));
+}
+
 /* ---- per-query state ------------------------------------------------------ */
 typedef struct adasm__ada_q {
   const adasm_ada_index *ix;
@@ -3122,6 +3378,7 @@ typedef struct adasm__ada_q {
   size_t wlevel;   /* sample size whose HT weights are in w.cw / w.ew */
   uint64_t madds;
   adasm__ada_tile_fn tile;                 /* dense kernel of the ISA */
+  adasm__ada_expmin_fn expmin;             /* per-arm exps of the ISA */
   const adasm_kernels *kern;               /* its exact kernels (dot_rows) */
   unsigned char lv_ready[ADASM__ADA_MAXLV]; /* float weights of level made */
 } adasm__ada_q;
@@ -3321,7 +3578,7 @@ ADASM__PRIVATE void adasm__ada_pull_fast(adasm__ada_q *q, const size_t *P,
       m[P[t]] = q->nnz;
       mu[P[t]] = q->beta * (double)y;
       var[P[t]] = 0.0;
-      bad |= !adasm__isfinite(mu[P[t]]);
+      if (!adasm__isfinite(mu[P[t]])) bad = 1;
     }
     for (t = 0; t < np && !whole; ++t) {
       const float *row = q->ix->A + P[t] * lda;
@@ -3358,7 +3615,7 @@ ADASM__PRIVATE void adasm__ada_pull_fast(adasm__ada_q *q, const size_t *P,
       m[P[t]] = g;
       mu[P[t]] = q->beta * (double)(m0 + m1);
       var[P[t]] = (double)(v0 + v1);
-      bad |= !adasm__isfinite(mu[P[t]]) | !adasm__isfinite(var[P[t]]);
+      if (!adasm__isfinite(mu[P[t]]) || !adasm__isfinite(var[P[t]])) bad = 1;
     }
   } else {
     q->madds += 2u * (uint64_t)span * (uint64_t)g;
@@ -3372,7 +3629,7 @@ ADASM__PRIVATE void adasm__ada_pull_fast(adasm__ada_q *q, const size_t *P,
       m[i] = g;
       mu[i] = q->beta * (double)q->w.tmu[i - lo];
       var[i] = (double)q->w.tvar[i - lo];
-      bad |= !adasm__isfinite(mu[i]) | !adasm__isfinite(var[i]);
+      if (!adasm__isfinite(mu[i]) || !adasm__isfinite(var[i])) bad = 1;
     }
   }
   *pulls += got;
@@ -3471,6 +3728,7 @@ ADASM__PRIVATE void adasm__ada_prepare(adasm__ada_q *q,
   q->wlevel = 0;
   q->madds = 0;
   q->tile = adasm__ada_tile_for(ADASM_ISA_AUTO);
+  q->expmin = adasm__ada_expmin_for(ADASM_ISA_AUTO);
   q->kern = adasm__k(NULL);
   memset(q->lv_ready, 0, sizeof q->lv_ready);
   for (j = 0; j < ix->d; ++j) {
@@ -3779,6 +4037,7 @@ ADASM_DEF adasm_result adasm_ada_query(const adasm_ada_index *ix,
   ADASM__ADA_PROF_START();
   adasm__ada_prepare(&q, ix, x);
   q.tile = adasm__ada_tile_for(adasm_kernels_isa(params->kern));
+  q.expmin = adasm__ada_expmin_for(adasm_kernels_isa(params->kern));
   q.kern = adasm__k(params->kern);
   out->nnz = nnz = q.nnz;
 
@@ -3787,7 +4046,7 @@ ADASM_DEF adasm_result adasm_ada_query(const adasm_ada_index *ix,
       adasm__ada_exact(&q, i, &out->pulls_best);
       q.w.res[i] = i;
     }
-    adasm__ada_output(&q, k, adasm__ada_lse(q.w.mu, n, 1.0), out);
+    adasm__ada_output(&q, k, adasm__ada_lse(q.expmin, q.w.mu, n, 1.0), out);
   } else {
     /* ln(d) of the elimination's union bound over rounds, with d = nnz (the
        most columns an arm can use), at least 1 (ln 3 > 1). */
@@ -3910,21 +4169,19 @@ ADASM_DEF adasm_result adasm_ada_query(const adasm_ada_index *ix,
     Lb = log(6.0 * (double)n / dp);
     for (i = 0; i < n; ++i)
       q.w.hi[i] = q.w.mu[i] - sqrt(2.0 * Lb * fn * q.w.var[i]);
-    logSa = adasm__ada_lse(q.w.hi, n, 1.0);
-    logSg = adasm__ada_lse(q.w.hi, n, 0.5);
+    logSa = adasm__ada_lse(q.expmin, q.w.hi, n, 1.0);
+    logSg = adasm__ada_lse(q.expmin, q.w.hi, n, 0.5);
     logc = log(16.0 * sqrt(2.0) * Lb / ep) + 2.0 * logSg - logSa;
     loge = log(16.0 * log(12.0 / dp) / (ep * ep));
-    for (i = 0; i < n; ++i) {
-      const double va = logSg - logc - 0.5 * q.w.hi[i];
-      const double vb = logSa - loge - q.w.hi[i];
-      q.w.lo[i] = adasm__ada_exp(va < vb ? va : vb); /* inf: no pulls */
-      q.w.set[i] = i;
-    }
+    /* V1_i = exp(min(va, vb)), va = logSg - logc - hi_i / 2, vb = logSa -
+       loge - hi_i (inf: no pulls needed) */
+    q.expmin(q.w.hi, n, logSg - logc, -0.5, logSa - loge, -1.0, q.w.lo);
+    for (i = 0; i < n; ++i) q.w.set[i] = i;
     adasm__ada_pull_to_var(&q, q.w.set, n, q.w.lo, 0.0, fn, nnz,
                            &out->pulls_norm);
 
     /* 5. log S_hat = logsumexp(mu_hat); p_hat_i = exp(mu_i - log S_hat). */
-    adasm__ada_output(&q, k, adasm__ada_lse(q.w.mu, n, 1.0), out);
+    adasm__ada_output(&q, k, adasm__ada_lse(q.expmin, q.w.mu, n, 1.0), out);
   }
   out->pulls_total =
       out->pulls_burnin + out->pulls_elim + out->pulls_best + out->pulls_norm;
@@ -4109,7 +4366,7 @@ ADASM_DEF adasm_result adasm_ada_calibrate(const adasm_ada_index *ix,
       ord[i] = i;
     }
     adasm__ada_sort(ord, n, mu);
-    lse = adasm__ada_lse(mu, n, 1.0);
+    lse = adasm__ada_lse(adasm__ada_expmin_for(ADASM_ISA_AUTO), mu, n, 1.0);
     for (s = 0; s < k; ++s) {
       tidx[t * k + s] = ord[s];
       tp[t * k + s] = exp(mu[ord[s]] - lse);
