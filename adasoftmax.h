@@ -4167,10 +4167,21 @@ ADASM_DEF adasm_result adasm_ada_query(const adasm_ada_index *ix,
        sum alpha / (e alpha_i)) with c = 16 sqrt2 Lb / eps' (sum gamma)^2 /
        sum alpha and e = 16 ln(12/delta') / eps'^2. */
     Lb = log(6.0 * (double)n / dp);
-    for (i = 0; i < n; ++i)
-      q.w.hi[i] = q.w.mu[i] - sqrt(2.0 * Lb * fn * q.w.var[i]);
-    logSa = adasm__ada_lse(q.expmin, q.w.hi, n, 1.0);
-    logSg = adasm__ada_lse(q.expmin, q.w.hi, n, 0.5);
+    {
+      double mx = -HUGE_VAL; /* both logsumexps from this one maximum */
+      for (i = 0; i < n; ++i) {
+        const double h = q.w.mu[i] - sqrt(2.0 * Lb * fn * q.w.var[i]);
+        q.w.hi[i] = h;
+        if (h > mx) mx = h;
+      }
+      if (mx > -HUGE_VAL) {
+        logSa = mx + log(q.expmin(q.w.hi, n, -mx, 1.0, HUGE_VAL, 0.0, NULL));
+        logSg = 0.5 * mx +
+                log(q.expmin(q.w.hi, n, -0.5 * mx, 0.5, HUGE_VAL, 0.0, NULL));
+      } else {
+        logSa = logSg = mx;
+      }
+    }
     logc = log(16.0 * sqrt(2.0) * Lb / ep) + 2.0 * logSg - logSa;
     loge = log(16.0 * log(12.0 / dp) / (ep * ep));
     /* V1_i = exp(min(va, vb)), va = logSg - logc - hi_i / 2, vb = logSa -
