@@ -3530,8 +3530,8 @@ ADASM__PRIVATE int adasm__ada_level(adasm__ada_q *q, size_t g,
   return 1;
 }
 
-/* adasm__ada_pull for arms P (ascending, all in one tile of
-   ADASM__ADA_TILE rows, all with m < g) at a grid size g: the same
+/* adasm__ada_pull for arms P (all in one tile of ADASM__ADA_TILE rows,
+   ascending except the best arms, all with m < g) at a grid size g: the same
    estimator from float weights. Dense sets run the SIMD tile kernel over
    the rows P spans (contiguous column segments), sparse ones gather from
    their rows of A. Estimates that come out non-finite in float are redone
@@ -3544,10 +3544,14 @@ ADASM__PRIVATE void adasm__ada_pull_fast(adasm__ada_q *q, const size_t *P,
   const size_t d = q->ix->d;
   double *mu = q->w.mu, *var = q->w.var;
   size_t *m = q->w.m;
-  const size_t lo = P[0], span = P[np - 1] - P[0] + 1; /* P ascending */
-  size_t t, s;
+  size_t t, s, lo = P[0], hi = P[0], span;
   uint64_t got = 0; /* pulls */
   int bad = 0;      /* a float estimate came out non-finite */
+  for (t = 1; t < np; ++t) { /* P is ascending except for the best arms */
+    if (P[t] < lo) lo = P[t];
+    if (P[t] > hi) hi = P[t];
+  }
+  span = hi - lo + 1;
   if (g >= q->nnz || !adasm__ada_level(q, g, &cw, &ew, &col)) {
     adasm__ada_pull(q, P, np, g, pulls);
     return;
