@@ -661,10 +661,12 @@ static void test_fast_path_d(size_t D) {
       adasm__ada_prepare(&q, &ix, x);
       adasm__ada_order(&q, 99u);
       q.tile = adasm__ada_tile_for(isas[ii]);
-      /* tiles of the dense kernel, then a sparse set (row gathers) */
+      /* tiles of the dense kernel, then a sparse set (row gathers); the
+         dense arms in descending order: P need not be ascending (the
+         best arms are pulled in acceptance order) */
       for (t0 = 0; t0 < N; t0 += ADASM__ADA_TILE) {
         const size_t cnt = N - t0 < ADASM__ADA_TILE ? N - t0 : ADASM__ADA_TILE;
-        for (i = 0; i < cnt; ++i) q.w.set[i] = t0 + i;
+        for (i = 0; i < cnt; ++i) q.w.set[i] = t0 + cnt - 1 - i;
         adasm__ada_pull_fast(&q, q.w.set, cnt, g, &gt, &pulls);
       }
       for (i = 0; i < 3; ++i) q.w.m[sparse[i]] = 0;
