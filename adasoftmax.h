@@ -2678,13 +2678,25 @@ ADASM_DEF adasm_result adasm_sample(const adasm_kernels *k, const float *z,
    bench_stages build) only: defining ADASM_ADA_PROFILE
    before the implementation adds process-wide (not thread-safe) counters of
    CPU seconds per stage: 0 setup + order, 1 burn-in, 2 elimination, 3 best
-   arms, 4 normalizer + output. Off by default: no global state. */
+   arms, 4 normalizer + output. On x86-64 with GCC or clang it also counts
+   time-stamp-counter cycles in the pull kernels: 0 tile kernel, 1 whole-row
+   dots, 2 gathers, 3 whole queries (read them as shares of 3; elsewhere
+   they stay 0). Off by default: no global state. */
 #ifdef ADASM_ADA_PROFILE
 #include <time.h>
+#if defined(ADASM__X86_64) && (defined(__GNUC__) || defined(__clang__))
+#include <x86intrin.h>
+#define ADASM__ADA_CYC() ((double)__rdtsc())
+#else
+#define ADASM__ADA_CYC() 0.0
+#endif
 static double adasm__ada_prof[5];
 static double adasm__ada_prof_rows[2]; /* rows path: arm pulls, arm*g */
 static double adasm__ada_prof_tile[2]; /* tile path: calls, span*g */
+static double adasm__ada_prof_cyc[4];  /* tile, whole rows, gathers, query */
 #define ADASM__ADA_PROF_ADD(arr, a, b) ((arr)[0] += (a), (arr)[1] += (b))
+#define ADASM__ADA_CYC_ADD(slot, c0)                                           \
+  (adasm__ada_prof_cyc[slot] += ADASM__ADA_CYC() - (c0))
 static clock_t adasm__ada_prof_t0;
 #define ADASM__ADA_PROF_START() (adasm__ada_prof_t0 = clock())
 #define ADASM__ADA_PROF(stage)                                                 \
@@ -2698,6 +2710,8 @@ static clock_t adasm__ada_prof_t0;
 #define ADASM__ADA_PROF_START() ((void)0)
 #define ADASM__ADA_PROF_ADD(arr, a, b) ((void)0)
 #define ADASM__ADA_PROF(stage) ((void)0)
+#define ADASM__ADA_CYC() 0.0
+#define ADASM__ADA_CYC_ADD(slot, c0) ((void)(c0))
 #endif
 
 /* ---- workspace layout ---------------------------------------------------- */
@@ -3572,6 +3586,7 @@ ADASM__PRIVATE void adasm__ada_pull_fast(adasm__ada_q *q, const size_t *P,
        cheaper pull. It costs pulls (nnz - g more), not time. */
     const size_t lda = q->ix->lda;
     const int whole = g * 4 >= d;
+    const double cyc0 = ADASM__ADA_CYC();
     q->madds += whole ? (uint64_t)np * (uint64_t)d : 2u * (uint64_t)np * (uint64_t)g;
     ADASM__ADA_PROF_ADD(adasm__ada_prof_rows, (double)np,
                         (double)np * (double)g);
@@ -3621,10 +3636,13 @@ ADASM__PRIVATE void adasm__ada_pull_fast(adasm__ada_q *q, const size_t *P,
       var[P[t]] = (double)(v0 + v1);
       if (!adasm__isfinite(mu[P[t]]) || !adasm__isfinite(var[P[t]])) bad = 1;
     }
+    ADASM__ADA_CYC_ADD(whole ? 1 : 2, cyc0);
   } else {
+    const double cyc0 = ADASM__ADA_CYC();
     q->madds += 2u * (uint64_t)span * (uint64_t)g;
     q->tile(q->ix->cols + lo, q->n, col, g, cw, ew, span, q->w.tmu,
             q->w.tvar);
+    ADASM__ADA_CYC_ADD(0, cyc0);
     if (g > *gt) *gt = g;
     ADASM__ADA_PROF_ADD(adasm__ada_prof_tile, 1.0, (double)span * (double)g);
     for (t = 0; t < np; ++t) {
@@ -4005,6 +4023,7 @@ ADASM_DEF adasm_result adasm_ada_query(const adasm_ada_index *ix,
   adasm_result r;
   size_t n, d, k, nnz, i, j, t;
   double dp, ep, fe, fn;
+  const double cyc0 = ADASM__ADA_CYC();
   int has_nan = 0, has_inf = 0;
 
   if (!x || !out || !out->idx || !out->prob) return ADASM_ERR_NULL;
@@ -4202,6 +4221,7 @@ ADASM_DEF adasm_result adasm_ada_query(const adasm_ada_index *ix,
       out->pulls_burnin + out->pulls_elim + out->pulls_best + out->pulls_norm;
   out->madds = q.madds;
   ADASM__ADA_PROF(4);
+  ADASM__ADA_CYC_ADD(3, cyc0);
   return ADASM_OK;
 }
 

@@ -24,7 +24,9 @@
    executed (HT recomputes included) against the exact path's n d. Built
    with -DBENCH_STAGES (the `bench_stages` executable) it also times the
    stages (the library's ADASM_ADA_PROFILE hook: two clock() calls per
-   stage, so those ada times are not the main table's). */
+   stage, so those ada times are not the main table's) and, on x86-64, the
+   share of ada's cycles spent in the pull kernels (tile kernel, whole-row
+   dots, gathers; the rest is per-arm work outside them). */
 #include "bench_util.h"
 
 #ifdef BENCH_STAGES
@@ -72,6 +74,8 @@ int main(int argc, char **argv) {
   double stage[16][5];   /* per delta: mean pulls burn-in, elim, best, norm,
                             and madds */
   double stage_ms[16][5]; /* per delta (BENCH_STAGES): CPU ms per stage */
+  double kern_pct[16][3]; /* per delta (BENCH_STAGES): % of ada's cycles in
+                             the tile kernel, whole-row dots, gathers */
   float *logits;
   void *work = NULL;
   double t0;
@@ -143,6 +147,7 @@ int main(int argc, char **argv) {
     memset(stage_ms[di], 0, sizeof stage_ms[di]);
 #ifdef BENCH_STAGES
     memset(adasm__ada_prof, 0, sizeof adasm__ada_prof);
+    memset(adasm__ada_prof_cyc, 0, sizeof adasm__ada_prof_cyc);
 #endif
     for (t = 0; t < nrep; t++) {
       const float *x = (const float *)X.data + (calib + t) * d;
@@ -200,6 +205,10 @@ int main(int argc, char **argv) {
     fflush(stdout);
 #ifdef BENCH_STAGES
     for (t = 0; t < 5; t++) stage_ms[di][t] = 1e3 * adasm__ada_prof[t] / (double)nrep;
+    for (t = 0; t < 3; t++) /* 0 where the cycle counter is not read */
+      kern_pct[di][t] = adasm__ada_prof_cyc[3] > 0.0
+                            ? 100.0 * adasm__ada_prof_cyc[t] / adasm__ada_prof_cyc[3]
+                            : 0.0;
 #endif
     free(work);
     free(t_ada);
@@ -211,11 +220,12 @@ int main(int argc, char **argv) {
   printf("\n| head | delta | pulls: burn-in | elimination | best | "
          "normalizer | multiply-adds executed | / n d |");
 #ifdef BENCH_STAGES
-  printf(" ms: setup | burn-in | elimination | best | normalizer |");
+  printf(" ms: setup | burn-in | elimination | best | normalizer |"
+         " %% of ada: tile kernel | whole rows | gathers |");
 #endif
   printf("\n|:--|--:|--:|--:|--:|--:|--:|--:|");
 #ifdef BENCH_STAGES
-  printf("--:|--:|--:|--:|--:|");
+  printf("--:|--:|--:|--:|--:|--:|--:|--:|");
 #endif
   printf("\n");
   for (di = 0; di < ndelta; di++) {
@@ -223,8 +233,9 @@ int main(int argc, char **argv) {
            deltas[di], stage[di][0], stage[di][1], stage[di][2], stage[di][3],
            stage[di][4], stage[di][4] / ((double)n * (double)d));
 #ifdef BENCH_STAGES
-    printf(" %.3f | %.3f | %.3f | %.3f | %.3f |", stage_ms[di][0],
-           stage_ms[di][1], stage_ms[di][2], stage_ms[di][3], stage_ms[di][4]);
+    printf(" %.3f | %.3f | %.3f | %.3f | %.3f | %.0f | %.0f | %.0f |",
+           stage_ms[di][0], stage_ms[di][1], stage_ms[di][2], stage_ms[di][3],
+           stage_ms[di][4], kern_pct[di][0], kern_pct[di][1], kern_pct[di][2]);
 #endif
     printf("\n");
   }
