@@ -74,8 +74,10 @@ int main(int argc, char **argv) {
   double stage[16][5];   /* per delta: mean pulls burn-in, elim, best, norm,
                             and madds */
   double stage_ms[16][5]; /* per delta (BENCH_STAGES): CPU ms per stage */
-  double kern_pct[16][3]; /* per delta (BENCH_STAGES): % of ada's cycles in
-                             the tile kernel, whole-row dots, gathers */
+#ifdef BENCH_STAGES
+  double kern_pct[16][3]; /* per delta: % of ada's cycles in the tile
+                             kernel, whole-row dots, gathers */
+#endif
   float *logits;
   void *work = NULL;
   double t0;
