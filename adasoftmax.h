@@ -4360,6 +4360,7 @@ ADASM_DEF adasm_result adasm_ada_calibrate(const adasm_ada_index *ix,
   double *mu;
   size_t *ord, *tidx, *stamp;
   double *tp;
+  adasm__ada_expmin_fn expmin;
   if (!X || !fudge_elim || !fudge_norm) return ADASM_ERR_NULL;
   r = adasm__ada_check(ix, params);
   if (r != ADASM_OK) return r;
@@ -4380,6 +4381,8 @@ ADASM_DEF adasm_result adasm_ada_calibrate(const adasm_ada_index *ix,
   tidx = (size_t *)(void *)(w + c.off_tidx);
   tp = (double *)(void *)(w + c.off_tp);
   for (i = 0; i < n; ++i) stamp[i] = 0;
+  /* the caller's ISA, as its queries use (params->kern; NULL = best) */
+  expmin = adasm__ada_expmin_for(adasm_kernels_isa(params->kern));
 
   /* Exact answers once: logits in double, top-k (ties: lower index), p. */
   for (t = 0; t < q; ++t) {
@@ -4401,7 +4404,7 @@ ADASM_DEF adasm_result adasm_ada_calibrate(const adasm_ada_index *ix,
       ord[i] = i;
     }
     adasm__ada_sort(ord, n, mu);
-    lse = adasm__ada_lse(adasm__ada_expmin_for(ADASM_ISA_AUTO), mu, n, 1.0);
+    lse = adasm__ada_lse(expmin, mu, n, 1.0);
     for (s = 0; s < k; ++s) {
       tidx[t * k + s] = ord[s];
       tp[t * k + s] = exp(mu[ord[s]] - lse);
