@@ -165,6 +165,38 @@ ADASM_DEF adasm_result adasm_kernels_get(adasm_isa isa,
                                          const adasm_kernels **out);
 ADASM_DEF adasm_isa adasm_kernels_isa(const adasm_kernels *k);
 
+/* ---- Matrices: element types and the descriptor the methods take ------- */
+typedef enum adasm_dtype {
+  ADASM_F32 = 0,  /* IEEE binary32 (float) */
+  ADASM_F16 = 1,  /* IEEE binary16, stored as uint16_t bits */
+  ADASM_BF16 = 2  /* bfloat16 (the top half of a binary32), as uint16_t */
+} adasm_dtype;
+
+/* A row-major matrix the caller owns: `rows` rows of `cols` elements of
+   `dtype`, row r starting at element r * ld (ld >= cols). Only
+   (rows - 1) * ld + cols elements are read. */
+typedef struct adasm_matrix {
+  const void *data;
+  size_t rows, cols, ld;
+  adasm_dtype dtype;
+} adasm_matrix;
+
+ADASM_DEF adasm_matrix adasm_matrix_f32(const float *data, size_t rows,
+                                        size_t cols, size_t ld);
+ADASM_DEF adasm_matrix adasm_matrix_f16(const uint16_t *data, size_t rows,
+                                        size_t cols, size_t ld);
+ADASM_DEF adasm_matrix adasm_matrix_bf16(const uint16_t *data, size_t rows,
+                                         size_t cols, size_t ld);
+
+/* Conversions. To 16 bits: round to nearest, ties to even; values beyond
+   the largest finite 16-bit number round to +-inf; f16 keeps subnormals
+   (down to 2^-24); a NaN stays a NaN (quiet; the top payload bits kept).
+   From 16 bits: exact. Same results on every ISA (no kernel set). */
+ADASM_DEF uint16_t adasm_f32_to_f16(float f);
+ADASM_DEF float adasm_f16_to_f32(uint16_t h);
+ADASM_DEF uint16_t adasm_f32_to_bf16(float f);
+ADASM_DEF float adasm_bf16_to_f32(uint16_t h);
+
 /* ---- PCG32 random generator (O'Neill, pcg32 XSH-RR 64/32) -------------- */
 typedef struct adasm_pcg32 {
   uint64_t state;
@@ -272,6 +304,41 @@ ADASM_DEF adasm_result adasm_gemv_softmax_topk(
     const adasm_kernels *k, const float *A, size_t n, size_t d, size_t lda,
     const float *x, float beta, size_t topk, size_t *idx, float *prob,
     double *log_norm, float *logits);
+
+/* The query shape every method shares: method_query(model, params, x, work,
+   work_bytes, out). params has a _default() function and carries the
+   kernel set (`kern`, NULL = the best); out carries caller arrays idx and
+   prob (k entries each) and is filled with log_norm and madds (the
+   multiply-adds with entries of the model, n * cols for the exact path). */
+typedef struct adasm_exact_params {
+  size_t k;                  /* rows to return, 1 <= k <= rows; default 1 */
+  float beta;                /* inverse temperature, finite, > 0; default 1 */
+  const adasm_kernels *kern; /* NULL (default): the best the CPU has */
+} adasm_exact_params;
+
+typedef struct adasm_exact_result {
+  size_t *idx;     /* caller array of k: rows, best first (ties: lower
+                      index first) */
+  float *prob;     /* caller array of k: their probabilities */
+  float *logits;   /* optional caller array of `rows` (NULL: not written):
+                      beta * A x */
+  double log_norm; /* log sum_i exp(beta A_i x) */
+  uint64_t madds;  /* rows * cols */
+} adasm_exact_result;
+
+ADASM_DEF adasm_exact_params adasm_exact_params_default(void);
+
+/* Exact softmax(beta A x) of a matrix of any dtype: adasm_gemv_softmax_topk
+   (one streaming read of A, logits, log-normalizer and top-k fused) with
+   16-bit rows converted as they are read; x and the accumulation are
+   float. Needs no workspace: work may be NULL and work_bytes 0. Errors and
+   accuracy as adasm_gemv_softmax_topk; also ADASM_ERR_PARAM for an unknown
+   dtype. */
+ADASM_DEF adasm_result adasm_exact_query(const adasm_matrix *A,
+                                         const adasm_exact_params *params,
+                                         const float *x, void *work,
+                                         size_t work_bytes,
+                                         adasm_exact_result *out);
 
 
 /* ---- AdaSoftmax: PAC top-k and normalizer of softmax(beta A x) ---------
@@ -819,6 +886,77 @@ ADASM__PRIVATE int adasm__mul_overflows(size_t a, size_t b, size_t *out) {
 ADASM__PRIVATE void adasm__fill(float *p, size_t n, float v) {
   size_t i;
   for (i = 0; i < n; ++i) p[i] = v;
+}
+
+/* 16-bit floats, bit by bit (integer arithmetic only: immune to the
+   caller's floating-point flags and to -ffast-math). */
+ADASM_DEF uint16_t adasm_f32_to_f16(float f) {
+  const uint32_t x = adasm__f2u(f), ax = x & 0x7fffffffu;
+  const uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+  if (ax > 0x7f800000u) /* NaN: quiet, top payload bits */
+    return (uint16_t)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
+  if (ax >= 0x477ff000u) /* >= 65520 (half way past 65504): inf */
+    return (uint16_t)(sign | 0x7c00u);
+  if (ax >= 0x38800000u) { /* normal: rebias, round 23 -> 10 bits */
+    const uint32_t r = ax + 0xfffu + ((ax >> 13) & 1u);
+    return (uint16_t)(sign | ((r - (112u << 23)) >> 13));
+  }
+  { /* below 2^-14: a multiple of 2^-24, rounded to nearest even */
+    const uint32_t e = ax >> 23, mant = (ax & 0x7fffffu) | 0x800000u;
+    uint32_t shift, q, rem, half;
+    if (e < 102u) return sign; /* below 2^-25: rounds to 0 */
+    shift = 126u - e;          /* 14..24 */
+    q = mant >> shift;
+    rem = mant & ((1u << shift) - 1u);
+    half = 1u << (shift - 1u);
+    if (rem > half || (rem == half && (q & 1u))) ++q;
+    return (uint16_t)(sign | q);
+  }
+}
+
+ADASM_DEF float adasm_f16_to_f32(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+  const uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  if (e == 0x1fu) return adasm__u2f(sign | 0x7f800000u | (m << 13));
+  if (e == 0u) { /* zero or subnormal: m * 2^-24, exact in float */
+    const float v = (float)m * 5.9604644775390625e-8f;
+    return sign ? -v : v;
+  }
+  return adasm__u2f(sign | ((e + 112u) << 23) | (m << 13));
+}
+
+ADASM_DEF uint16_t adasm_f32_to_bf16(float f) {
+  const uint32_t x = adasm__f2u(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);
+  return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+ADASM_DEF float adasm_bf16_to_f32(uint16_t h) {
+  return adasm__u2f((uint32_t)h << 16);
+}
+
+ADASM__PRIVATE adasm_matrix adasm__matrix(const void *data, size_t rows,
+                                          size_t cols, size_t ld,
+                                          adasm_dtype dtype) {
+  adasm_matrix m;
+  m.data = data;
+  m.rows = rows;
+  m.cols = cols;
+  m.ld = ld;
+  m.dtype = dtype;
+  return m;
+}
+ADASM_DEF adasm_matrix adasm_matrix_f32(const float *data, size_t rows,
+                                        size_t cols, size_t ld) {
+  return adasm__matrix(data, rows, cols, ld, ADASM_F32);
+}
+ADASM_DEF adasm_matrix adasm_matrix_f16(const uint16_t *data, size_t rows,
+                                        size_t cols, size_t ld) {
+  return adasm__matrix(data, rows, cols, ld, ADASM_F16);
+}
+ADASM_DEF adasm_matrix adasm_matrix_bf16(const uint16_t *data, size_t rows,
+                                         size_t cols, size_t ld) {
+  return adasm__matrix(data, rows, cols, ld, ADASM_BF16);
 }
 
 /* >>pcg -------------------------------------------------------------------
@@ -2471,6 +2609,76 @@ ADASM_DEF adasm_result adasm_gemv_softmax_topk(
     adasm__heap_feed(&h, y, len, r, adasm__online_feed(k, &st, y, len));
   }
   return adasm__topk_finish(&h, &st, log_norm);
+}
+
+/* beta * (A_r . x) for 16-bit rows, in double over float products: the
+   portable path (the per-ISA 16-bit kernels replace it where they exist). */
+ADASM__PRIVATE void adasm__dot_rows_16(const uint16_t *A, size_t rows,
+                                       size_t d, size_t ld, adasm_dtype dt,
+                                       const float *x, float beta, float *y) {
+  size_t r, j;
+  for (r = 0; r < rows; ++r) {
+    const uint16_t *a = A + r * ld;
+    double s = 0.0;
+    if (dt == ADASM_F16)
+      for (j = 0; j < d; ++j) s += (double)(adasm_f16_to_f32(a[j]) * x[j]);
+    else
+      for (j = 0; j < d; ++j) s += (double)(adasm_bf16_to_f32(a[j]) * x[j]);
+    y[r] = (float)((double)beta * (double)(float)s);
+  }
+}
+
+ADASM_DEF adasm_exact_params adasm_exact_params_default(void) {
+  adasm_exact_params p;
+  p.k = 1;
+  p.beta = 1.0f;
+  p.kern = NULL;
+  return p;
+}
+
+ADASM_DEF adasm_result adasm_exact_query(const adasm_matrix *A,
+                                         const adasm_exact_params *params,
+                                         const float *x, void *work,
+                                         size_t work_bytes,
+                                         adasm_exact_result *out) {
+  adasm__online st;
+  adasm__heap h;
+  float buf[ADASM__GEMV_ROWS];
+  const adasm_kernels *k;
+  size_t r, n, d, ld, total;
+  (void)work;
+  (void)work_bytes;
+  if (!A || !params || !x || !out || !out->idx || !out->prob || !A->data)
+    return ADASM_ERR_NULL;
+  n = A->rows;
+  d = A->cols;
+  ld = A->ld;
+  if (A->dtype != ADASM_F32 && A->dtype != ADASM_F16 && A->dtype != ADASM_BF16)
+    return ADASM_ERR_PARAM;
+  if (n == 0 || d == 0 || ld < d || params->k == 0 || params->k > n)
+    return ADASM_ERR_SIZE;
+  if (adasm__mul_overflows(n - 1, ld, &total) || total > (size_t)-1 - d ||
+      adasm__mul_overflows(total + d, sizeof(float), &total) ||
+      adasm__mul_overflows(n, d, &total))
+    return ADASM_ERR_OVERFLOW;
+  if (!adasm__isfinitef(params->beta) || !(params->beta > 0.0f))
+    return ADASM_ERR_PARAM;
+  k = adasm__k(params->kern);
+  out->madds = (uint64_t)n * (uint64_t)d;
+  if (A->dtype == ADASM_F32)
+    return adasm_gemv_softmax_topk(k, (const float *)A->data, n, d, ld, x,
+                                   params->beta, params->k, out->idx,
+                                   out->prob, &out->log_norm, out->logits);
+  h.idx = out->idx; h.val = out->prob; h.size = 0; h.cap = params->k;
+  adasm__online_init(&st);
+  for (r = 0; r < n; r += ADASM__GEMV_ROWS) {
+    size_t len = n - r < ADASM__GEMV_ROWS ? n - r : ADASM__GEMV_ROWS;
+    float *y = out->logits ? out->logits + r : buf;
+    adasm__dot_rows_16((const uint16_t *)A->data + r * ld, len, d, ld,
+                       A->dtype, x, params->beta, y);
+    adasm__heap_feed(&h, y, len, r, adasm__online_feed(k, &st, y, len));
+  }
+  return adasm__topk_finish(&h, &st, &out->log_norm);
 }
 
 /* ---- sampling ------------------------------------------------------------ */
