@@ -148,7 +148,7 @@ ADASM_DEF const char *adasm_result_string(adasm_result r);
 typedef enum adasm_isa {
   ADASM_ISA_AUTO = 0, /* the best this CPU and build support */
   ADASM_ISA_SCALAR = 1,
-  ADASM_ISA_AVX2 = 2,   /* AVX2 + FMA (x86-64) */
+  ADASM_ISA_AVX2 = 2,   /* AVX2 + FMA + F16C (x86-64) */
   ADASM_ISA_AVX512 = 3, /* AVX-512 F/DQ/BW/VL (x86-64) */
   ADASM_ISA_NEON = 4,   /* AArch64 Advanced SIMD */
   ADASM_ISA_COUNT = 5
@@ -342,114 +342,183 @@ ADASM_DEF adasm_result adasm_exact_query(const adasm_matrix *A,
 
 
 /* ---- AdaSoftmax: PAC top-k and normalizer of softmax(beta A x) ---------
-   Baharav, Kang, Sullivan, Tiwari, Luxenberg, Tse, Pilanci, "Adaptive
-   Sampling for Efficient Softmax Approximation", NeurIPS 2024.
-   Build an index of A once; each query samples columns of A (importance
-   weights |x_j| ||A_:,j||_1, without replacement by an exponential race,
-   i.e. the Gumbel-top-k order; Horvitz-Thompson estimates) to find the
-   top-k rows and estimate the normalizer
-   so that, with probability >= 1 - delta, the top-k set is right and every
-   returned p is within a factor (1 +- eps). A pull is one multiply-add with
-   an entry of A that the query had not used before; `madds` counts the
-   multiply-adds actually executed. The index is read-only during queries:
-   threads may share it, each with its own workspace. */
-/* Built once per matrix; read-only afterwards. */
+   After Baharav, Kang, Sullivan, Tiwari, Luxenberg, Tse, Pilanci,
+   "Adaptive Sampling for Efficient Softmax Approximation", NeurIPS 2024:
+   every row of A is an arm of a bandit; a query samples columns to bound
+   every logit, eliminates the rows that cannot be in the top k, computes
+   the survivors and the rows that weigh in the normalizer exactly, and
+   bounds the rest of the normalizer from the samples. With probability at
+   least 1 - delta (over the query's random columns) the returned set is
+   the exact top-k of beta A x and every returned p is within a factor
+   (1 +- eps) of the true softmax probability. docs/ada-engine.md has the
+   estimator, the proof of its confidence intervals and the cost model.
+
+   Built for bytes, not pulls: the index keeps a column-major 16-bit copy
+   of the centred, column-normalised A, so one round reads its new columns
+   for every row as contiguous streams (2 bytes per entry), and no entry is
+   ever read twice (Poisson sampling with running sums: a column's weight
+   1/pi_j does not change once it is in). Exact rows are read from the
+   caller's A. When the samples show that adaptivity cannot win (a flat
+   softmax, a small n or d), the query finishes with an exact pass and says
+   so (result.exact = 1): calling it costs at most one cheap round more
+   than the exact path.
+
+   Guarantee: with ci_scale = 1 every confidence interval is a proven
+   Bernstein bound (union bound over rows and rounds), valid for any A and
+   x. Those bounds are loose, so adasm_ada_calibrate certifies a smaller
+   ci_scale on sample queries (Learn-then-Test): with probability >= 1 -
+   alpha over the calibration queries, the failure rate on queries drawn
+   from the same distribution is <= delta. */
 typedef struct adasm_ada_index {
   size_t n, d;       /* rows (arms) and columns */
-  size_t lda;        /* leading dimension of A (d for an own copy) */
-  const float *A;    /* row-major A: the caller's (not owned; must outlive ix),
-                        or the index's own copy (ADASM_ADA_OWN_ROWS) */
-  float *cols;       /* column-major copy: column j is cols[j*n .. j*n+n) */
-  double *atom;      /* a_j = sum_i |A_ij| (importance weight of column j) */
-  double *colmax;    /* max_i |A_ij| (for the elimination's variance bound) */
+  adasm_matrix A;    /* the rows exact logits are computed from: the
+                        caller's (not owned: must outlive the index), or
+                        the index's own copy (ADASM_ADA_OWN_ROWS) */
+  uint16_t *cols;    /* column-major f16: entry (i, j) at cols[j * ldc + i]
+                        is (A_ij - mu_j) / sigma_j, rounded to nearest */
+  size_t ldc;        /* n rounded up to 32 (64-byte column starts) */
+  double *mu;        /* [d] column means */
+  double *sigma;     /* [d] RMS of the centred columns (0: constant) */
+  float *rho;        /* [n] largest |stored entry| of each row: the range
+                        of one sampled term, for the Bernstein bound */
   void *block;       /* the one allocation, for adasm_ada_index_free */
   void *alloc_ctx;   /* passed to ADASM_MALLOC / ADASM_FREE */
 } adasm_ada_index;
 
+#define ADASM_ADA_OWN_ROWS 1u /* the index copies A's rows (see build) */
+
+/* Builds the index of A (any dtype): four passes over A (checks, means,
+   RMS, the transposed 16-bit copy). Memory: one allocation of 2 ldc d +
+   16 d + 4 n bytes (+ 64), i.e. half a float32 copy of A; with
+   ADASM_ADA_OWN_ROWS also a copy of A's rows in its own dtype, so the
+   caller may free A. The build also takes 136 d bytes of scratch, freed
+   before it returns.
+   Errors: ADASM_ERR_NULL (ix, A, A->data), ADASM_ERR_SIZE (rows or cols 0,
+   ld < cols), ADASM_ERR_OVERFLOW, ADASM_ERR_NAN (NaN in A), ADASM_ERR_PARAM
+   (+-inf in A, an unknown dtype or flag), ADASM_ERR_NOMEM. *ix is written
+   only on success. */
+ADASM_DEF adasm_result adasm_ada_index_build(adasm_ada_index *ix,
+                                             const adasm_matrix *A,
+                                             unsigned flags, void *alloc_ctx);
+/* Frees the index and zeroes it; NULL or a zeroed index is a no-op. */
+ADASM_DEF void adasm_ada_index_free(adasm_ada_index *ix);
+
 typedef struct adasm_ada_params {
-  size_t k;            /* rows to return, 1 <= k <= n; default 1 */
-  double eps;          /* multiplicative error on p, in (0, 1); default 0.3 */
-  double delta;        /* failure probability, in (0, 1); default 0.1 */
-  float beta;          /* inverse temperature, finite and > 0; default 1 */
-  uint64_t seed;       /* same seed, same answer; default 42 */
-  double fudge_elim;   /* variance multiplier, elimination (> 0); default 1 */
-  double fudge_norm;   /* variance multiplier, burn-in + normalizer; def. 1 */
-  int estimate_best;   /* 0: exact logits of the returned rows (default);
-                          1: estimate them (delta/3 per stage, eps/4) */
-  double burnin_frac;  /* burn-in column cap, fraction of the non-zero
-                          columns, in (0, 1]; default 0.1 */
-  const adasm_kernels *kern; /* SIMD kernels to use; NULL (default) = the
-                          best. The sampled columns do not depend on it;
-                          estimates agree to float rounding. */
+  size_t k;        /* rows to return, 1 <= k <= n; default 1 */
+  double eps;      /* relative error of every returned p, in (0, 1);
+                      default 0.3 */
+  double delta;    /* failure probability, in (0, 1); default 0.1 */
+  float beta;      /* inverse temperature, finite and > 0; default 1 */
+  uint64_t seed;   /* the query's random columns come from the PCG32
+                      stream (seed, stream): same seed and stream, same
+                      answer. Give every query its own stream (e.g. its
+                      index in the batch), so that queries fail
+                      independently; default seed 42, stream 0 */
+  uint64_t stream;
+  double ci_scale; /* multiplies every confidence radius, in (0, 1]; 1
+                      (default) is the proven bound, smaller values come
+                      from adasm_ada_calibrate */
+  const adasm_kernels *kern; /* NULL (default): the best the CPU has; the
+                      sampled columns do not depend on it */
 } adasm_ada_params;
 
 typedef struct adasm_ada_result {
-  size_t *idx;          /* caller array of k: rows, best first (ties: lower
-                           index first) */
-  float *prob;          /* caller array of k: their probabilities */
-  double log_norm;      /* estimate of log sum_i exp(mu_i) */
-  uint64_t pulls_burnin, pulls_elim, pulls_best, pulls_norm;
-  uint64_t pulls_total; /* sum of the four; n*d is the exact cost */
-  uint64_t madds;       /* multiply-adds executed (recomputes included) */
-  size_t nnz;           /* columns with |x_j| * a_j > 0 (the rest are free) */
-  size_t rounds;        /* elimination rounds */
+  size_t *idx;        /* caller array of k: rows, best first by their
+                         exact logit (ties: lower index first) */
+  float *prob;        /* caller array of k: their probabilities */
+  double log_norm;    /* estimate of log sum_i exp(beta A_i x) */
+  uint64_t madds;     /* multiply-adds with entries of A or its index:
+                         the sampled entries plus d per exact row */
+  uint64_t bytes;     /* bytes of A and of the index read */
+  size_t rounds;      /* sampling rounds */
+  size_t cols;        /* columns read for every row (sampled + certain) */
+  size_t rows_exact;  /* rows computed exactly */
+  int exact;          /* 1: answered by an exact pass over A (adaptivity
+                         could not win); then madds = n d */
 } adasm_ada_result;
-
-/* Builds the index of row-major A (n x d, leading dimension lda >= d): a
-   column-major copy (sampled columns are contiguous) and two doubles per
-   column, one allocation of 4 n d + 16 d bytes (+ 64). The index keeps a
-   pointer to A (the exact logits of the returned rows read it), so A must
-   outlive it; with adasm_ada_index_build_ex and ADASM_ADA_OWN_ROWS the
-   index keeps its own row-major copy instead (another 4 n d bytes) and the
-   caller may free A once the build returns. Cost: one pass over A.
-   Errors: ADASM_ERR_NULL, ADASM_ERR_SIZE (n or d is 0, lda < d),
-   ADASM_ERR_OVERFLOW, ADASM_ERR_NAN (NaN in A), ADASM_ERR_PARAM (+-inf in
-   A, or an unknown flag), ADASM_ERR_NOMEM; *ix is written only on
-   success. */
-ADASM_DEF adasm_result adasm_ada_index_build(adasm_ada_index *ix,
-                                             const float *A, size_t n,
-                                             size_t d, size_t lda,
-                                             void *alloc_ctx);
-#define ADASM_ADA_OWN_ROWS 1u /* the index copies A's rows (see above) */
-ADASM_DEF adasm_result adasm_ada_index_build_ex(adasm_ada_index *ix,
-                                                const float *A, size_t n,
-                                                size_t d, size_t lda,
-                                                unsigned flags,
-                                                void *alloc_ctx);
-ADASM_DEF void adasm_ada_index_free(adasm_ada_index *ix);
 
 ADASM_DEF adasm_ada_params adasm_ada_params_default(void);
 
+/* Bytes of workspace adasm_ada_query needs: about 40 n + 64 d bytes plus
+   64 of alignment per piece; no alignment needed by the caller. Errors: as
+   the query's argument checks. */
 ADASM_DEF adasm_result adasm_ada_workspace_size(const adasm_ada_index *ix,
                                                 const adasm_ada_params *params,
                                                 size_t *bytes);
+
+/* Top k rows of softmax(beta A x) and log of its normalizer, PAC (above).
+   Returned logits are double-precision dot products of A's rows with x (x
+   and A's entries are exact in double; the sum rounds in double), so near
+   ties are ranked as a double reference ranks them. log_norm is within
+   the eps band of the truth whenever the answer succeeds.
+   Errors: ADASM_ERR_NULL (ix, params, x, out, out->idx, out->prob, or an
+   unbuilt index); ADASM_ERR_SIZE (k = 0 or k > n); ADASM_ERR_PARAM (eps,
+   delta, beta or ci_scale out of range); ADASM_ERR_WORKSPACE; outputs
+   untouched. Data errors fill prob and log_norm with NaN and idx with 0:
+   ADASM_ERR_NAN (NaN in x), ADASM_ERR_PARAM (+-inf in x). */
 ADASM_DEF adasm_result adasm_ada_query(const adasm_ada_index *ix,
                                        const adasm_ada_params *params,
                                        const float *x, void *work,
                                        size_t work_bytes,
                                        adasm_ada_result *out);
 
-/* Fudge-factor tuning on q training queries (rows of X, leading dimension
-   ldx >= d). Each factor is binary-searched over 10^[-6, 0] in log space
-   (resolution 0.01 decades) for the smallest value whose failures on the q
-   queries certify a failure rate below params->delta: at most c failures,
-   c the largest count with P(Binomial(q, delta) <= c) <= 0.05 (q = 200,
-   delta = 0.1: c = 12). Success = returned set equals the exact top-k AND
-   every |p_hat - p| <= eps * p. First fudge_elim with fudge_norm = 1, then
-   fudge_norm with the chosen fudge_elim; both stay 1 (theory) if q is too
-   small to certify anything (q < 29 for delta = 0.1). The params' own fudge
-   factors are ignored; query t uses seed params->seed + t * 0x9e37...15.
-   Costs q exact products plus ~14 q adaptive queries. */
+/* The estimator alone (docs/ada-engine.md, "Estimator"): one sampling
+   round of expected size m columns (1 <= m <= d; the certain columns
+   included) with the query's stream, and for every row est[i], an unbiased
+   estimate of beta A_i x as the index stores A (centred, 16-bit; within
+   the bias bound of the docs of A itself), and var[i], an estimate of its
+   variance whose mean is at least the true variance. The query's first
+   round is this call with its first sample size. For tests, and for
+   callers who want logit estimates with error bars. Uses the query
+   workspace; est and var hold n doubles each (caller's).
+   Errors: as adasm_ada_query (argument and data errors; outputs untouched
+   on argument errors, NaN on data errors), ADASM_ERR_NULL (est, var),
+   ADASM_ERR_SIZE (m = 0 or m > d). */
+ADASM_DEF adasm_result adasm_ada_estimate(const adasm_ada_index *ix,
+                                          const adasm_ada_params *params,
+                                          const float *x, size_t m,
+                                          void *work, size_t work_bytes,
+                                          double *est, double *var);
+
+/* Certifies a ci_scale on q calibration queries (rows of X, leading
+   dimension ldx >= d), by Learn-then-Test's fixed-sequence testing (Angelopoulos
+   et al. 2021): the scales 1, 10^-0.05, 10^-0.1, ... 10^-3 are tried in
+   that order, each on all q queries (query t uses stream params->stream +
+   t); a scale passes when its failures F on the q queries satisfy
+   P(Binomial(q, delta) <= F) <= alpha, and the sequence stops at the first
+   scale that does not pass. Every scale that passed is certified together
+   (the test controls the family-wise error), so the result is the one of
+   them whose queries read the fewest bytes (certified = 1), or 1 when none
+   passed (certified = 0: too few queries for this delta and alpha, e.g.
+   q < 29 at delta 0.1 or q < 299 at delta 0.01, alpha 0.05).
+   Certificate: if the calibration queries and streams are drawn i.i.d.
+   from the distribution of future queries, then with probability >= 1 -
+   alpha the failure rate of future queries at the returned scale is <=
+   delta. A failure is a returned set other than the exact top-k of a
+   double-precision reference, or a returned p off by more than eps
+   relatively. Draw the q queries at random from your traffic (not a
+   prefix); more queries or a lower alpha give margin.
+   Cost: q double-precision exact passes plus up to 61 q adaptive queries.
+   Errors: as adasm_ada_query's argument checks, plus ADASM_ERR_NULL (X,
+   out), ADASM_ERR_SIZE (q = 0, ldx < d), ADASM_ERR_PARAM (alpha not in
+   (0, 1)), data errors of any query (NaN or inf in X). */
+typedef struct adasm_ada_calibration {
+  double ci_scale;  /* the certified scale (1 if none passed) */
+  int certified;    /* 1 if some scale passed */
+  size_t failures;  /* failures of the returned scale on the q queries */
+  size_t steps;     /* scales tried */
+  double bytes;     /* mean bytes read per query at the returned scale */
+} adasm_ada_calibration;
+
 ADASM_DEF adasm_result adasm_ada_calibrate_workspace_size(
     const adasm_ada_index *ix, const adasm_ada_params *params, size_t q,
     size_t *bytes);
 ADASM_DEF adasm_result adasm_ada_calibrate(const adasm_ada_index *ix,
                                            const adasm_ada_params *params,
                                            const float *X, size_t q,
-                                           size_t ldx, void *work,
-                                           size_t work_bytes,
-                                           double *fudge_elim,
-                                           double *fudge_norm);
+                                           size_t ldx, double alpha,
+                                           void *work, size_t work_bytes,
+                                           adasm_ada_calibration *out);
 
 
 /* ---- Hierarchical softmax (word2vec / fastText binary tree) ------------
@@ -832,7 +901,7 @@ ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
 
 #if defined(__GNUC__) || defined(__clang__)
 #define ADASM__PRIVATE static __attribute__((unused))
-#define ADASM__TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define ADASM__TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define ADASM__TARGET_AVX512                                                   \
   __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
 #define ADASM__RESTRICT __restrict
@@ -886,6 +955,83 @@ ADASM__PRIVATE int adasm__mul_overflows(size_t a, size_t b, size_t *out) {
 ADASM__PRIVATE void adasm__fill(float *p, size_t n, float v) {
   size_t i;
   for (i = 0; i < n; ++i) p[i] = v;
+}
+
+/* Workspaces: every method lays its pieces out with one carver, first to
+   measure (base NULL), then to cut the same sequence from an aligned base.
+   Each piece starts on a 64-byte line. */
+#define ADASM__ALIGN 64
+typedef struct adasm__carver {
+  unsigned char *base; /* NULL: only measure */
+  size_t off;          /* bytes taken so far */
+  int ok;              /* 0 once a size overflowed size_t */
+} adasm__carver;
+
+ADASM__PRIVATE void *adasm__carve(adasm__carver *c, size_t count,
+                                  size_t elem) {
+  size_t bytes, at;
+  if (!c->ok || adasm__mul_overflows(count, elem, &bytes) ||
+      bytes > (size_t)-1 - (ADASM__ALIGN - 1)) {
+    c->ok = 0;
+    return NULL;
+  }
+  bytes = (bytes + (ADASM__ALIGN - 1)) & ~(size_t)(ADASM__ALIGN - 1);
+  if (c->off > (size_t)-1 - bytes) {
+    c->ok = 0;
+    return NULL;
+  }
+  at = c->off;
+  c->off += bytes;
+  return c->base ? (void *)(c->base + at) : NULL;
+}
+
+/* The first 64-byte aligned address at or after p (p may be NULL). */
+ADASM__PRIVATE unsigned char *adasm__align_up(void *p) {
+  const uintptr_t a = (uintptr_t)p;
+  return (unsigned char *)p + ((ADASM__ALIGN - a % ADASM__ALIGN) % ADASM__ALIGN);
+}
+
+/* 1 if v[0..n) holds a NaN, 2 if it holds an infinity (and no NaN), 0 if
+   every entry is finite. */
+ADASM__PRIVATE int adasm__nonfinite(const float *v, size_t n) {
+  int r = 0;
+  size_t i;
+  for (i = 0; i < n; ++i) {
+    if (adasm__isnanf(v[i])) return 1;
+    if (!adasm__isfinitef(v[i])) r = 2;
+  }
+  return r;
+}
+
+/* Sorts the indices v[0..n) by key[v] descending, ties by lower index
+   (heap sort: O(n log n), no memory, deterministic). */
+ADASM__PRIVATE int adasm__before(const double *key, size_t a, size_t b) {
+  return key[a] > key[b] || (!(key[a] < key[b]) && a < b);
+}
+ADASM__PRIVATE void adasm__sift(size_t *v, size_t root, size_t n,
+                                const double *key) {
+  for (;;) {
+    size_t child = 2 * root + 1, pick = root, t;
+    if (child < n && adasm__before(key, v[pick], v[child])) pick = child;
+    if (child + 1 < n && adasm__before(key, v[pick], v[child + 1]))
+      pick = child + 1;
+    if (pick == root) return;
+    t = v[root];
+    v[root] = v[pick];
+    v[pick] = t;
+    root = pick;
+  }
+}
+ADASM__PRIVATE void adasm__sort_desc(size_t *v, size_t n, const double *key) {
+  size_t i, t;
+  if (n < 2) return;
+  for (i = n / 2; i-- > 0;) adasm__sift(v, i, n, key);
+  for (i = n - 1; i > 0; --i) {
+    t = v[0];
+    v[0] = v[i];
+    v[i] = t;
+    adasm__sift(v, 0, i, key);
+  }
 }
 
 /* 16-bit floats, bit by bit (integer arithmetic only: immune to the
@@ -1075,8 +1221,9 @@ ADASM__PRIVATE int adasm__cpu_detect(void) {
   adasm__cpuid(0, 0, r);
   if (r[0] < 7u) return f;
   adasm__cpuid(1, 0, r);
-  /* OSXSAVE (27), AVX (28), FMA (12) */
-  if (!(r[2] & (1u << 27)) || !(r[2] & (1u << 28)) || !(r[2] & (1u << 12)))
+  /* OSXSAVE (27), AVX (28), FMA (12), F16C (29) */
+  if (!(r[2] & (1u << 27)) || !(r[2] & (1u << 28)) || !(r[2] & (1u << 12)) ||
+      !(r[2] & (1u << 29)))
     return f;
   xcr0 = adasm__xgetbv();
   if ((xcr0 & 0x6u) != 0x6u) return f; /* XMM and YMM state */
@@ -1145,6 +1292,27 @@ typedef struct adasm__tpacc {
 
 #define ADASM__TP_CLAMP 131072.0f /* 2^17: the magic-add range we allow */
 
+/* AdaSoftmax's running sums of one query, one float per arm each (see
+   >>ada): e over the certain columns, p over the sampled ones (sign of x_j
+   times the entry), q their squares (the variance estimate). */
+typedef struct adasm__ada_acc {
+  float *e, *p, *q;
+} adasm__ada_acc;
+
+/* Inputs of the bounds kernel for one round (>>ada derives them): per arm
+     u   = e + p inv_lam                        (the estimate)
+     v   = q inv_lam^2                          (its variance estimate)
+     b   = rho inv_lam                          (range of one term)
+     s   = b sl,  su = sqrt(v + s^2) + s        (sqrt of the variance bound)
+     rad = scale (cl su + b l3) + bias_rho rho + bias_abs
+           + bias_rel (|e| + |p| inv_lam)
+   and ucb = u + rad, lcb = u - rad. */
+typedef struct adasm__ada_bp {
+  const float *e, *p, *q, *rho;
+  float inv_lam, sl, cl, l3, scale;
+  float bias_rho, bias_abs, bias_rel;
+} adasm__ada_bp;
+
 struct adasm_kernels {
   adasm_isa isa;
   /* max over the non-NaN entries (-inf if none); *nan |= any NaN seen */
@@ -1160,6 +1328,33 @@ struct adasm_kernels {
   /* y[r] = beta * dot(A[r*lda ..], x) for r < rows */
   void (*dot_rows)(const float *A, size_t rows, size_t d, size_t lda,
                    const float *x, float beta, float *y);
+  /* out[t] = sum_j A_{r_t, j} x_j in double (a float product is exact in
+     double; the sum rounds in double), r_t = rows[t], or r0 + t when rows
+     is NULL; A of any dtype */
+  void (*dot_rows_f64)(const adasm_matrix *A, const size_t *rows, size_t r0,
+                       size_t cnt, const float *x, double *out);
+  /* AdaSoftmax: adds columns c[0..nc) of the f16 column-major index
+     (column c[t] starts at cols + c[t] ldc) to the running sums of rows
+     [r0, r1): with a the entry and f = coef + 3t, e += f[0] a,
+     p += f[1] a, q += f[2] a^2 (float, in column order); with init the
+     sums start from 0 (their old contents are not read) */
+  void (*ada_accum)(const uint16_t *cols, size_t ldc, const size_t *c,
+                    const float *coef, size_t nc, size_t r0, size_t r1,
+                    const adasm__ada_acc *acc, int init);
+  /* AdaSoftmax: ucb and lcb of rows [r0, r1) (adasm__ada_bp); raises
+     mx[0] to the largest ucb and mx[1] to the largest lcb */
+  void (*ada_bounds)(const adasm__ada_bp *bp, size_t r0, size_t r1,
+                     float *ucb, float *lcb, float *mx);
+  /* AdaSoftmax normalizer profile of rows [r0, r1): du = g (ucb - m),
+     dl = g (lcb - m) (float), bucket b = 0 if du > -1, else
+     min(nb - 1, floor(-du)); adds 1, e^du, e^dl and e^((du + dl) / 2) to
+     hb[4b .. 4b + 3], each exp's argument first clamped to <= 64; rows
+     with b < nb - 1 are also appended, in order, to near[] (the row) and
+     nearb[] (b) at *nn. The exps are this table's exp (relative error
+     < 2e-7; 0 below e^-86); g finite and > 0; 2 <= nb <= 33 */
+  void (*ada_profile)(const float *ucb, const float *lcb, size_t r0,
+                      size_t r1, float m, float g, size_t nb, double *hb,
+                      size_t *near, unsigned char *nearb, size_t *nn);
 };
 
 /* The polynomial and reduction constants, shared by every ISA. */
@@ -1172,6 +1367,16 @@ struct adasm_kernels {
 #define ADASM__LN2_LO (-1.9046542e-09f)
 #define ADASM__LOG2E_F 1.442695f
 #define ADASM__MAGIC 12582912.0f /* 1.5 * 2^23 */
+
+/* Exp parameters that take the maximum m (finite) out of every term. */
+ADASM__PRIVATE void adasm__expp_fold(int N, adasm__expp *e) {
+  e->shift = 0.0f;
+  e->N = N;
+  e->magic = ADASM__MAGIC + (float)(127 - N);
+  /* z >= cutoff keeps n - N >= -126, a normal power of two */
+  e->cutoff = (float)(((double)N - 125.0) * ADASM__LN2);
+  e->base = (double)N * ADASM__LN2;
+}
 
 /* Merge the sum m2 * 2^e2 into acc (m, e), keeping e the larger exponent. */
 ADASM__PRIVATE void adasm__tp_merge(adasm__tpacc *acc, double m2, double e2) {
@@ -1273,10 +1478,122 @@ ADASM__PRIVATE void adasm__dot_rows_scalar(const float *A, size_t rows,
   }
 }
 
+/* One row of any dtype against x, in double. */
+ADASM__PRIVATE double adasm__dot_f64_scalar(const adasm_matrix *A, size_t r,
+                                           const float *x) {
+  const size_t d = A->cols;
+  double s0 = 0.0, s1 = 0.0;
+  size_t j;
+  if (A->dtype == ADASM_F32) {
+    const float *a = (const float *)A->data + r * A->ld;
+    for (j = 0; j + 2 <= d; j += 2) {
+      s0 += (double)a[j] * (double)x[j];
+      s1 += (double)a[j + 1] * (double)x[j + 1];
+    }
+    if (j < d) s0 += (double)a[j] * (double)x[j];
+  } else {
+    const uint16_t *a = (const uint16_t *)A->data + r * A->ld;
+    const int f16 = A->dtype == ADASM_F16;
+    for (j = 0; j < d; ++j)
+      s0 += (double)(f16 ? adasm_f16_to_f32(a[j]) : adasm_bf16_to_f32(a[j])) *
+            (double)x[j];
+  }
+  return s0 + s1;
+}
+
+ADASM__PRIVATE void adasm__dot_rows_f64_scalar(const adasm_matrix *A,
+                                               const size_t *rows, size_t r0,
+                                               size_t cnt, const float *x,
+                                               double *out) {
+  size_t t;
+  for (t = 0; t < cnt; ++t)
+    out[t] = adasm__dot_f64_scalar(A, rows ? rows[t] : r0 + t, x);
+}
+
+ADASM__PRIVATE void adasm__ada_accum_scalar(const uint16_t *cols, size_t ldc,
+                                            const size_t *c, const float *coef,
+                                            size_t nc, size_t r0, size_t r1,
+                                            const adasm__ada_acc *acc,
+                                            int init) {
+  size_t t, i;
+  if (init)
+    for (i = r0; i < r1; ++i) acc->e[i] = acc->p[i] = acc->q[i] = 0.0f;
+  for (t = 0; t < nc; ++t) {
+    const uint16_t *col = cols + c[t] * ldc;
+    const float *f = coef + 3 * t;
+    for (i = r0; i < r1; ++i) {
+      const float a = adasm_f16_to_f32(col[i]);
+      acc->e[i] += f[0] * a;
+      acc->p[i] += f[1] * a;
+      acc->q[i] += f[2] * (a * a);
+    }
+  }
+}
+
+ADASM__PRIVATE void adasm__ada_bounds_scalar(const adasm__ada_bp *bp,
+                                             size_t r0, size_t r1, float *ucb,
+                                             float *lcb, float *mx) {
+  float hi = mx[0], lo = mx[1];
+  size_t i;
+  for (i = r0; i < r1; ++i) {
+    const float e = bp->e[i], p = bp->p[i], rho = bp->rho[i];
+    const float u = e + p * bp->inv_lam;
+    const float v = bp->q[i] * bp->inv_lam * bp->inv_lam;
+    const float b = rho * bp->inv_lam, s = b * bp->sl;
+    float su, rad;
+    su = sqrtf((v > 0.0f ? v : 0.0f) + s * s) + s;
+    rad = bp->scale * (bp->cl * su + b * bp->l3) + bp->bias_rho * rho +
+          bp->bias_abs + bp->bias_rel * (fabsf(e) + fabsf(p) * bp->inv_lam);
+    ucb[i] = u + rad;
+    lcb[i] = u - rad;
+    hi = ucb[i] > hi ? ucb[i] : hi;
+    lo = lcb[i] > lo ? lcb[i] : lo;
+  }
+  mx[0] = hi;
+  mx[1] = lo;
+}
+
+/* e^x for x <= 64 with the SIMD kernels' algorithm; 0 below e^-86. */
+ADASM__PRIVATE double adasm__exp_lim_scalar(double x) {
+  double nn, t;
+  if (!(x >= -86.0)) return 0.0;
+  nn = floor(x * ADASM__LOG2E + 0.5);
+  t = x - nn * ADASM__LN2;
+  return adasm__exp_core_scalar(t, (int)nn);
+}
+
+ADASM__PRIVATE void adasm__ada_profile_scalar(const float *ucb,
+                                              const float *lcb, size_t r0,
+                                              size_t r1, float m, float g,
+                                              size_t nb, double *hb,
+                                              size_t *near,
+                                              unsigned char *nearb,
+                                              size_t *nn) {
+  size_t i;
+  for (i = r0; i < r1; ++i) {
+    const float du = g * (ucb[i] - m), dl = g * (lcb[i] - m);
+    const float b = du > -1.0f ? 0.0f
+                               : (-du < (float)(nb - 1) ? -du : (float)(nb - 1));
+    const double cu = du < 64.0f ? (double)du : 64.0;
+    const double cl = dl < 64.0f ? (double)dl : 64.0;
+    double *h = hb + 4 * (size_t)b;
+    if ((size_t)b < nb - 1) {
+      near[*nn] = i;
+      nearb[(*nn)++] = (unsigned char)b;
+    }
+    h[0] += 1.0;
+    h[1] += adasm__exp_lim_scalar(cu);
+    h[2] += adasm__exp_lim_scalar(cl);
+    h[3] += adasm__exp_lim_scalar(0.5 * (cu + cl));
+  }
+}
+
 static const adasm_kernels adasm__kernels_scalar = {
     ADASM_ISA_SCALAR,     adasm__max_scalar,    adasm__expsum_scalar,
     adasm__scale_scalar,  adasm__sub2_scalar,   adasm__tp_sum_scalar,
-    adasm__dot_rows_scalar};
+    adasm__dot_rows_scalar, adasm__dot_rows_f64_scalar,
+    adasm__ada_accum_scalar, adasm__ada_bounds_scalar,
+    adasm__ada_profile_scalar};
 
 /* >>k_avx2 ----------------------------------------------------------------
    8 lanes. Tails go through a small stack buffer padded with a value that
@@ -1613,10 +1930,237 @@ ADASM__TARGET_AVX2 static void adasm__dot_rows_avx2(const float *A,
   }
 }
 
+/* AdaSoftmax and exact-row kernels: 8 lanes; the row tails (fewer than 8
+   rows, or columns) go through the scalar kernels. */
+#define ADASM__F64_STEP_AVX2(LOAD)                                             \
+  do {                                                                         \
+    const __m256 xv = _mm256_loadu_ps(x + j);                                  \
+    const __m256d xlo = _mm256_cvtps_pd(_mm256_castps256_ps128(xv));           \
+    const __m256d xhi = _mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1));         \
+    const __m256 a0 = LOAD(row0, j), a1 = LOAD(row1, j);                       \
+    const __m256 a2 = LOAD(row2, j), a3 = LOAD(row3, j);                       \
+    s0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a0)), xlo, s0);\
+    s1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a0, 1)), xhi, s1);\
+    s2 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a1)), xlo, s2);\
+    s3 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a1, 1)), xhi, s3);\
+    s4 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a2)), xlo, s4);\
+    s5 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a2, 1)), xhi, s5);\
+    s6 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a3)), xlo, s6);\
+    s7 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a3, 1)), xhi, s7);\
+  } while (0)
+#define ADASM__LD_F32_AVX2(r, j)                                               \
+  _mm256_loadu_ps((const float *)(const void *)(r) + (j))
+#define ADASM__LD_F16_AVX2(r, j)                                               \
+  _mm256_cvtph_ps(                                                             \
+      _mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)(r) + (j))))
+#define ADASM__LD_BF16_AVX2(r, j)                                              \
+  _mm256_castsi256_ps(_mm256_slli_epi32(                                       \
+      _mm256_cvtepu16_epi32(_mm_loadu_si128(                                   \
+          (const __m128i *)(const void *)((const uint16_t *)(r) + (j)))),      \
+      16))
+
+ADASM__TARGET_AVX2 static void adasm__dot_rows_f64_avx2(
+    const adasm_matrix *A, const size_t *rows, size_t r0, size_t cnt,
+    const float *x, double *out) {
+  const size_t d = A->cols, es = A->dtype == ADASM_F32 ? 4u : 2u;
+  const size_t ld = A->ld * es, d8 = d & ~(size_t)7;
+  const unsigned char *base = (const unsigned char *)A->data;
+  size_t t, j, u;
+  for (t = 0; t < cnt; t += 4) {
+    const size_t g = cnt - t < 4 ? cnt - t : 4;
+    const unsigned char *row[4], *row0, *row1, *row2, *row3;
+    size_t ri[4];
+    __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0, s4 = s0,
+            s5 = s0, s6 = s0, s7 = s0;
+    double r4[4];
+    for (u = 0; u < 4; ++u) {
+      ri[u] = u < g ? (rows ? rows[t + u] : r0 + t + u) : (rows ? rows[t] : r0 + t);
+      row[u] = base + ri[u] * ld;
+    }
+    row0 = row[0];
+    row1 = row[1];
+    row2 = row[2];
+    row3 = row[3];
+    if (rows && t + 4 < cnt) { /* every line of the next four rows */
+      const size_t h = cnt - t - 4 < 4 ? cnt - t - 4 : 4;
+      for (u = 0; u < h; ++u) {
+        const uintptr_t nx = (uintptr_t)base + rows[t + 4 + u] * ld;
+        size_t o;
+        for (o = 0; o < d * es; o += 64) _mm_prefetch((const char *)(nx + o), _MM_HINT_T0);
+      }
+    }
+    if (A->dtype == ADASM_F32) {
+      for (j = 0; j < d8; j += 8) ADASM__F64_STEP_AVX2(ADASM__LD_F32_AVX2);
+    } else if (A->dtype == ADASM_F16) {
+      for (j = 0; j < d8; j += 8) ADASM__F64_STEP_AVX2(ADASM__LD_F16_AVX2);
+    } else {
+      for (j = 0; j < d8; j += 8) ADASM__F64_STEP_AVX2(ADASM__LD_BF16_AVX2);
+    }
+    r4[0] = adasm__hsum_pd_avx2(_mm256_add_pd(s0, s1));
+    r4[1] = adasm__hsum_pd_avx2(_mm256_add_pd(s2, s3));
+    r4[2] = adasm__hsum_pd_avx2(_mm256_add_pd(s4, s5));
+    r4[3] = adasm__hsum_pd_avx2(_mm256_add_pd(s6, s7));
+    for (u = 0; u < g; ++u) {
+      double tail = 0.0;
+      for (j = d8; j < d; ++j) {
+        const size_t o = ri[u] * A->ld + j;
+        const float a = A->dtype == ADASM_F32 ? ((const float *)A->data)[o]
+                        : A->dtype == ADASM_F16
+                            ? adasm_f16_to_f32(((const uint16_t *)A->data)[o])
+                            : adasm_bf16_to_f32(((const uint16_t *)A->data)[o]);
+        tail += (double)a * (double)x[j];
+      }
+      out[t + u] = r4[u] + tail;
+    }
+  }
+}
+#undef ADASM__F64_STEP_AVX2
+#undef ADASM__LD_F32_AVX2
+#undef ADASM__LD_F16_AVX2
+#undef ADASM__LD_BF16_AVX2
+
+ADASM__TARGET_AVX2 static void adasm__ada_accum_avx2(
+    const uint16_t *cols, size_t ldc, const size_t *c, const float *coef,
+    size_t nc, size_t r0, size_t r1, const adasm__ada_acc *acc, int init) {
+  const size_t r8 = r0 + ((r1 - r0) & ~(size_t)7);
+  size_t t, i, u;
+  for (t = 0; t < nc || (init && t == 0); t += 8) {
+    const size_t g = nc - t < 8 ? nc - t : 8;
+    const int fresh = init && t == 0;
+    const uint16_t *col[8];
+    float f[8][3];
+    for (u = 0; u < 8; ++u) {
+      size_t v;
+      col[u] = u < g ? cols + c[t + u] * ldc : cols;
+      for (v = 0; v < 3; ++v) f[u][v] = u < g ? coef[3 * (t + u) + v] : 0.0f;
+    }
+    for (i = r0; i < r8; i += 8) {
+      __m256 e = _mm256_setzero_ps(), p = e, q = e;
+      if (!fresh) {
+        e = _mm256_loadu_ps(acc->e + i);
+        p = _mm256_loadu_ps(acc->p + i);
+        q = _mm256_loadu_ps(acc->q + i);
+      }
+      if (((i - r0) & 31u) == 0)
+        for (u = 0; u < g; ++u)
+          _mm_prefetch((const char *)(uintptr_t)((uintptr_t)(col[u] + i) + 2048u),
+                       _MM_HINT_T0);
+      for (u = 0; u < g; ++u) {
+        const __m256 a = _mm256_cvtph_ps(
+            _mm_loadu_si128((const __m128i *)(const void *)(col[u] + i)));
+        e = _mm256_fmadd_ps(_mm256_set1_ps(f[u][0]), a, e);
+        p = _mm256_fmadd_ps(_mm256_set1_ps(f[u][1]), a, p);
+        q = _mm256_fmadd_ps(_mm256_set1_ps(f[u][2]), _mm256_mul_ps(a, a), q);
+      }
+      _mm256_storeu_ps(acc->e + i, e);
+      _mm256_storeu_ps(acc->p + i, p);
+      _mm256_storeu_ps(acc->q + i, q);
+    }
+    if (nc == 0) break;
+  }
+  if (r8 < r1) adasm__ada_accum_scalar(cols, ldc, c, coef, nc, r8, r1, acc, init);
+}
+
+ADASM__TARGET_AVX2 static void adasm__ada_bounds_avx2(
+    const adasm__ada_bp *bp, size_t r0, size_t r1, float *ucb, float *lcb,
+    float *mx) {
+  const size_t r8 = r0 + ((r1 - r0) & ~(size_t)7);
+  const __m256 il = _mm256_set1_ps(bp->inv_lam), sl = _mm256_set1_ps(bp->sl);
+  const __m256 cl = _mm256_set1_ps(bp->cl), l3 = _mm256_set1_ps(bp->l3);
+  const __m256 sc = _mm256_set1_ps(bp->scale), br = _mm256_set1_ps(bp->bias_rho);
+  const __m256 ba = _mm256_set1_ps(bp->bias_abs), bl = _mm256_set1_ps(bp->bias_rel);
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 nosign = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 hi = _mm256_set1_ps(mx[0]), lo = _mm256_set1_ps(mx[1]);
+  size_t i;
+  for (i = r0; i < r8; i += 8) {
+    const __m256 e = _mm256_loadu_ps(bp->e + i), p = _mm256_loadu_ps(bp->p + i);
+    const __m256 rho = _mm256_loadu_ps(bp->rho + i);
+    const __m256 u = _mm256_fmadd_ps(p, il, e);
+    const __m256 b = _mm256_mul_ps(rho, il), sv = _mm256_mul_ps(b, sl);
+    const __m256 v = _mm256_max_ps(
+        _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(bp->q + i), il), il), zero);
+    const __m256 su = _mm256_add_ps(_mm256_sqrt_ps(_mm256_fmadd_ps(sv, sv, v)), sv);
+    __m256 rad = _mm256_mul_ps(sc, _mm256_fmadd_ps(cl, su, _mm256_mul_ps(b, l3)));
+    __m256 up, dn;
+    rad = _mm256_fmadd_ps(br, rho, _mm256_add_ps(rad, ba));
+    rad = _mm256_fmadd_ps(bl, _mm256_fmadd_ps(_mm256_and_ps(p, nosign), il,
+                                              _mm256_and_ps(e, nosign)), rad);
+    up = _mm256_add_ps(u, rad);
+    dn = _mm256_sub_ps(u, rad);
+    _mm256_storeu_ps(ucb + i, up);
+    _mm256_storeu_ps(lcb + i, dn);
+    hi = _mm256_max_ps(hi, up);
+    lo = _mm256_max_ps(lo, dn);
+  }
+  mx[0] = adasm__hmax_avx2(hi);
+  mx[1] = adasm__hmax_avx2(lo);
+  if (r8 < r1) adasm__ada_bounds_scalar(bp, r8, r1, ucb, lcb, mx);
+}
+
+ADASM__TARGET_AVX2 static void adasm__ada_profile_avx2(
+    const float *ucb, const float *lcb, size_t r0, size_t r1, float m,
+    float g, size_t nb, double *hb, size_t *near, unsigned char *nearb,
+    size_t *nn) {
+  const size_t r8 = r0 + ((r1 - r0) & ~(size_t)7);
+  adasm__expp ep;
+  adasm__expv_avx2 ev;
+  const __m256 vm = _mm256_set1_ps(m), vg = _mm256_set1_ps(g);
+  const __m256 last = _mm256_set1_ps(-(float)(nb - 1)), half = _mm256_set1_ps(0.5f);
+  const __m256 lim = _mm256_set1_ps(64.0f);
+  __m256d cu = _mm256_setzero_pd(), clo = cu, cz = cu;
+  double cnt = 0.0;
+  size_t i;
+  adasm__expp_fold(0, &ep);
+  adasm__expv_init_avx2(&ev, &ep);
+  for (i = r0; i < r8; i += 8) {
+    const __m256 du = _mm256_min_ps(
+        lim, _mm256_mul_ps(vg, _mm256_sub_ps(_mm256_loadu_ps(ucb + i), vm)));
+    const __m256 dl = _mm256_min_ps(
+        lim, _mm256_mul_ps(vg, _mm256_sub_ps(_mm256_loadu_ps(lcb + i), vm)));
+    const __m256 farm = _mm256_cmp_ps(du, last, _CMP_LE_OQ);
+    const int far = _mm256_movemask_ps(farm);
+    const __m256 eu = adasm__exp8_avx2(&ev, du), el = adasm__exp8_avx2(&ev, dl);
+    const __m256 ez = adasm__exp8_avx2(&ev, _mm256_mul_ps(half, _mm256_add_ps(du, dl)));
+    cu = adasm__sum8_pd_avx2(cu, _mm256_and_ps(farm, eu));
+    clo = adasm__sum8_pd_avx2(clo, _mm256_and_ps(farm, el));
+    cz = adasm__sum8_pd_avx2(cz, _mm256_and_ps(farm, ez));
+    cnt += (double)_mm_popcnt_u32((unsigned)far);
+    if (far != 0xff) {
+      float a[8], bl[8], z[8], d8[8];
+      unsigned mk = (unsigned)(~far) & 0xffu;
+      _mm256_storeu_ps(a, eu);
+      _mm256_storeu_ps(bl, el);
+      _mm256_storeu_ps(z, ez);
+      _mm256_storeu_ps(d8, du);
+      while (mk) {
+        const unsigned ln = (unsigned)__builtin_ctz(mk);
+        const size_t bi = d8[ln] > -1.0f ? 0u : (size_t)(-d8[ln]);
+        double *h = hb + 4 * bi;
+        mk &= mk - 1u;
+        near[*nn] = i + ln;
+        nearb[(*nn)++] = (unsigned char)bi;
+        h[0] += 1.0;
+        h[1] += (double)a[ln];
+        h[2] += (double)bl[ln];
+        h[3] += (double)z[ln];
+      }
+    }
+  }
+  hb[4 * (nb - 1)] += cnt;
+  hb[4 * (nb - 1) + 1] += adasm__hsum_pd_avx2(cu);
+  hb[4 * (nb - 1) + 2] += adasm__hsum_pd_avx2(clo);
+  hb[4 * (nb - 1) + 3] += adasm__hsum_pd_avx2(cz);
+  if (r8 < r1)
+    adasm__ada_profile_scalar(ucb, lcb, r8, r1, m, g, nb, hb, near, nearb, nn);
+}
+
 static const adasm_kernels adasm__kernels_avx2 = {
     ADASM_ISA_AVX2,     adasm__max_avx2,    adasm__expsum_avx2,
     adasm__scale_avx2,  adasm__sub2_avx2,   adasm__tp_sum_avx2,
-    adasm__dot_rows_avx2};
+    adasm__dot_rows_avx2, adasm__dot_rows_f64_avx2,
+    adasm__ada_accum_avx2, adasm__ada_bounds_avx2,
+    adasm__ada_profile_avx2};
 #endif /* ADASM__HAVE_AVX2 */
 
 /* >>k_avx512 --------------------------------------------------------------
@@ -1954,10 +2498,262 @@ ADASM__TARGET_AVX512 static void adasm__dot_rows_avx512(const float *A,
   }
 }
 
+/* Four rows at a time share the conversion of x to double. Listed rows
+   come from DRAM one by one (the prefetcher cannot guess them): every line
+   of the next four is prefetched. One loop per dtype (a branch per vector
+   would cost more than the arithmetic). */
+#define ADASM__F64_STEP_AVX512(LOAD, k, xv)                                    \
+  do {                                                                         \
+    const __m512d xlo = _mm512_cvtps_pd(_mm512_castps512_ps256(xv));           \
+    const __m512d xhi = _mm512_cvtps_pd(adasm__hi256_avx512(xv));              \
+    const __m512 a0 = LOAD(row0, j, k), a1 = LOAD(row1, j, k);                 \
+    const __m512 a2 = LOAD(row2, j, k), a3 = LOAD(row3, j, k);                 \
+    s0 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(a0)), xlo, s0);\
+    s1 = _mm512_fmadd_pd(_mm512_cvtps_pd(adasm__hi256_avx512(a0)), xhi, s1);   \
+    s2 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(a1)), xlo, s2);\
+    s3 = _mm512_fmadd_pd(_mm512_cvtps_pd(adasm__hi256_avx512(a1)), xhi, s3);   \
+    s4 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(a2)), xlo, s4);\
+    s5 = _mm512_fmadd_pd(_mm512_cvtps_pd(adasm__hi256_avx512(a2)), xhi, s5);   \
+    s6 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(a3)), xlo, s6);\
+    s7 = _mm512_fmadd_pd(_mm512_cvtps_pd(adasm__hi256_avx512(a3)), xhi, s7);   \
+  } while (0)
+#define ADASM__F64_ROWS_AVX512(LOAD)                                           \
+  for (j = 0; j + 16 <= d; j += 16) {                                          \
+    const __m512 xv = _mm512_loadu_ps(x + j);                                  \
+    if (pf) {                                                                  \
+      _mm_prefetch((const char *)(pf + j * es), _MM_HINT_T0);                  \
+      _mm_prefetch((const char *)(pf + ld + j * es), _MM_HINT_T0);             \
+      _mm_prefetch((const char *)(pf + 2 * ld + j * es), _MM_HINT_T0);         \
+      _mm_prefetch((const char *)(pf + 3 * ld + j * es), _MM_HINT_T0);         \
+    }                                                                          \
+    ADASM__F64_STEP_AVX512(LOAD, (__mmask16)0xffff, xv);                       \
+  }                                                                            \
+  if (j < d) {                                                                 \
+    const __mmask16 k = adasm__tailmask_avx512(d - j);                         \
+    const __m512 xv = _mm512_maskz_loadu_ps(k, x + j);                         \
+    ADASM__F64_STEP_AVX512(LOAD, k, xv);                                       \
+  }
+#define ADASM__LD_F32_AVX512(r, j, k)                                          \
+  _mm512_maskz_loadu_ps(k, (const float *)(const void *)(r) + (j))
+#define ADASM__LD_F16_AVX512(r, j, k)                                          \
+  _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(                                    \
+      k, (const uint16_t *)(const void *)(r) + (j)))
+#define ADASM__LD_BF16_AVX512(r, j, k)                                         \
+  _mm512_castsi512_ps(_mm512_slli_epi32(                                       \
+      _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(                          \
+          k, (const uint16_t *)(const void *)(r) + (j))),                      \
+      16))
+
+ADASM__TARGET_AVX512 static void adasm__dot_rows_f64_avx512(
+    const adasm_matrix *A, const size_t *rows, size_t r0, size_t cnt,
+    const float *x, double *out) {
+  const size_t d = A->cols, es = A->dtype == ADASM_F32 ? 4u : 2u;
+  const size_t ld = A->ld * es, bytes = d * es;
+  const unsigned char *base = (const unsigned char *)A->data;
+  size_t t = 0, j, u;
+  for (; t < cnt; t += 4) {
+    const size_t g = cnt - t < 4 ? cnt - t : 4;
+    const unsigned char *row[4], *row0, *row1, *row2, *row3;
+    __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0, s4 = s0,
+            s5 = s0, s6 = s0, s7 = s0;
+    double r4[4];
+    for (u = 0; u < 4; ++u) {
+      const size_t r = u < g ? (rows ? rows[t + u] : r0 + t + u)
+                             : (rows ? rows[t] : r0 + t);
+      row[u] = base + r * ld;
+    }
+    row0 = row[0];
+    row1 = row[1];
+    row2 = row[2];
+    row3 = row[3];
+    /* contiguous rows: the next four, a line per step (an integer
+       address: past the end of A it is only a hint) */
+    const uintptr_t pf = !rows && t + 8 <= cnt ? (uintptr_t)(row[0] + 4 * ld) : 0u;
+    if (rows && t + 4 < cnt) {
+      const size_t h = cnt - t - 4 < 4 ? cnt - t - 4 : 4;
+      for (u = 0; u < h; ++u) {
+        const uintptr_t nx = (uintptr_t)base + rows[t + 4 + u] * ld;
+        size_t o;
+        for (o = 0; o < bytes; o += 64)
+          _mm_prefetch((const char *)(nx + o), _MM_HINT_T0);
+      }
+    }
+    if (A->dtype == ADASM_F32) {
+      ADASM__F64_ROWS_AVX512(ADASM__LD_F32_AVX512)
+    } else if (A->dtype == ADASM_F16) {
+      ADASM__F64_ROWS_AVX512(ADASM__LD_F16_AVX512)
+    } else {
+      ADASM__F64_ROWS_AVX512(ADASM__LD_BF16_AVX512)
+    }
+    r4[0] = adasm__hsum_pd_avx512(_mm512_add_pd(s0, s1));
+    r4[1] = adasm__hsum_pd_avx512(_mm512_add_pd(s2, s3));
+    r4[2] = adasm__hsum_pd_avx512(_mm512_add_pd(s4, s5));
+    r4[3] = adasm__hsum_pd_avx512(_mm512_add_pd(s6, s7));
+    for (u = 0; u < g; ++u) out[t + u] = r4[u];
+  }
+}
+#undef ADASM__F64_STEP_AVX512
+#undef ADASM__F64_ROWS_AVX512
+#undef ADASM__LD_F32_AVX512
+#undef ADASM__LD_F16_AVX512
+#undef ADASM__LD_BF16_AVX512
+
+/* Columns in groups of eight per pass over the rows, so each running sum
+   is loaded and stored once per eight columns; each column segment is
+   prefetched 1024 rows (2 KB) ahead. */
+ADASM__TARGET_AVX512 static void adasm__ada_accum_avx512(
+    const uint16_t *cols, size_t ldc, const size_t *c, const float *coef,
+    size_t nc, size_t r0, size_t r1, const adasm__ada_acc *acc, int init) {
+  size_t t, i, u;
+  for (t = 0; t < nc || (init && t == 0); t += 8) {
+    const size_t g = nc - t < 8 ? nc - t : 8;
+    const int fresh = init && t == 0;
+    const uint16_t *col[8];
+    float f[8][3];
+    for (u = 0; u < 8; ++u) {
+      size_t v;
+      col[u] = u < g ? cols + c[t + u] * ldc : cols;
+      for (v = 0; v < 3; ++v) f[u][v] = u < g ? coef[3 * (t + u) + v] : 0.0f;
+    }
+    for (i = r0; i < r1; i += 16) {
+      const __mmask16 k = r1 - i >= 16 ? (__mmask16)0xffff
+                                       : adasm__tailmask_avx512(r1 - i);
+      __m512 e = _mm512_setzero_ps(), p = e, q = e;
+      if (!fresh) {
+        e = _mm512_maskz_loadu_ps(k, acc->e + i);
+        p = _mm512_maskz_loadu_ps(k, acc->p + i);
+        q = _mm512_maskz_loadu_ps(k, acc->q + i);
+      }
+      if (((i - r0) & 31u) == 0)
+        for (u = 0; u < g; ++u)
+          _mm_prefetch((const char *)(uintptr_t)((uintptr_t)(col[u] + i) + 2048u),
+                       _MM_HINT_T0);
+      for (u = 0; u < g; ++u) {
+        const __m512 a = _mm512_cvtph_ps(_mm256_loadu_si256(
+            (const __m256i *)(const void *)(col[u] + i)));
+        e = _mm512_fmadd_ps(_mm512_set1_ps(f[u][0]), a, e);
+        p = _mm512_fmadd_ps(_mm512_set1_ps(f[u][1]), a, p);
+        q = _mm512_fmadd_ps(_mm512_set1_ps(f[u][2]), _mm512_mul_ps(a, a), q);
+      }
+      _mm512_mask_storeu_ps(acc->e + i, k, e);
+      _mm512_mask_storeu_ps(acc->p + i, k, p);
+      _mm512_mask_storeu_ps(acc->q + i, k, q);
+    }
+    if (nc == 0) break;
+  }
+}
+
+ADASM__TARGET_AVX512 static void adasm__ada_bounds_avx512(
+    const adasm__ada_bp *bp, size_t r0, size_t r1, float *ucb, float *lcb,
+    float *mx) {
+  const __m512 il = _mm512_set1_ps(bp->inv_lam);
+  const __m512 sl = _mm512_set1_ps(bp->sl), cl = _mm512_set1_ps(bp->cl);
+  const __m512 l3 = _mm512_set1_ps(bp->l3), sc = _mm512_set1_ps(bp->scale);
+  const __m512 br = _mm512_set1_ps(bp->bias_rho), ba = _mm512_set1_ps(bp->bias_abs);
+  const __m512 bl = _mm512_set1_ps(bp->bias_rel), zero = _mm512_setzero_ps();
+  __m512 hi = _mm512_set1_ps(mx[0]), lo = _mm512_set1_ps(mx[1]);
+  size_t i;
+  for (i = r0; i < r1; i += 16) {
+    const __mmask16 k = r1 - i >= 16 ? (__mmask16)0xffff
+                                     : adasm__tailmask_avx512(r1 - i);
+    const __m512 e = _mm512_maskz_loadu_ps(k, bp->e + i);
+    const __m512 p = _mm512_maskz_loadu_ps(k, bp->p + i);
+    const __m512 rho = _mm512_maskz_loadu_ps(k, bp->rho + i);
+    const __m512 u = _mm512_fmadd_ps(p, il, e);
+    __m512 v = _mm512_maskz_loadu_ps(k, bp->q + i);
+    const __m512 b = _mm512_mul_ps(rho, il), s = _mm512_mul_ps(b, sl);
+    __m512 su, rad, up, dn;
+    v = _mm512_max_ps(_mm512_mul_ps(_mm512_mul_ps(v, il), il), zero);
+    su = _mm512_add_ps(_mm512_sqrt_ps(_mm512_fmadd_ps(s, s, v)), s);
+    rad = _mm512_mul_ps(sc, _mm512_fmadd_ps(cl, su, _mm512_mul_ps(b, l3)));
+    rad = _mm512_fmadd_ps(br, rho, _mm512_add_ps(rad, ba));
+    rad = _mm512_fmadd_ps(
+        bl, _mm512_fmadd_ps(_mm512_abs_ps(p), il, _mm512_abs_ps(e)), rad);
+    up = _mm512_add_ps(u, rad);
+    dn = _mm512_sub_ps(u, rad);
+    _mm512_mask_storeu_ps(ucb + i, k, up);
+    _mm512_mask_storeu_ps(lcb + i, k, dn);
+    hi = _mm512_mask_max_ps(hi, k, hi, up);
+    lo = _mm512_mask_max_ps(lo, k, lo, dn);
+  }
+  mx[0] = adasm__hmax_avx512(hi);
+  mx[1] = adasm__hmax_avx512(lo);
+}
+
+/* Rows far below (the last bucket, most of them in a peaked softmax) are
+   summed in vectors; the others are added to their buckets lane by lane. */
+ADASM__TARGET_AVX512 static void adasm__ada_profile_avx512(
+    const float *ucb, const float *lcb, size_t r0, size_t r1, float m,
+    float g, size_t nb, double *hb, size_t *near, unsigned char *nearb,
+    size_t *nn) {
+  adasm__expp ep;
+  adasm__expv_avx512 ev;
+  const __m512 vm = _mm512_set1_ps(m), vg = _mm512_set1_ps(g);
+  const __m512 last = _mm512_set1_ps(-(float)(nb - 1)), half = _mm512_set1_ps(0.5f);
+  const __m512 lim = _mm512_set1_ps(64.0f);
+  __m512d cu = _mm512_setzero_pd(), clo = cu, cz = cu;
+  double cnt = 0.0, lane[16][32][4]; /* per lane: no store-to-load chains */
+  size_t i, l, b, nbn = nb - 1 < 32 ? nb - 1 : 32;
+  memset(lane, 0, sizeof lane);
+  adasm__expp_fold(0, &ep);
+  adasm__expv_init_avx512(&ev, &ep);
+  for (i = r0; i < r1; i += 16) {
+    const __mmask16 k = r1 - i >= 16 ? (__mmask16)0xffff
+                                     : adasm__tailmask_avx512(r1 - i);
+    const __m512 du = _mm512_min_ps(
+        lim, _mm512_mul_ps(vg, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, ucb + i), vm)));
+    const __m512 dl = _mm512_min_ps(
+        lim, _mm512_mul_ps(vg, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, lcb + i), vm)));
+    const __mmask16 far = (__mmask16)(k & _mm512_cmp_ps_mask(du, last, _CMP_LE_OQ));
+    const __mmask16 close = (__mmask16)(k & ~far);
+    const __m512 eu = _mm512_maskz_mov_ps(k, adasm__exp16_avx512(&ev, du));
+    const __m512 el = _mm512_maskz_mov_ps(k, adasm__exp16_avx512(&ev, dl));
+    const __m512 ez = _mm512_maskz_mov_ps(
+        k, adasm__exp16_avx512(&ev, _mm512_mul_ps(half, _mm512_add_ps(du, dl))));
+    cu = adasm__sum16_pd_avx512(cu, _mm512_maskz_mov_ps(far, eu));
+    clo = adasm__sum16_pd_avx512(clo, _mm512_maskz_mov_ps(far, el));
+    cz = adasm__sum16_pd_avx512(cz, _mm512_maskz_mov_ps(far, ez));
+    cnt += (double)_mm_popcnt_u32((unsigned)far);
+    if (close) {
+      float a[16], bl[16], z[16], d16[16];
+      unsigned mk = (unsigned)close;
+      _mm512_storeu_ps(a, eu);
+      _mm512_storeu_ps(bl, el);
+      _mm512_storeu_ps(z, ez);
+      _mm512_storeu_ps(d16, du);
+      while (mk) {
+        const unsigned ln = (unsigned)__builtin_ctz(mk);
+        const size_t bi = d16[ln] > -1.0f ? 0u : (size_t)(-d16[ln]);
+        double *h = lane[ln][bi];
+        mk &= mk - 1u;
+        near[*nn] = i + ln;
+        nearb[(*nn)++] = (unsigned char)bi;
+        h[0] += 1.0;
+        h[1] += (double)a[ln];
+        h[2] += (double)bl[ln];
+        h[3] += (double)z[ln];
+      }
+    }
+  }
+  for (l = 0; l < 16; ++l)
+    for (b = 0; b < nbn; ++b) {
+      hb[4 * b] += lane[l][b][0];
+      hb[4 * b + 1] += lane[l][b][1];
+      hb[4 * b + 2] += lane[l][b][2];
+      hb[4 * b + 3] += lane[l][b][3];
+    }
+  hb[4 * (nb - 1)] += cnt;
+  hb[4 * (nb - 1) + 1] += adasm__hsum_pd_avx512(cu);
+  hb[4 * (nb - 1) + 2] += adasm__hsum_pd_avx512(clo);
+  hb[4 * (nb - 1) + 3] += adasm__hsum_pd_avx512(cz);
+}
+
 static const adasm_kernels adasm__kernels_avx512 = {
     ADASM_ISA_AVX512,     adasm__max_avx512,  adasm__expsum_avx512,
     adasm__scale_avx512,  adasm__sub2_avx512, adasm__tp_sum_avx512,
-    adasm__dot_rows_avx512};
+    adasm__dot_rows_avx512, adasm__dot_rows_f64_avx512,
+    adasm__ada_accum_avx512, adasm__ada_bounds_avx512,
+    adasm__ada_profile_avx512};
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -2182,10 +2978,187 @@ static void adasm__dot_rows_neon(const float *A, size_t rows, size_t d,
   }
 }
 
+/* AdaSoftmax and exact-row kernels: 4 lanes (f16 widened by vcvt); the
+   row tails go through the scalar kernels. */
+static inline float32x4_t adasm__f16x4_neon(const uint16_t *h) {
+  return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h)));
+}
+static inline float32x4_t adasm__row4_neon(const adasm_matrix *A,
+                                           const unsigned char *row, size_t j) {
+  if (A->dtype == ADASM_F32) return vld1q_f32((const float *)(const void *)row + j);
+  if (A->dtype == ADASM_F16)
+    return adasm__f16x4_neon((const uint16_t *)(const void *)row + j);
+  return vreinterpretq_f32_u32(
+      vshll_n_u16(vld1_u16((const uint16_t *)(const void *)row + j), 16));
+}
+
+static void adasm__dot_rows_f64_neon(const adasm_matrix *A, const size_t *rows,
+                                     size_t r0, size_t cnt, const float *x,
+                                     double *out) {
+  const size_t d = A->cols, es = A->dtype == ADASM_F32 ? 4u : 2u;
+  const size_t ld = A->ld * es, d4 = d & ~(size_t)3;
+  const unsigned char *base = (const unsigned char *)A->data;
+  size_t t, j;
+  for (t = 0; t < cnt; ++t) {
+    const size_t r = rows ? rows[t] : r0 + t;
+    const unsigned char *row = base + r * ld;
+    float64x2_t s0 = vdupq_n_f64(0.0), s1 = s0;
+    double tail = 0.0;
+    for (j = 0; j < d4; j += 4) {
+      const float32x4_t a = adasm__row4_neon(A, row, j), xv = vld1q_f32(x + j);
+      s0 = vfmaq_f64(s0, vcvt_f64_f32(vget_low_f32(a)), vcvt_f64_f32(vget_low_f32(xv)));
+      s1 = vfmaq_f64(s1, vcvt_high_f64_f32(a), vcvt_high_f64_f32(xv));
+    }
+    for (; j < d; ++j) {
+      const size_t o = r * A->ld + j;
+      const float a = A->dtype == ADASM_F32 ? ((const float *)A->data)[o]
+                      : A->dtype == ADASM_F16
+                          ? adasm_f16_to_f32(((const uint16_t *)A->data)[o])
+                          : adasm_bf16_to_f32(((const uint16_t *)A->data)[o]);
+      tail += (double)a * (double)x[j];
+    }
+    s0 = vaddq_f64(s0, s1);
+    out[t] = vgetq_lane_f64(s0, 0) + vgetq_lane_f64(s0, 1) + tail;
+  }
+}
+
+static void adasm__ada_accum_neon(const uint16_t *cols, size_t ldc,
+                                  const size_t *c, const float *coef,
+                                  size_t nc, size_t r0, size_t r1,
+                                  const adasm__ada_acc *acc, int init) {
+  const size_t r4 = r0 + ((r1 - r0) & ~(size_t)3);
+  size_t t, i, u;
+  for (t = 0; t < nc || (init && t == 0); t += 8) {
+    const size_t g = nc - t < 8 ? nc - t : 8;
+    const int fresh = init && t == 0;
+    const uint16_t *col[8];
+    float f[8][3];
+    for (u = 0; u < 8; ++u) {
+      size_t v;
+      col[u] = u < g ? cols + c[t + u] * ldc : cols;
+      for (v = 0; v < 3; ++v) f[u][v] = u < g ? coef[3 * (t + u) + v] : 0.0f;
+    }
+    for (i = r0; i < r4; i += 4) {
+      float32x4_t e = vdupq_n_f32(0.0f), p = e, q = e;
+      if (!fresh) {
+        e = vld1q_f32(acc->e + i);
+        p = vld1q_f32(acc->p + i);
+        q = vld1q_f32(acc->q + i);
+      }
+      for (u = 0; u < g; ++u) {
+        const float32x4_t a = adasm__f16x4_neon(col[u] + i);
+        e = vfmaq_n_f32(e, a, f[u][0]);
+        p = vfmaq_n_f32(p, a, f[u][1]);
+        q = vfmaq_n_f32(q, vmulq_f32(a, a), f[u][2]);
+      }
+      vst1q_f32(acc->e + i, e);
+      vst1q_f32(acc->p + i, p);
+      vst1q_f32(acc->q + i, q);
+    }
+    if (nc == 0) break;
+  }
+  if (r4 < r1) adasm__ada_accum_scalar(cols, ldc, c, coef, nc, r4, r1, acc, init);
+}
+
+static void adasm__ada_bounds_neon(const adasm__ada_bp *bp, size_t r0,
+                                   size_t r1, float *ucb, float *lcb,
+                                   float *mx) {
+  const size_t r4 = r0 + ((r1 - r0) & ~(size_t)3);
+  const float32x4_t zero = vdupq_n_f32(0.0f);
+  float32x4_t hi = vdupq_n_f32(mx[0]), lo = vdupq_n_f32(mx[1]);
+  size_t i;
+  for (i = r0; i < r4; i += 4) {
+    const float32x4_t e = vld1q_f32(bp->e + i), p = vld1q_f32(bp->p + i);
+    const float32x4_t rho = vld1q_f32(bp->rho + i);
+    const float32x4_t u = vfmaq_n_f32(e, p, bp->inv_lam);
+    const float32x4_t b = vmulq_n_f32(rho, bp->inv_lam);
+    const float32x4_t sv = vmulq_n_f32(b, bp->sl);
+    const float32x4_t v = vmaxq_f32(
+        vmulq_n_f32(vmulq_n_f32(vld1q_f32(bp->q + i), bp->inv_lam), bp->inv_lam),
+        zero);
+    const float32x4_t su = vaddq_f32(vsqrtq_f32(vfmaq_f32(v, sv, sv)), sv);
+    float32x4_t rad = vmulq_n_f32(vfmaq_n_f32(vmulq_n_f32(b, bp->l3), su, bp->cl),
+                                  bp->scale);
+    float32x4_t up, dn;
+    rad = vfmaq_n_f32(vaddq_f32(rad, vdupq_n_f32(bp->bias_abs)), rho, bp->bias_rho);
+    rad = vfmaq_n_f32(rad, vfmaq_n_f32(vabsq_f32(e), vabsq_f32(p), bp->inv_lam),
+                      bp->bias_rel);
+    up = vaddq_f32(u, rad);
+    dn = vsubq_f32(u, rad);
+    vst1q_f32(ucb + i, up);
+    vst1q_f32(lcb + i, dn);
+    hi = vmaxq_f32(hi, up);
+    lo = vmaxq_f32(lo, dn);
+  }
+  mx[0] = vmaxvq_f32(hi);
+  mx[1] = vmaxvq_f32(lo);
+  if (r4 < r1) adasm__ada_bounds_scalar(bp, r4, r1, ucb, lcb, mx);
+}
+
+static void adasm__ada_profile_neon(const float *ucb, const float *lcb,
+                                    size_t r0, size_t r1, float m, float g,
+                                    size_t nb, double *hb, size_t *near,
+                                    unsigned char *nearb, size_t *nn) {
+  const size_t r4 = r0 + ((r1 - r0) & ~(size_t)3);
+  adasm__expp ep;
+  adasm__expv_neon ev;
+  const float32x4_t vm = vdupq_n_f32(m), lim = vdupq_n_f32(64.0f);
+  const float32x4_t last = vdupq_n_f32(-(float)(nb - 1));
+  float64x2_t cu = vdupq_n_f64(0.0), clo = cu, cz = cu;
+  double cnt = 0.0;
+  size_t i;
+  adasm__expp_fold(0, &ep);
+  adasm__expv_init_neon(&ev, &ep);
+  for (i = r0; i < r4; i += 4) {
+    const float32x4_t du =
+        vminq_f32(lim, vmulq_n_f32(vsubq_f32(vld1q_f32(ucb + i), vm), g));
+    const float32x4_t dl =
+        vminq_f32(lim, vmulq_n_f32(vsubq_f32(vld1q_f32(lcb + i), vm), g));
+    const uint32x4_t farm = vcleq_f32(du, last);
+    const float32x4_t eu = adasm__exp4_neon(&ev, du), el = adasm__exp4_neon(&ev, dl);
+    const float32x4_t ez = adasm__exp4_neon(&ev, vmulq_n_f32(vaddq_f32(du, dl), 0.5f));
+    uint32_t fl[4];
+    size_t l;
+    cu = adasm__sum4_pd_neon(cu, vreinterpretq_f32_u32(vandq_u32(farm, vreinterpretq_u32_f32(eu))));
+    clo = adasm__sum4_pd_neon(clo, vreinterpretq_f32_u32(vandq_u32(farm, vreinterpretq_u32_f32(el))));
+    cz = adasm__sum4_pd_neon(cz, vreinterpretq_f32_u32(vandq_u32(farm, vreinterpretq_u32_f32(ez))));
+    vst1q_u32(fl, farm);
+    for (l = 0; l < 4; ++l) {
+      float a[4], bl[4], z[4], d4[4];
+      size_t bi;
+      double *h;
+      if (fl[l]) {
+        cnt += 1.0;
+        continue;
+      }
+      vst1q_f32(a, eu);
+      vst1q_f32(bl, el);
+      vst1q_f32(z, ez);
+      vst1q_f32(d4, du);
+      bi = d4[l] > -1.0f ? 0u : (size_t)(-d4[l]);
+      h = hb + 4 * bi;
+      near[*nn] = i + l;
+      nearb[(*nn)++] = (unsigned char)bi;
+      h[0] += 1.0;
+      h[1] += (double)a[l];
+      h[2] += (double)bl[l];
+      h[3] += (double)z[l];
+    }
+  }
+  hb[4 * (nb - 1)] += cnt;
+  hb[4 * (nb - 1) + 1] += vgetq_lane_f64(cu, 0) + vgetq_lane_f64(cu, 1);
+  hb[4 * (nb - 1) + 2] += vgetq_lane_f64(clo, 0) + vgetq_lane_f64(clo, 1);
+  hb[4 * (nb - 1) + 3] += vgetq_lane_f64(cz, 0) + vgetq_lane_f64(cz, 1);
+  if (r4 < r1)
+    adasm__ada_profile_scalar(ucb, lcb, r4, r1, m, g, nb, hb, near, nearb, nn);
+}
+
 static const adasm_kernels adasm__kernels_neon = {
     ADASM_ISA_NEON,     adasm__max_neon,    adasm__expsum_neon,
     adasm__scale_neon,  adasm__sub2_neon,   adasm__tp_sum_neon,
-    adasm__dot_rows_neon};
+    adasm__dot_rows_neon, adasm__dot_rows_f64_neon,
+    adasm__ada_accum_neon, adasm__ada_bounds_neon,
+    adasm__ada_profile_neon};
 #endif /* ADASM__HAVE_NEON */
 
 /* >>dispatch -------------------------------------------------------------- */
@@ -2264,14 +3237,6 @@ ADASM__PRIVATE const adasm_kernels *adasm__k(const adasm_kernels *k) {
    Drivers shared by every ISA: special values, algorithm choice, blocking. */
 
 /* Exp parameters that take the maximum m (finite) out of every term. */
-ADASM__PRIVATE void adasm__expp_fold(int N, adasm__expp *e) {
-  e->shift = 0.0f;
-  e->N = N;
-  e->magic = ADASM__MAGIC + (float)(127 - N);
-  /* z >= cutoff keeps n - N >= -126, a normal power of two */
-  e->cutoff = (float)(((double)N - 125.0) * ADASM__LN2);
-  e->base = (double)N * ADASM__LN2;
-}
 ADASM__PRIVATE void adasm__expp_for_max(float m, adasm__expp *e) {
   if (m > -65536.0f && m < 65536.0f) {
     adasm__expp_fold((int)floor((double)m * ADASM__LOG2E + 0.5), e);
@@ -2860,1206 +3825,276 @@ ADASM_DEF adasm_result adasm_sample(const adasm_kernels *k, const float *z,
 
 
 /* >>ada -------------------------------------------------------------------
-   AdaSoftmax (Algorithm 1): burn-in, round-based elimination against the
-   k-th boundary, exact logits of the returned arms, two-stage normalizer;
-   calibration of the two fudge factors. Constants and their sources are in
-   the comments next to them. */
-#define ADASM__ADA_GRID0 16       /* first column count of pull_to_var */
-#define ADASM__ADA_CI_INIT 0.25   /* elimination starts at 1/4 of sigma^2 */
-#define ADASM__ADA_CI_DECAY 0.5   /* ... and halves v every round */
-#define ADASM__ADA_ALIGN 64
-#define ADASM__ADA_STREAM 0xada50f7ull /* PCG stream of the race keys */
-#define ADASM__ADA_PHI 0x9e3779b97f4a7c15ull /* calibration seed stride */
-#define ADASM__ADA_CAL_ALPHA 0.05 /* calibration: test level per candidate */
-/* Rows per tile of the dense SIMD kernel: its float mu/var accumulators
-   (8 KB) stay in L1, and the tile's column segments (4 KB runs of the
-   column-major copy) stay in L2 while the grid steps recompute the tile. */
-#define ADASM__ADA_TILE 1024
-#define ADASM__ADA_MAXLV 128 /* grid levels: 16 * 1.5^127 > 2^64 */
-#if defined(__GNUC__) || defined(__clang__)
-#define ADASM__ADA_PREFETCH(p) __builtin_prefetch(p)
-#else
-#define ADASM__ADA_PREFETCH(p) ((void)0)
-#endif
+   AdaSoftmax, as docs/ada-engine.md derives it. A query:
+     setup       scale x, column weights w_j = |x_j| sigma_j, one uniform
+                 per column (the query's PCG stream)
+     rounds      Poisson sampling: column j is in the round-r sample when
+                 u_j < pi_j = min(1, lambda_r w_j), lambda_r doubling the
+                 expected sample size each round; a round streams only the
+                 columns that entered (and those that became certain) for
+                 every row, into running sums
+     bounds      a Bernstein confidence interval per row; the k-th largest
+                 lower bound eliminates every row whose upper bound is below
+     plan        from the bounds, the rows the normalizer needs exactly and
+                 the cost (bytes) of finishing now, of another round, and of
+                 the exact path: the cheapest is taken
+     best arms   the survivors and the heavy rows, exactly (double dots of
+                 the caller's rows)
+     normalizer  exact mass of those rows plus the sampled bounds of the
+                 rest; log_norm in the middle of the eps band they allow.
+   Per-row work is a few passes of vector code (the ada_* kernels); per
+   column, O(d) scalar work. */
+#define ADASM__ADA_ROUNDS 12 /* most rounds a query may take: the union
+                                bound of the guarantee counts them */
+#define ADASM__ADA_NB 32     /* normalizer profile: one-logit buckets below
+                                the largest lower bound (the last: the rest,
+                                each row under e^-31 of the top logit) */
+#define ADASM__ADA_TILE 2048 /* rows per accumulate call */
+#define ADASM__ADA_CAL_STEPS 61 /* calibration: ci_scale 10^(-0.05 s) */
+/* Cost model, in bytes of DRAM traffic (docs/ada-engine.md): a pass over
+   the per-row state costs about as much time as reading ADASM__ADA_ARM
+   bytes per row; an exact row costs its bytes plus ADASM__ADA_ROW. */
+#define ADASM__ADA_ARM 48.0
+#define ADASM__ADA_ROW 128.0
+#define ADASM__ADA_COL 48.0 /* per column per query: weight, uniform */
 
-/* Stage timers for tests/test_ada.c --perf and bench/bench_heads.c (its
-   bench_stages build) only: defining ADASM_ADA_PROFILE
-   before the implementation adds process-wide (not thread-safe) counters of
-   CPU seconds per stage: 0 setup + order, 1 burn-in, 2 elimination, 3 best
-   arms, 4 normalizer + output. On x86-64 with GCC or clang it also counts
-   time-stamp-counter cycles in the pull kernels: 0 tile kernel, 1 whole-row
-   dots, 2 gathers, 3 whole queries (read them as shares of 3; elsewhere
-   they stay 0). Off by default: no global state. */
-#ifdef ADASM_ADA_PROFILE
-#include <time.h>
-#if defined(ADASM__X86_64) && (defined(__GNUC__) || defined(__clang__))
-#include <x86intrin.h>
-#define ADASM__ADA_CYC() ((double)__rdtsc())
-#else
-#define ADASM__ADA_CYC() 0.0
-#endif
-static double adasm__ada_prof[5];
-static double adasm__ada_prof_rows[2]; /* rows path: arm pulls, arm*g */
-static double adasm__ada_prof_tile[2]; /* tile path: calls, span*g */
-static double adasm__ada_prof_cyc[4];  /* tile, whole rows, gathers, query */
-#define ADASM__ADA_PROF_ADD(arr, a, b) ((arr)[0] += (a), (arr)[1] += (b))
-#define ADASM__ADA_CYC_ADD(slot, c0)                                           \
-  (adasm__ada_prof_cyc[slot] += ADASM__ADA_CYC() - (c0))
-static clock_t adasm__ada_prof_t0;
-#define ADASM__ADA_PROF_START() (adasm__ada_prof_t0 = clock())
-#define ADASM__ADA_PROF(stage)                                                 \
-  do {                                                                         \
-    const clock_t t1_ = clock();                                               \
-    adasm__ada_prof[stage] +=                                                  \
-        (double)(t1_ - adasm__ada_prof_t0) / (double)CLOCKS_PER_SEC;           \
-    adasm__ada_prof_t0 = t1_;                                                  \
-  } while (0)
-#else
-#define ADASM__ADA_PROF_START() ((void)0)
-#define ADASM__ADA_PROF_ADD(arr, a, b) ((void)0)
-#define ADASM__ADA_PROF(stage) ((void)0)
-#define ADASM__ADA_CYC() 0.0
-#define ADASM__ADA_CYC_ADD(slot, c0) ((void)(c0))
-#endif
-
-/* ---- workspace layout ---------------------------------------------------- */
 typedef struct adasm__ada_ws {
-  double *lw;    /* [d] weight w_j = |x_j| a_j, by column */
-  double *key;   /* [d] race key w_j / E_j (E_j ~ Exp(1)), by column */
-  double *cw;    /* [d] HT weight x_j / pi_j, by sample position */
-  double *ew;    /* [d] beta^2 x_j^2 (1 - pi_j) / pi_j^2, by sample position */
-  size_t *perm;  /* [d] sample order: columns by key, descending */
-  size_t *nzl;   /* [d] non-zero columns, ascending (exact rows) */
-  double *mu;    /* [n] estimate of beta * A_i x */
-  double *var;   /* [n] variance estimate of mu (inf before any pull) */
-  double *lo;    /* [n] lower bounds (elimination) / V1 (normalizer) */
-  double *hi;    /* [n] upper bounds (elimination) / log alpha (normalizer) */
-  double *heap;  /* [n + 1] k-th largest selection */
-  size_t *m;     /* [n] columns used by the arm (nnz = exact) */
-  size_t *set;   /* [n] arm list of the current stage */
-  size_t *pset;  /* [2 TILE] pull_to_var: a tile's active arms, then the
-                    ones pulled in one step */
-  size_t *res;   /* [k] returned arms */
-  float *fcw;    /* [3d + 64] float x_j / pi_j per grid level (fast path) */
-  float *few;    /* [3d + 64] float beta^2 x_j^2 (1 - pi_j) / pi_j^2 */
-  size_t *fidx;  /* [3d + 64] columns of each level, ascending */
-  size_t *rank;  /* [d] position of column j in perm */
-  uint64_t *sortk; /* [2d] radix-sort keys and their scratch (column order) */
-  float *tmu;    /* [ADASM__ADA_TILE] tile accumulators of the SIMD kernel */
-  float *tvar;   /* [ADASM__ADA_TILE] */
+  double *w;         /* [d] weight |xs_j| sigma'_j (0: never sampled) */
+  double *u;         /* [d] the column's uniform */
+  unsigned char *st; /* [d] 0 out, 1 sampled, 2 certain */
+  size_t *rc;        /* [d] the round's new columns */
+  float *rf;         /* [3 d] their coefficients (see ada_accum) */
+  adasm__ada_acc acc; /* [n] each */
+  float *ucb, *lcb;  /* [n] */
+  size_t *list;      /* [n] rows to compute exactly */
+  size_t *near;      /* [n] rows of the profile's near buckets ... */
+  unsigned char *nearb; /* [n] ... and their buckets */
+  double *zx;        /* [n] their exact logits (by list position) */
+  double *hb;        /* [4 NB] profile: count, sum e^ucb, e^lcb, e^u */
+  size_t *top;       /* [k] heap of the answer */
+  double *tz;        /* [k] its logits */
 } adasm__ada_ws;
 
-/* Reserves count*elem bytes, rounded up to 64, at *off. 0 on overflow. */
-ADASM__PRIVATE int adasm__ada_take(size_t *off, size_t count, size_t elem,
-                                   size_t *at) {
-  size_t bytes;
-  if (adasm__mul_overflows(count, elem, &bytes)) return 0;
-  if (bytes > (size_t)-1 - (ADASM__ADA_ALIGN - 1)) return 0;
-  bytes = (bytes + (ADASM__ADA_ALIGN - 1)) & ~(size_t)(ADASM__ADA_ALIGN - 1);
-  if (*off > (size_t)-1 - bytes) return 0;
-  *at = *off;
-  *off += bytes;
-  return 1;
+/* One query's state. Sampled quantities live in "index units": the logit
+   of row i is G (base + u_i), with u_i the estimate from the running sums;
+   G > 0 carries beta and the power-of-two scales of x and of A, so the
+   floats in the kernels are O(1) whatever the caller's scaling. */
+typedef struct adasm__ada_q {
+  const adasm_ada_index *ix;
+  const adasm_ada_params *p;
+  const adasm_kernels *k;
+  const float *x;
+  adasm__ada_ws ws;
+  size_t n, d;
+  double G, base, wmax, wsum, L;
+  double lam;           /* current lambda (index units) */
+  size_t nnz, m, ncert, nsamp, terms;
+  double cert_w;        /* sum of w over the certain columns */
+  float M, Lk;          /* largest ucb, k-th largest lcb */
+  size_t bstar, nx;     /* buckets computed exactly; rows in them */
+  size_t nnear;         /* rows in the profile's near buckets */
+  double shrink;        /* rows to compute exactly, next round / this one */
+  size_t prev_nx;
+  uint64_t bytes, madds;
+  size_t rounds;
+} adasm__ada_q;
+
+ADASM__PRIVATE size_t adasm__ada_dsize(adasm_dtype t) {
+  return t == ADASM_F32 ? 4u : 2u;
 }
 
-#define ADASM__ADA_CARVE(field, type, count)                                   \
-  do {                                                                         \
-    size_t at_;                                                                \
-    if (!adasm__ada_take(&off, (count), sizeof(type), &at_)) return 0;         \
-    if (base) w->field = (type *)(void *)(base + at_);                         \
-  } while (0)
-
-/* Lays the workspace out from `base` (64-byte aligned), or only measures it
-   when base is NULL. Returns 0 if the size overflows. */
+/* Lays the query workspace out (base NULL: measures). 0 on overflow. */
 ADASM__PRIVATE int adasm__ada_layout(size_t n, size_t d, size_t k,
                                      unsigned char *base, adasm__ada_ws *w,
                                      size_t *total) {
-  size_t off = 0;
-  if (n == (size_t)-1) return 0;
-  ADASM__ADA_CARVE(lw, double, d);
-  ADASM__ADA_CARVE(key, double, d);
-  ADASM__ADA_CARVE(cw, double, d);
-  ADASM__ADA_CARVE(ew, double, d);
-  ADASM__ADA_CARVE(perm, size_t, d);
-  ADASM__ADA_CARVE(nzl, size_t, d);
-  ADASM__ADA_CARVE(mu, double, n);
-  ADASM__ADA_CARVE(var, double, n);
-  ADASM__ADA_CARVE(lo, double, n);
-  ADASM__ADA_CARVE(hi, double, n);
-  ADASM__ADA_CARVE(heap, double, n + 1);
-  ADASM__ADA_CARVE(m, size_t, n);
-  ADASM__ADA_CARVE(set, size_t, n);
-  /* act + pull lists of one chunk of at most min(n, TILE) arms */
-  ADASM__ADA_CARVE(pset, size_t, 2 * (n < ADASM__ADA_TILE ? n : ADASM__ADA_TILE));
-  ADASM__ADA_CARVE(res, size_t, k);
-  if (d > ((size_t)-1 - 64) / 3) return 0;
-  ADASM__ADA_CARVE(fcw, float, 3 * d + 64);
-  ADASM__ADA_CARVE(few, float, 3 * d + 64);
-  ADASM__ADA_CARVE(fidx, size_t, 3 * d + 64);
-  ADASM__ADA_CARVE(rank, size_t, d);
-  ADASM__ADA_CARVE(sortk, uint64_t, 2 * d); /* 2d: d <= SIZE_MAX / 3 above */
-  ADASM__ADA_CARVE(tmu, float, ADASM__ADA_TILE);
-  ADASM__ADA_CARVE(tvar, float, ADASM__ADA_TILE);
-  *total = off;
-  return 1;
-}
-#undef ADASM__ADA_CARVE
-
-/* ---- small helpers -------------------------------------------------------- */
-/* Sort order used for columns (by race key) and arms (by logit): larger
-   key first, then lower index first, so ties resolve like the exact path. */
-ADASM__PRIVATE int adasm__ada_before(const double *key, size_t a, size_t b) {
-  return key[a] > key[b] || (!(key[a] < key[b]) && a < b);
-}
-
-ADASM__PRIVATE void adasm__ada_sift(size_t *v, size_t root, size_t cnt,
-                                    const double *key) {
-  for (;;) {
-    size_t child = 2 * root + 1, pick = root, tmp;
-    if (child < cnt && adasm__ada_before(key, v[pick], v[child])) pick = child;
-    if (child + 1 < cnt && adasm__ada_before(key, v[pick], v[child + 1]))
-      pick = child + 1;
-    if (pick == root) return;
-    tmp = v[root];
-    v[root] = v[pick];
-    v[pick] = tmp;
-    root = pick;
-  }
-}
-
-/* Heapsort of indices v[0..cnt) in adasm__ada_before order: O(cnt log cnt),
-   no memory, deterministic. */
-ADASM__PRIVATE void adasm__ada_sort(size_t *v, size_t cnt, const double *key) {
-  size_t i, tmp;
-  if (cnt < 2) return;
-  for (i = cnt / 2; i-- > 0;) adasm__ada_sift(v, i, cnt, key);
-  for (i = cnt - 1; i > 0; --i) {
-    tmp = v[0];
-    v[0] = v[i];
-    v[i] = tmp;
-    adasm__ada_sift(v, 0, i, key);
-  }
-}
-
-ADASM__PRIVATE void adasm__ada_minsift(double *h, size_t root, size_t cnt) {
-  for (;;) {
-    size_t child = 2 * root + 1, pick = root;
-    double tmp;
-    if (child < cnt && h[child] < h[pick]) pick = child;
-    if (child + 1 < cnt && h[child + 1] < h[pick]) pick = child + 1;
-    if (pick == root) return;
-    tmp = h[root];
-    h[root] = h[pick];
-    h[pick] = tmp;
-    root = pick;
-  }
-}
-
-/* The k-th largest of v[0..cnt), 1 <= k <= cnt, with a min-heap of k
-   entries: O(cnt log k). */
-ADASM__PRIVATE double adasm__ada_kth_largest(const double *v, size_t cnt,
-                                             size_t k, double *h) {
-  size_t i;
-  for (i = 0; i < k; ++i) h[i] = v[i];
-  for (i = k / 2; i-- > 0;) adasm__ada_minsift(h, i, k);
-  for (i = k; i < cnt; ++i)
-    if (v[i] > h[0]) {
-      h[0] = v[i];
-      adasm__ada_minsift(h, 0, k);
-    }
-  return h[0];
-}
-
-/* exp(x) in double, inline and branch-free, for the loops that take one
-   per arm (the normalizer takes four: glibc's exp, a call of ~20 cycles,
-   was a third of a word-head query). x = k ln2 + r with |r| <= ln2/2
-   (fdlibm's two-part ln2, exact for |k| < 2^11) and k rounded by the 1.5 *
-   2^52 add; Taylor to r^13 (truncation < 2e-17 relative) evaluated by
-   Estrin's scheme, so the dependency chain is 6 operations deep rather
-   than Horner's 26 and a scalar (SSE2) loop overlaps its iterations; 2^k
-   applied as 2^k1 * 2^k2 (both normal), so subnormal results round once
-   and x > 709.8 gives inf. x is clamped to [-746, 710] first (exp(-746)
-   rounds to 0); NaN passes the clamps and comes out NaN. Within 2 ulp of
-   libm over 2M points (test_exp allows 4). */
-#define ADASM__ADA_EXP_C(i) (adasm__ada_exp_coef[i])
-static const double adasm__ada_exp_coef[14] = { /* 1 / i! */
-    1.0, 1.0, 0.5, 1.6666666666666666e-01, 4.1666666666666664e-02,
-    8.3333333333333332e-03, 1.3888888888888889e-03, 1.9841269841269841e-04,
-    2.4801587301587302e-05, 2.7557319223985893e-06, 2.7557319223985888e-07,
-    2.5052108385441720e-08, 2.0876756987868099e-09, 1.6059043836821613e-10};
-
-ADASM__PRIVATE double adasm__ada_exp(double x) {
-  const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
-  double k, k1, r, r2, r4, p, q0, q1, q2, q3, q4, q5, q6, t1, t2, s1, s2;
-  uint64_t b1, b2;
-  x = x < -746.0 ? -746.0 : x;
-  x = x > 710.0 ? 710.0 : x;
-  k = (x * 1.4426950408889634 + magic) - magic; /* round(x / ln2) */
-  r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
-  r2 = r * r;
-  r4 = r2 * r2;
-  /* sum of r^i / i!, i <= 13: pairs, then pairs of pairs */
-  q0 = ADASM__ADA_EXP_C(0) + ADASM__ADA_EXP_C(1) * r;
-  q1 = ADASM__ADA_EXP_C(2) + ADASM__ADA_EXP_C(3) * r;
-  q2 = ADASM__ADA_EXP_C(4) + ADASM__ADA_EXP_C(5) * r;
-  q3 = ADASM__ADA_EXP_C(6) + ADASM__ADA_EXP_C(7) * r;
-  q4 = ADASM__ADA_EXP_C(8) + ADASM__ADA_EXP_C(9) * r;
-  q5 = ADASM__ADA_EXP_C(10) + ADASM__ADA_EXP_C(11) * r;
-  q6 = ADASM__ADA_EXP_C(12) + ADASM__ADA_EXP_C(13) * r;
-  q0 += q1 * r2;
-  q2 += q3 * r2;
-  q4 += q5 * r2;
-  q0 += q2 * r4;
-  q4 += q6 * r4;
-  p = q0 + q4 * (r4 * r4);
-  k1 = (k * 0.5 + magic) - magic; /* k in [-1076, 1024]: k1, k - k1 */
-  t1 = k1 + magic;                /* in [-538, 512]: 2^k1, 2^(k-k1) */
-  t2 = (k - k1) + magic;          /* normal; the low bits of t are k */
-  memcpy(&b1, &t1, sizeof b1);
-  memcpy(&b2, &t2, sizeof b2);
-  b1 = (b1 + 1023u) << 52;
-  b2 = (b2 + 1023u) << 52;
-  memcpy(&s1, &b1, sizeof s1);
-  memcpy(&s2, &b2, sizeof s2);
-  return p * s1 * s2;
-}
-
-/* ---- dense tile kernels ---------------------------------------------------
-   For rows r < len of a tile (cols points at the tile's first row in the
-   column-major copy; column j of the tile is cols + j*n), over the first g
-   columns of the sample order: tmu[r] = sum_s A(r, perm[s]) cw[s] and
-   tvar[r] = sum_s A(r, perm[s])^2 ew[s], in float. Columns are taken four
-   at a time so each pass over the L1 accumulators reads four contiguous
-   column segments. Float is enough: g is at most a few thousand terms, so
-   the rounding (~g 2^-24 of sum |term|) is far below the sampling error
-   these estimates carry; non-finite results are redone in double. */
-typedef void (*adasm__ada_tile_fn)(const float *cols, size_t n,
-                                   const size_t *perm, size_t g,
-                                   const float *cw, const float *ew,
-                                   size_t len, float *tmu, float *tvar);
-
-ADASM__PRIVATE void adasm__ada_tile_scalar(const float *cols, size_t n,
-                                           const size_t *perm, size_t g,
-                                           const float *cw, const float *ew,
-                                           size_t len, float *tmu,
-                                           float *tvar) {
-  size_t s, r;
-  for (r = 0; r < len; ++r) tmu[r] = tvar[r] = 0.0f;
-  for (s = 0; s < g; ++s) {
-    const float *c = cols + perm[s] * n;
-    const float a = cw[s], e = ew[s];
-    for (r = 0; r < len; ++r) {
-      const float v = c[r];
-      tmu[r] += v * a;
-      tvar[r] += v * v * e;
-    }
-  }
-}
-
-/* The SIMD tile kernels take the sampled columns four at a time; a last
-   group with fewer is padded with weight 0 on a real column, so the loads
-   stay in bounds and add nothing. */
-typedef struct adasm__ada_quad {
-  const float *c[4];
-  float f[4], h[4]; /* mean and variance weights */
-} adasm__ada_quad;
-
-ADASM__PRIVATE adasm__ada_quad adasm__ada_quad_at(const float *cols, size_t n,
-                                                  const size_t *perm,
-                                                  const float *cw,
-                                                  const float *ew, size_t s,
-                                                  size_t g) {
-  adasm__ada_quad q;
-  size_t u;
-  for (u = 0; u < 4; ++u) {
-    const int in = s + u < g;
-    q.c[u] = cols + perm[in ? s + u : s] * n;
-    q.f[u] = in ? cw[s + u] : 0.0f;
-    q.h[u] = in ? ew[s + u] : 0.0f;
-  }
-  return q;
-}
-
-/* The next quad's column segments, fetched one line per column per 16 rows
-   while this quad computes: the kernels walk four 4 KB runs in four pages,
-   where the hardware prefetcher starts late. Cold tiles (1024 rows, 54
-   columns, AVX-512) went from 0.17 to 0.11 ns per entry. */
-#define ADASM__ADA_PREFETCH_QUAD(nq, r)                                        \
-  do {                                                                         \
-    ADASM__ADA_PREFETCH((nq).c[0] + (r));                                      \
-    ADASM__ADA_PREFETCH((nq).c[1] + (r));                                      \
-    ADASM__ADA_PREFETCH((nq).c[2] + (r));                                      \
-    ADASM__ADA_PREFETCH((nq).c[3] + (r));                                      \
-  } while (0)
-
-#if defined(ADASM__HAVE_AVX512)
-ADASM__TARGET_AVX512 static void adasm__ada_tile_avx512(
-    const float *cols, size_t n, const size_t *perm, size_t g,
-    const float *cw, const float *ew, size_t len, float *tmu, float *tvar) {
-  size_t s = 0, r;
-  const __mmask16 tail = (__mmask16)((1u << (len & 15u)) - 1u);
-  const size_t full = len & ~(size_t)15;
-  for (r = 0; r < len; ++r) tmu[r] = tvar[r] = 0.0f;
-  for (; s < g; s += 4) {
-    const adasm__ada_quad qd = adasm__ada_quad_at(cols, n, perm, cw, ew, s, g);
-    const float *c0 = qd.c[0], *c1 = qd.c[1], *c2 = qd.c[2], *c3 = qd.c[3];
-    const __m512 a0 = _mm512_set1_ps(qd.f[0]), e0 = _mm512_set1_ps(qd.h[0]);
-    const __m512 a1 = _mm512_set1_ps(qd.f[1]), e1 = _mm512_set1_ps(qd.h[1]);
-    const __m512 a2 = _mm512_set1_ps(qd.f[2]), e2 = _mm512_set1_ps(qd.h[2]);
-    const __m512 a3 = _mm512_set1_ps(qd.f[3]), e3 = _mm512_set1_ps(qd.h[3]);
-    const adasm__ada_quad nq =
-        adasm__ada_quad_at(cols, n, perm, cw, ew, s + 4 < g ? s + 4 : s, g);
-    for (r = 0; r <= full; r += 16) {
-      const __mmask16 k = r < full ? (__mmask16)0xffff : tail;
-      ADASM__ADA_PREFETCH_QUAD(nq, r);
-      __m512 m = _mm512_maskz_loadu_ps(k, tmu + r);
-      __m512 v = _mm512_maskz_loadu_ps(k, tvar + r);
-      const __m512 x0 = _mm512_maskz_loadu_ps(k, c0 + r);
-      const __m512 x1 = _mm512_maskz_loadu_ps(k, c1 + r);
-      const __m512 x2 = _mm512_maskz_loadu_ps(k, c2 + r);
-      const __m512 x3 = _mm512_maskz_loadu_ps(k, c3 + r);
-      if (!k) break;
-      m = _mm512_fmadd_ps(x0, a0, m);
-      v = _mm512_fmadd_ps(_mm512_mul_ps(x0, x0), e0, v);
-      m = _mm512_fmadd_ps(x1, a1, m);
-      v = _mm512_fmadd_ps(_mm512_mul_ps(x1, x1), e1, v);
-      m = _mm512_fmadd_ps(x2, a2, m);
-      v = _mm512_fmadd_ps(_mm512_mul_ps(x2, x2), e2, v);
-      m = _mm512_fmadd_ps(x3, a3, m);
-      v = _mm512_fmadd_ps(_mm512_mul_ps(x3, x3), e3, v);
-      _mm512_mask_storeu_ps(tmu + r, k, m);
-      _mm512_mask_storeu_ps(tvar + r, k, v);
-    }
-  }
-}
-#endif
-
-#if defined(ADASM__HAVE_AVX2)
-ADASM__TARGET_AVX2 static void adasm__ada_tile_avx2(
-    const float *cols, size_t n, const size_t *perm, size_t g,
-    const float *cw, const float *ew, size_t len, float *tmu, float *tvar) {
-  size_t s = 0, r;
-  const size_t full = len & ~(size_t)7;
-  for (r = 0; r < len; ++r) tmu[r] = tvar[r] = 0.0f;
-  for (; s < g; s += 4) {
-    const adasm__ada_quad qd = adasm__ada_quad_at(cols, n, perm, cw, ew, s, g);
-    const float *c0 = qd.c[0], *c1 = qd.c[1], *c2 = qd.c[2], *c3 = qd.c[3];
-    const float f0 = qd.f[0], f1 = qd.f[1], f2 = qd.f[2], f3 = qd.f[3];
-    const float h0 = qd.h[0], h1 = qd.h[1], h2 = qd.h[2], h3 = qd.h[3];
-    const __m256 a0 = _mm256_set1_ps(f0), e0 = _mm256_set1_ps(h0);
-    const __m256 a1 = _mm256_set1_ps(f1), e1 = _mm256_set1_ps(h1);
-    const __m256 a2 = _mm256_set1_ps(f2), e2 = _mm256_set1_ps(h2);
-    const __m256 a3 = _mm256_set1_ps(f3), e3 = _mm256_set1_ps(h3);
-    const adasm__ada_quad nq =
-        adasm__ada_quad_at(cols, n, perm, cw, ew, s + 4 < g ? s + 4 : s, g);
-    for (r = 0; r < full; r += 8) {
-      __m256 m = _mm256_loadu_ps(tmu + r), v = _mm256_loadu_ps(tvar + r);
-      if (!(r & 15)) ADASM__ADA_PREFETCH_QUAD(nq, r);
-      const __m256 x0 = _mm256_loadu_ps(c0 + r), x1 = _mm256_loadu_ps(c1 + r);
-      const __m256 x2 = _mm256_loadu_ps(c2 + r), x3 = _mm256_loadu_ps(c3 + r);
-      m = _mm256_fmadd_ps(x0, a0, m);
-      v = _mm256_fmadd_ps(_mm256_mul_ps(x0, x0), e0, v);
-      m = _mm256_fmadd_ps(x1, a1, m);
-      v = _mm256_fmadd_ps(_mm256_mul_ps(x1, x1), e1, v);
-      m = _mm256_fmadd_ps(x2, a2, m);
-      v = _mm256_fmadd_ps(_mm256_mul_ps(x2, x2), e2, v);
-      m = _mm256_fmadd_ps(x3, a3, m);
-      v = _mm256_fmadd_ps(_mm256_mul_ps(x3, x3), e3, v);
-      _mm256_storeu_ps(tmu + r, m);
-      _mm256_storeu_ps(tvar + r, v);
-    }
-    for (; r < len; ++r) {
-      const float x0 = c0[r], x1 = c1[r], x2 = c2[r], x3 = c3[r];
-      tmu[r] += x0 * f0 + x1 * f1 + x2 * f2 + x3 * f3;
-      tvar[r] += x0 * x0 * h0 + x1 * x1 * h1 + x2 * x2 * h2 + x3 * x3 * h3;
-    }
-  }
-}
-#endif
-
-#if defined(ADASM__HAVE_NEON)
-static void adasm__ada_tile_neon(const float *cols, size_t n,
-                                 const size_t *perm, size_t g,
-                                 const float *cw, const float *ew, size_t len,
-                                 float *tmu, float *tvar) {
-  size_t s = 0, r;
-  const size_t full = len & ~(size_t)3;
-  for (r = 0; r < len; ++r) tmu[r] = tvar[r] = 0.0f;
-  for (; s < g; s += 4) {
-    const adasm__ada_quad qd = adasm__ada_quad_at(cols, n, perm, cw, ew, s, g);
-    const float *c0 = qd.c[0], *c1 = qd.c[1], *c2 = qd.c[2], *c3 = qd.c[3];
-    const float f0 = qd.f[0], f1 = qd.f[1], f2 = qd.f[2], f3 = qd.f[3];
-    const float h0 = qd.h[0], h1 = qd.h[1], h2 = qd.h[2], h3 = qd.h[3];
-    const adasm__ada_quad nq =
-        adasm__ada_quad_at(cols, n, perm, cw, ew, s + 4 < g ? s + 4 : s, g);
-    for (r = 0; r < full; r += 4) {
-      float32x4_t m = vld1q_f32(tmu + r), v = vld1q_f32(tvar + r);
-      if (!(r & 15)) ADASM__ADA_PREFETCH_QUAD(nq, r);
-      const float32x4_t x0 = vld1q_f32(c0 + r), x1 = vld1q_f32(c1 + r);
-      const float32x4_t x2 = vld1q_f32(c2 + r), x3 = vld1q_f32(c3 + r);
-      m = vfmaq_n_f32(m, x0, f0);
-      v = vfmaq_n_f32(v, vmulq_f32(x0, x0), h0);
-      m = vfmaq_n_f32(m, x1, f1);
-      v = vfmaq_n_f32(v, vmulq_f32(x1, x1), h1);
-      m = vfmaq_n_f32(m, x2, f2);
-      v = vfmaq_n_f32(v, vmulq_f32(x2, x2), h2);
-      m = vfmaq_n_f32(m, x3, f3);
-      v = vfmaq_n_f32(v, vmulq_f32(x3, x3), h3);
-      vst1q_f32(tmu + r, m);
-      vst1q_f32(tvar + r, v);
-    }
-    for (; r < len; ++r) {
-      const float x0 = c0[r], x1 = c1[r], x2 = c2[r], x3 = c3[r];
-      tmu[r] += x0 * f0 + x1 * f1 + x2 * f2 + x3 * f3;
-      tvar[r] += x0 * x0 * h0 + x1 * x1 * h1 + x2 * x2 * h2 + x3 * x3 * h3;
-    }
-  }
-}
-#endif
-
-/* The tile kernel of an ISA (AUTO = best); scalar when not built. */
-ADASM__PRIVATE adasm__ada_tile_fn adasm__ada_tile_for(adasm_isa isa) {
-  if (isa == ADASM_ISA_AUTO) isa = adasm_isa_best();
-  switch (isa) {
-#if defined(ADASM__HAVE_AVX512)
-  case ADASM_ISA_AVX512: return adasm__ada_tile_avx512;
-#endif
-#if defined(ADASM__HAVE_AVX2)
-  case ADASM_ISA_AVX2: return adasm__ada_tile_avx2;
-#endif
-#if defined(ADASM__HAVE_NEON)
-  case ADASM_ISA_NEON: return adasm__ada_tile_neon;
-#endif
-  default: return adasm__ada_tile_scalar;
-  }
-}
-
-/* ---- per-arm exp kernels -------------------------------------------------
-   The O(n) loops of a query (the normalizer's two logsumexps and V1
-   targets, the output's logsumexp) take an exp per arm: sum_i e_i with
-   e_i = exp(min(a + ca v_i, b + cb v_i)), stored to out[i] when out is not
-   NULL. adasm__ada_exp four or eight lanes at a time; a compiler left to
-   itself vectorises none of it (the clamps and the in-order sum), and in a
-   default (SSE2) build the scalar loop was a fifth of a word-head query.
-   Same formula on every ISA: results differ in the last bits only (FMA,
-   summation order). */
-typedef double (*adasm__ada_expmin_fn)(const double *v, size_t cnt, double a,
-                                       double ca, double b, double cb,
-                                       double *out);
-
-ADASM__PRIVATE double adasm__ada_expmin_scalar(const double *v, size_t cnt,
-                                               double a, double ca, double b,
-                                               double cb, double *out) {
-  double s = 0.0;
-  size_t i;
-  for (i = 0; i < cnt; ++i) {
-    const double u = a + ca * v[i], w = b + cb * v[i];
-    const double e = adasm__ada_exp(w < u ? w : u); /* w NaN (0 * inf): u */
-    if (out) out[i] = e;
-    s += e;
-  }
-  return s;
-}
-
-/* The vector exps below are adasm__ada_exp lane by lane (same clamps,
-   reduction, Estrin polynomial and two-factor 2^k; FMA where it fits). */
-
-#if defined(ADASM__HAVE_AVX2)
-ADASM__TARGET_AVX2 static __m256d adasm__ada_exp_avx2(__m256d x) {
-  const __m256d magic = _mm256_set1_pd(6755399441055744.0);
-  const __m256i bias = _mm256_set1_epi64x(1023);
-  __m256d k, k1, r, r2, r4, p, q0, q1, q2, q3, q4, q5, q6;
-  __m256i b1, b2;
-#define ADASM__C(i) _mm256_set1_pd(ADASM__ADA_EXP_C(i))
-  x = _mm256_max_pd(_mm256_set1_pd(-746.0), x); /* NaN: x (2nd operand) */
-  x = _mm256_min_pd(_mm256_set1_pd(710.0), x);
-  k = _mm256_sub_pd(
-      _mm256_fmadd_pd(x, _mm256_set1_pd(1.4426950408889634), magic), magic);
-  r = _mm256_fnmadd_pd(k, _mm256_set1_pd(6.93147180369123816490e-01), x);
-  r = _mm256_fnmadd_pd(k, _mm256_set1_pd(1.90821492927058770002e-10), r);
-  r2 = _mm256_mul_pd(r, r);
-  r4 = _mm256_mul_pd(r2, r2);
-  q0 = _mm256_fmadd_pd(ADASM__C(1), r, ADASM__C(0));
-  q1 = _mm256_fmadd_pd(ADASM__C(3), r, ADASM__C(2));
-  q2 = _mm256_fmadd_pd(ADASM__C(5), r, ADASM__C(4));
-  q3 = _mm256_fmadd_pd(ADASM__C(7), r, ADASM__C(6));
-  q4 = _mm256_fmadd_pd(ADASM__C(9), r, ADASM__C(8));
-  q5 = _mm256_fmadd_pd(ADASM__C(11), r, ADASM__C(10));
-  q6 = _mm256_fmadd_pd(ADASM__C(13), r, ADASM__C(12));
-  q0 = _mm256_fmadd_pd(q1, r2, q0);
-  q2 = _mm256_fmadd_pd(q3, r2, q2);
-  q4 = _mm256_fmadd_pd(q5, r2, q4);
-  q0 = _mm256_fmadd_pd(q2, r4, q0);
-  q4 = _mm256_fmadd_pd(q6, r4, q4);
-  p = _mm256_fmadd_pd(q4, _mm256_mul_pd(r4, r4), q0);
-#undef ADASM__C
-  k1 = _mm256_sub_pd(_mm256_fmadd_pd(k, _mm256_set1_pd(0.5), magic), magic);
-  b1 = _mm256_castpd_si256(_mm256_add_pd(k1, magic));
-  b2 = _mm256_castpd_si256(_mm256_add_pd(_mm256_sub_pd(k, k1), magic));
-  b1 = _mm256_slli_epi64(_mm256_add_epi64(b1, bias), 52);
-  b2 = _mm256_slli_epi64(_mm256_add_epi64(b2, bias), 52);
-  return _mm256_mul_pd(_mm256_mul_pd(p, _mm256_castsi256_pd(b1)),
-                       _mm256_castsi256_pd(b2));
-}
-
-ADASM__TARGET_AVX2 static double adasm__ada_expmin_avx2(
-    const double *v, size_t cnt, double a, double ca, double b, double cb,
-    double *out) {
-  const __m256d va = _mm256_set1_pd(a), vca = _mm256_set1_pd(ca);
-  const __m256d vb = _mm256_set1_pd(b), vcb = _mm256_set1_pd(cb);
-  __m256d acc = _mm256_setzero_pd();
-  double lane[4];
-  size_t i = 0;
-  for (; i + 4 <= cnt; i += 4) {
-    const __m256d x = _mm256_loadu_pd(v + i);
-    const __m256d u = _mm256_fmadd_pd(vca, x, va);
-    const __m256d w = _mm256_fmadd_pd(vcb, x, vb);
-    const __m256d e = adasm__ada_exp_avx2(
-        _mm256_blendv_pd(u, w, _mm256_cmp_pd(w, u, _CMP_LT_OQ)));
-    if (out) _mm256_storeu_pd(out + i, e);
-    acc = _mm256_add_pd(acc, e);
-  }
-  _mm256_storeu_pd(lane, acc);
-  return (lane[0] + lane[1]) + (lane[2] + lane[3]) +
-         adasm__ada_expmin_scalar(v + i, cnt - i, a, ca, b, cb,
-                                  out ? out + i : NULL);
-}
-#endif
-
-#if defined(ADASM__HAVE_AVX512)
-#if defined(__GNUC__) && !defined(__clang__)
-/* GCC 12's false -Wmaybe-uninitialized on AVX-512 intrinsics in C++ (see
-   >>k_avx512); scoped to this block. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-ADASM__TARGET_AVX512 static __m512d adasm__ada_exp_avx512(__m512d x) {
-  const __m512d magic = _mm512_set1_pd(6755399441055744.0);
-  const __m512i bias = _mm512_set1_epi64(1023);
-  __m512d k, k1, r, r2, r4, p, q0, q1, q2, q3, q4, q5, q6;
-  __m512i b1, b2;
-#define ADASM__C(i) _mm512_set1_pd(ADASM__ADA_EXP_C(i))
-  x = _mm512_max_pd(_mm512_set1_pd(-746.0), x); /* NaN: x (2nd operand) */
-  x = _mm512_min_pd(_mm512_set1_pd(710.0), x);
-  k = _mm512_sub_pd(
-      _mm512_fmadd_pd(x, _mm512_set1_pd(1.4426950408889634), magic), magic);
-  r = _mm512_fnmadd_pd(k, _mm512_set1_pd(6.93147180369123816490e-01), x);
-  r = _mm512_fnmadd_pd(k, _mm512_set1_pd(1.90821492927058770002e-10), r);
-  r2 = _mm512_mul_pd(r, r);
-  r4 = _mm512_mul_pd(r2, r2);
-  q0 = _mm512_fmadd_pd(ADASM__C(1), r, ADASM__C(0));
-  q1 = _mm512_fmadd_pd(ADASM__C(3), r, ADASM__C(2));
-  q2 = _mm512_fmadd_pd(ADASM__C(5), r, ADASM__C(4));
-  q3 = _mm512_fmadd_pd(ADASM__C(7), r, ADASM__C(6));
-  q4 = _mm512_fmadd_pd(ADASM__C(9), r, ADASM__C(8));
-  q5 = _mm512_fmadd_pd(ADASM__C(11), r, ADASM__C(10));
-  q6 = _mm512_fmadd_pd(ADASM__C(13), r, ADASM__C(12));
-  q0 = _mm512_fmadd_pd(q1, r2, q0);
-  q2 = _mm512_fmadd_pd(q3, r2, q2);
-  q4 = _mm512_fmadd_pd(q5, r2, q4);
-  q0 = _mm512_fmadd_pd(q2, r4, q0);
-  q4 = _mm512_fmadd_pd(q6, r4, q4);
-  p = _mm512_fmadd_pd(q4, _mm512_mul_pd(r4, r4), q0);
-#undef ADASM__C
-  k1 = _mm512_sub_pd(_mm512_fmadd_pd(k, _mm512_set1_pd(0.5), magic), magic);
-  b1 = _mm512_castpd_si512(_mm512_add_pd(k1, magic));
-  b2 = _mm512_castpd_si512(_mm512_add_pd(_mm512_sub_pd(k, k1), magic));
-  b1 = _mm512_slli_epi64(_mm512_add_epi64(b1, bias), 52);
-  b2 = _mm512_slli_epi64(_mm512_add_epi64(b2, bias), 52);
-  return _mm512_mul_pd(_mm512_mul_pd(p, _mm512_castsi512_pd(b1)),
-                       _mm512_castsi512_pd(b2));
-}
-
-ADASM__TARGET_AVX512 static double adasm__ada_expmin_avx512(
-    const double *v, size_t cnt, double a, double ca, double b, double cb,
-    double *out) {
-  const __m512d va = _mm512_set1_pd(a), vca = _mm512_set1_pd(ca);
-  const __m512d vb = _mm512_set1_pd(b), vcb = _mm512_set1_pd(cb);
-  __m512d acc = _mm512_setzero_pd();
-  double lane[8];
-  size_t i = 0;
-  for (; i + 8 <= cnt; i += 8) {
-    const __m512d x = _mm512_loadu_pd(v + i);
-    const __m512d u = _mm512_fmadd_pd(vca, x, va);
-    const __m512d w = _mm512_fmadd_pd(vcb, x, vb);
-    const __m512d e = adasm__ada_exp_avx512(_mm512_mask_blend_pd(
-        _mm512_cmp_pd_mask(w, u, _CMP_LT_OQ), u, w));
-    if (out) _mm512_storeu_pd(out + i, e);
-    acc = _mm512_add_pd(acc, e);
-  }
-  _mm512_storeu_pd(lane, acc);
-  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
-         ((lane[4] + lane[5]) + (lane[6] + lane[7])) +
-         adasm__ada_expmin_scalar(v + i, cnt - i, a, ca, b, cb,
-                                  out ? out + i : NULL);
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif
-
-#if defined(ADASM__HAVE_NEON)
-static float64x2_t adasm__ada_exp_neon(float64x2_t x) {
-  const float64x2_t magic = vdupq_n_f64(6755399441055744.0);
-  const int64x2_t bias = vdupq_n_s64(1023);
-  float64x2_t k, k1, r, r2, r4, p, q0, q1, q2, q3, q4, q5, q6;
-  int64x2_t b1, b2;
-#define ADASM__C(i) vdupq_n_f64(ADASM__ADA_EXP_C(i))
-  x = vmaxq_f64(vdupq_n_f64(-746.0), x); /* NaN stays NaN */
-  x = vminq_f64(vdupq_n_f64(710.0), x);
-  k = vsubq_f64(vfmaq_f64(magic, x, vdupq_n_f64(1.4426950408889634)), magic);
-  r = vfmsq_f64(x, k, vdupq_n_f64(6.93147180369123816490e-01));
-  r = vfmsq_f64(r, k, vdupq_n_f64(1.90821492927058770002e-10));
-  r2 = vmulq_f64(r, r);
-  r4 = vmulq_f64(r2, r2);
-  q0 = vfmaq_f64(ADASM__C(0), ADASM__C(1), r);
-  q1 = vfmaq_f64(ADASM__C(2), ADASM__C(3), r);
-  q2 = vfmaq_f64(ADASM__C(4), ADASM__C(5), r);
-  q3 = vfmaq_f64(ADASM__C(6), ADASM__C(7), r);
-  q4 = vfmaq_f64(ADASM__C(8), ADASM__C(9), r);
-  q5 = vfmaq_f64(ADASM__C(10), ADASM__C(11), r);
-  q6 = vfmaq_f64(ADASM__C(12), ADASM__C(13), r);
-  q0 = vfmaq_f64(q0, q1, r2);
-  q2 = vfmaq_f64(q2, q3, r2);
-  q4 = vfmaq_f64(q4, q5, r2);
-  q0 = vfmaq_f64(q0, q2, r4);
-  q4 = vfmaq_f64(q4, q6, r4);
-  p = vfmaq_f64(q0, q4, vmulq_f64(r4, r4));
-#undef ADASM__C
-  k1 = vsubq_f64(vfmaq_f64(magic, k, vdupq_n_f64(0.5)), magic);
-  b1 = vreinterpretq_s64_f64(vaddq_f64(k1, magic));
-  b2 = vreinterpretq_s64_f64(vaddq_f64(vsubq_f64(k, k1), magic));
-  b1 = vshlq_n_s64(vaddq_s64(b1, bias), 52);
-  b2 = vshlq_n_s64(vaddq_s64(b2, bias), 52);
-  return vmulq_f64(vmulq_f64(p, vreinterpretq_f64_s64(b1)),
-                   vreinterpretq_f64_s64(b2));
-}
-
-static double adasm__ada_expmin_neon(const double *v, size_t cnt, double a,
-                                     double ca, double b, double cb,
-                                     double *out) {
-  const float64x2_t va = vdupq_n_f64(a), vca = vdupq_n_f64(ca);
-  const float64x2_t vb = vdupq_n_f64(b), vcb = vdupq_n_f64(cb);
-  float64x2_t acc0 = vdupq_n_f64(0.0), acc1 = vdupq_n_f64(0.0);
-  size_t i = 0;
-  for (; i + 4 <= cnt; i += 4) {
-    const float64x2_t x0 = vld1q_f64(v + i), x1 = vld1q_f64(v + i + 2);
-    const float64x2_t u0 = vfmaq_f64(va, vca, x0), w0 = vfmaq_f64(vb, vcb, x0);
-    const float64x2_t u1 = vfmaq_f64(va, vca, x1), w1 = vfmaq_f64(vb, vcb, x1);
-    const float64x2_t e0 = adasm__ada_exp_neon(vbslq_f64(vcltq_f64(w0, u0), w0, u0));
-    const float64x2_t e1 = adasm__ada_exp_neon(vbslq_f64(vcltq_f64(w1, u1), w1, u1));
-    if (out) {
-      vst1q_f64(out + i, e0);
-      vst1q_f64(out + i + 2, e1);
-    }
-    acc0 = vaddq_f64(acc0, e0);
-    acc1 = vaddq_f64(acc1, e1);
-  }
-  return (vgetq_lane_f64(acc0, 0) + vgetq_lane_f64(acc0, 1)) +
-         (vgetq_lane_f64(acc1, 0) + vgetq_lane_f64(acc1, 1)) +
-         adasm__ada_expmin_scalar(v + i, cnt - i, a, ca, b, cb,
-                                  out ? out + i : NULL);
-}
-#endif
-
-ADASM__PRIVATE adasm__ada_expmin_fn adasm__ada_expmin_for(adasm_isa isa) {
-  if (isa == ADASM_ISA_AUTO) isa = adasm_isa_best();
-  switch (isa) {
-#if defined(ADASM__HAVE_AVX512)
-  case ADASM_ISA_AVX512: return adasm__ada_expmin_avx512;
-#endif
-#if defined(ADASM__HAVE_AVX2)
-  case ADASM_ISA_AVX2: return adasm__ada_expmin_avx2;
-#endif
-#if defined(ADASM__HAVE_NEON)
-  case ADASM_ISA_NEON: return adasm__ada_expmin_neon;
-#endif
-  default: return adasm__ada_expmin_scalar;
-  }
-}
-
-/* log sum_i exp(scale * v[i]) over the arms, in double. */
-ADASM__PRIVATE double adasm__ada_lse(adasm__ada_expmin_fn f, const double *v,
-                                     size_t cnt, double scale) {
-  double mx = -HUGE_VAL;
-  size_t i;
-  for (i = 0; i < cnt; ++i)
-    if (scale * v[i] > mx) mx = scale * v[i];
-  if (!(mx > -HUGE_VAL)) return mx;
-  return mx + log(f(v, cnt, -mx, scale, HUGE_VAL, 0.0, NULL));
-}
-
-/* ---- per-query state ------------------------------------------------------ */
-typedef struct adasm__ada_q {
-  const adasm_ada_index *ix;
-  const float *x;
-  double beta;
-  size_t n, nnz;
-  adasm__ada_ws w;
-  size_t wlevel;   /* sample size whose HT weights are in w.cw / w.ew */
-  uint64_t madds;
-  adasm__ada_tile_fn tile;                 /* dense kernel of the ISA */
-  adasm__ada_expmin_fn expmin;             /* per-arm exps of the ISA */
-  const adasm_kernels *kern;               /* its exact kernels (dot_rows) */
-  unsigned char lv_ready[ADASM__ADA_MAXLV]; /* float weights of level made */
-} adasm__ada_q;
-
-/* Exact logit of arm i: one row of the caller's A over the non-zero columns
-   in ascending order, in double. Products of two floats are exact in double,
-   so this equals a plain double dot product over all d columns: exact ties
-   stay ties and compare like the reference. */
-ADASM__PRIVATE void adasm__ada_exact(adasm__ada_q *q, size_t i,
-                                     uint64_t *pulls) {
-  const float *row = q->ix->A + i * q->ix->lda;
-  const size_t *nzl = q->w.nzl;
-  double s = 0.0;
-  size_t t;
-  if (q->w.m[i] == q->nnz) return; /* already exact */
-  for (t = 0; t < q->nnz; ++t) s += (double)row[nzl[t]] * (double)q->x[nzl[t]];
-  q->w.mu[i] = q->beta * s;
-  q->w.var[i] = 0.0;
-  *pulls += (uint64_t)(q->nnz - q->w.m[i]);
-  q->madds += (uint64_t)q->nnz;
-  q->w.m[i] = q->nnz;
-}
-
-/* Horvitz-Thompson weights for the sample of the first g (< nnz) columns of
-   the race order. r = (g+1)-th key; conditionally on r, column j is in the
-   sample iff w_j / E_j > r, with probability pi_j = 1 - exp(-w_j / r).
-   Since key_j >= r and E_j >= ~1e-16 (53-bit uniforms), pi_j >= ~1e-16:
-   never 0. */
-ADASM__PRIVATE void adasm__ada_weights(adasm__ada_q *q, size_t g) {
-  const double r = q->w.key[q->w.perm[g]];
-  const double b2 = q->beta * q->beta;
-  size_t s;
-  if (q->wlevel == g) return;
-  for (s = 0; s < g; ++s) {
-    const size_t j = q->w.perm[s];
-    const double rate = q->w.lw[j] / r; /* <= ~1e180: finite */
-    const double miss = exp(-rate);            /* 1 - pi, accurate near 1 */
-    /* 1 - miss cancels only for small rates: expm1 there, and only there
-       (it was a fifth of a wide head's query) */
-    const double pi = rate < 0.25 ? -expm1(-rate) : 1.0 - miss;
-    const double xj = (double)q->x[j];
-    q->w.cw[s] = xj / pi;
-    q->w.ew[s] = b2 * xj * xj * miss / (pi * pi);
-  }
-  q->wlevel = g;
-}
-
-/* Column-major (all arms of P per column: sequential when P is dense) or
-   row-major (one row per arm: when P is sparse)? Compare cache lines. */
-ADASM__PRIVATE int adasm__ada_use_rows(const adasm__ada_q *q, size_t np,
-                                       size_t g) {
-  const double per_row = (double)(g < q->ix->d / 16 + 1 ? g : q->ix->d / 16 + 1);
-  const double per_col = (double)(np < q->n / 16 + 1 ? np : q->n / 16 + 1);
-  return (double)np * per_row < (double)g * per_col;
-}
-
-/* Brings every arm of P (all with m < g) to the first g columns of the
-   order: recomputes its HT estimate and variance from all g columns (pi
-   depends on g), counting only the g - m new columns as pulls. */
-ADASM__PRIVATE void adasm__ada_pull(adasm__ada_q *q, const size_t *P,
-                                    size_t np, size_t g, uint64_t *pulls) {
-  double *mu = q->w.mu, *var = q->w.var;
-  const double *cw, *ew;
-  const size_t *perm = q->w.perm;
-  size_t t, s;
-  if (g >= q->nnz) { /* the whole population: exact, variance 0 */
-    for (t = 0; t < np; ++t) adasm__ada_exact(q, P[t], pulls);
-    return;
-  }
-  adasm__ada_weights(q, g);
-  cw = q->w.cw;
-  ew = q->w.ew;
-  for (t = 0; t < np; ++t) {
-    *pulls += (uint64_t)(g - q->w.m[P[t]]);
-    q->w.m[P[t]] = g;
-  }
-  q->madds += 2u * (uint64_t)np * (uint64_t)g; /* mean and variance */
-  if (adasm__ada_use_rows(q, np, g)) {
-    const size_t lda = q->ix->lda;
-    for (t = 0; t < np; ++t) {
-      const float *row = q->ix->A + P[t] * lda;
-      double s1 = 0.0, s2 = 0.0;
-      for (s = 0; s < g; ++s) {
-        const double a = (double)row[perm[s]];
-        s1 += a * cw[s];
-        s2 += a * a * ew[s];
-      }
-      mu[P[t]] = q->beta * s1;
-      var[P[t]] = s2;
-    }
-  } else {
-    const size_t n = q->n;
-    for (t = 0; t < np; ++t) mu[P[t]] = var[P[t]] = 0.0;
-    for (s = 0; s < g; ++s) {
-      const float *col = q->ix->cols + perm[s] * n;
-      const double c = cw[s], e = ew[s];
-      for (t = 0; t < np; ++t) {
-        const double a = (double)col[P[t]];
-        mu[P[t]] += a * c;
-        var[P[t]] += a * a * e;
-      }
-    }
-    for (t = 0; t < np; ++t) mu[P[t]] *= q->beta;
-  }
-}
-
-/* Float HT weights of a grid sample size g (16, 24, 36, ... < nnz), made
-   once per query and level (the same values as adasm__ada_weights, rounded
-   to float, clamped to +-FLT_MAX so a weight is never inf and 0 * w never
-   NaN). Level l lives at offset sum_{l' < l} g_l' < 3 nnz of w.fcw/few.
-   Returns 0 if g is not on the grid (the caller then uses the double
-   path). */
-ADASM__PRIVATE int adasm__ada_level(adasm__ada_q *q, size_t g,
-                                    const float **cw, const float **ew,
-                                    const size_t **col) {
-  size_t lv = 0, off = 0, gl = ADASM__ADA_GRID0, s;
-  while (gl < g && lv + 1 < ADASM__ADA_MAXLV) {
-    off += gl;
-    gl += (gl + 1) / 2;
-    ++lv;
-  }
-  if (gl != g || off + g > 3 * q->ix->d + 64) return 0;
-  if (!q->lv_ready[lv]) {
-    /* Entries in ascending column order (the sum does not care), so a row
-       is read front to back (prefetcher-friendly) and the tile kernel
-       walks the column-major copy forwards. */
-    const double fmax = 3.4028234663852886e38;
-    size_t t, o = off;
-    adasm__ada_weights(q, g); /* double weights by sample position */
-    for (t = 0; t < q->nnz; ++t) {
-      const size_t j = q->w.nzl[t];
-      double c, e;
-      s = q->w.rank[j];
-      if (s >= g) continue;
-      c = q->w.cw[s];
-      e = q->w.ew[s];
-      if (c > fmax) c = fmax;
-      if (c < -fmax) c = -fmax;
-      if (e > fmax) e = fmax;
-      q->w.fidx[o] = j;
-      q->w.fcw[o] = (float)c;
-      q->w.few[o++] = (float)e;
-    }
-    q->lv_ready[lv] = 1;
-  }
-  *cw = q->w.fcw + off;
-  *ew = q->w.few + off;
-  *col = q->w.fidx + off;
+  adasm__carver c;
+  c.base = base;
+  c.off = 0;
+  c.ok = 1;
+  w->w = (double *)adasm__carve(&c, d, sizeof(double));
+  w->u = (double *)adasm__carve(&c, d, sizeof(double));
+  w->st = (unsigned char *)adasm__carve(&c, d, 1);
+  w->rc = (size_t *)adasm__carve(&c, d, sizeof(size_t));
+  w->rf = (float *)adasm__carve(&c, d, 3 * sizeof(float));
+  w->acc.e = (float *)adasm__carve(&c, n, sizeof(float));
+  w->acc.p = (float *)adasm__carve(&c, n, sizeof(float));
+  w->acc.q = (float *)adasm__carve(&c, n, sizeof(float));
+  w->ucb = (float *)adasm__carve(&c, n, sizeof(float));
+  w->lcb = (float *)adasm__carve(&c, n, sizeof(float));
+  w->list = (size_t *)adasm__carve(&c, n, sizeof(size_t));
+  w->near = (size_t *)adasm__carve(&c, n, sizeof(size_t));
+  w->nearb = (unsigned char *)adasm__carve(&c, n, 1);
+  w->zx = (double *)adasm__carve(&c, n, sizeof(double));
+  w->hb = (double *)adasm__carve(&c, 4 * ADASM__ADA_NB, sizeof(double));
+  w->top = (size_t *)adasm__carve(&c, k, sizeof(size_t));
+  w->tz = (double *)adasm__carve(&c, k, sizeof(double));
+  if (!c.ok || c.off > (size_t)-1 - ADASM__ALIGN) return 0;
+  *total = c.off + ADASM__ALIGN; /* the caller's buffer needs no alignment */
   return 1;
 }
 
-/* adasm__ada_pull for arms P (all in one tile of ADASM__ADA_TILE rows,
-   ascending except the best arms, all with m < g) at a grid size g: the same
-   estimator from float weights. Dense sets run the SIMD tile kernel over
-   the rows P spans (contiguous column segments), sparse ones gather from
-   their rows of A. Estimates that come out non-finite in float are redone
-   by the double path. */
-ADASM__PRIVATE void adasm__ada_pull_fast(adasm__ada_q *q, const size_t *P,
-                                         size_t np, size_t g, size_t *gt,
-                                         uint64_t *pulls) {
-  const float *cw, *ew;
-  const size_t *col;
-  const size_t d = q->ix->d;
-  double *mu = q->w.mu, *var = q->w.var;
-  size_t *m = q->w.m;
-  size_t t, s, lo = P[0], hi = P[0], span;
-  uint64_t got = 0; /* pulls */
-  int bad = 0;      /* a float estimate came out non-finite */
-  for (t = 1; t < np; ++t) { /* P is ascending except for the best arms */
-    if (P[t] < lo) lo = P[t];
-    if (P[t] > hi) hi = P[t];
-  }
-  span = hi - lo + 1;
-  if (g >= q->nnz || !adasm__ada_level(q, g, &cw, &ew, &col)) {
-    adasm__ada_pull(q, P, np, g, pulls);
-    return;
-  }
-  /* Cache lines from memory: rows path ~ min(g, d/16) per arm; tile ~
-     span/16 per column, but the *gt columns this chunk already streamed
-     come from L2 (counted at 1/5: they still cost the arithmetic). A
-     gathered line costs 3 streamed ones: ~5.8 ns at random (latency-bound
-     even with prefetch) against ~1.8 ns for a line of the prefetching tile
-     kernel. (Before that kernel prefetched, weighting gathers measured
-     slower and lines counted alike.) */
-  if (3.0 * (double)np * (double)(g < d / 16 + 1 ? g : d / 16 + 1) <
-      ((double)(g - (*gt < g ? *gt : g)) + 0.2 * (double)(*gt < g ? *gt : g)) *
-          (double)(span / 16 + 1)) {
-    /* Once g reaches d/4 a gather touches about every line of the row
-       anyway, at random: reading the row whole is sequential, vectorised
-       and exact (variance 0 meets any target), so in seconds it is the
-       cheaper pull. It costs pulls (nnz - g more), not time. */
-    const size_t lda = q->ix->lda;
-    const int whole = g * 4 >= d;
-    const double cyc0 = ADASM__ADA_CYC();
-    q->madds += whole ? (uint64_t)np * (uint64_t)d : 2u * (uint64_t)np * (uint64_t)g;
-    ADASM__ADA_PROF_ADD(adasm__ada_prof_rows, (double)np,
-                        (double)np * (double)g);
-    for (t = 0; t < np && whole; ++t) {
-      float y;
-      q->kern->dot_rows(q->ix->A + P[t] * lda, 1, d, lda, q->x, 1.0f, &y);
-      got += (uint64_t)(q->nnz - m[P[t]]);
-      m[P[t]] = q->nnz;
-      mu[P[t]] = q->beta * (double)y;
-      var[P[t]] = 0.0;
-      if (!adasm__isfinite(mu[P[t]])) bad = 1;
-    }
-    for (t = 0; t < np && !whole; ++t) {
-      const float *row = q->ix->A + P[t] * lda;
-      float m0 = 0.0f, m1 = 0.0f, v0 = 0.0f, v1 = 0.0f;
-      if (t + 2 < np) { /* every line the arm after next reads (col is
-                           ascending): the gather becomes bandwidth-bound
-                           instead of paying one memory latency per line */
-        const float *nrow = q->ix->A + P[t + 2] * lda;
-        uintptr_t last = 0;
-        for (s = 0; s < g; ++s) {
-          const uintptr_t line = (uintptr_t)(nrow + col[s]) >> 6;
-          if (line != last) ADASM__ADA_PREFETCH(nrow + col[s]);
-          last = line;
-        }
-      }
-      if (t == 0) { /* the first two arms have no one prefetching them */
-        size_t u;
-        for (u = 0; u < 2 && u < np; ++u)
-          for (s = 0; s < g; s += 8) ADASM__ADA_PREFETCH(q->ix->A + P[u] * lda + col[s]);
-      }
-      for (s = 0; s + 2 <= g; s += 2) { /* two chains: half the latency */
-        const float a = row[col[s]], b = row[col[s + 1]];
-        m0 += a * cw[s];
-        v0 += a * a * ew[s];
-        m1 += b * cw[s + 1];
-        v1 += b * b * ew[s + 1];
-      }
-      if (s < g) {
-        const float a = row[col[s]];
-        m0 += a * cw[s];
-        v0 += a * a * ew[s];
-      }
-      got += (uint64_t)(g - m[P[t]]);
-      m[P[t]] = g;
-      mu[P[t]] = q->beta * (double)(m0 + m1);
-      var[P[t]] = (double)(v0 + v1);
-      if (!adasm__isfinite(mu[P[t]]) || !adasm__isfinite(var[P[t]])) bad = 1;
-    }
-    ADASM__ADA_CYC_ADD(whole ? 1 : 2, cyc0);
+/* ---- index ------------------------------------------------------------- */
+
+
+/* 1 if entry j of row i is NaN, 2 if +-inf, 0 if finite (on the raw bits). */
+ADASM__PRIVATE int adasm__ada_bad(const adasm_matrix *A, size_t i, size_t j) {
+  const size_t o = i * A->ld + j;
+  if (A->dtype == ADASM_F32) {
+    const float f = ((const float *)A->data)[o];
+    return adasm__isnanf(f) ? 1 : (adasm__isfinitef(f) ? 0 : 2);
   } else {
-    const double cyc0 = ADASM__ADA_CYC();
-    q->madds += 2u * (uint64_t)span * (uint64_t)g;
-    q->tile(q->ix->cols + lo, q->n, col, g, cw, ew, span, q->w.tmu,
-            q->w.tvar);
-    ADASM__ADA_CYC_ADD(0, cyc0);
-    if (g > *gt) *gt = g;
-    ADASM__ADA_PROF_ADD(adasm__ada_prof_tile, 1.0, (double)span * (double)g);
-    for (t = 0; t < np; ++t) {
-      const size_t i = P[t];
-      got += (uint64_t)(g - m[i]);
-      m[i] = g;
-      mu[i] = q->beta * (double)q->w.tmu[i - lo];
-      var[i] = (double)q->w.tvar[i - lo];
-      if (!adasm__isfinite(mu[i]) || !adasm__isfinite(var[i])) bad = 1;
-    }
+    const uint16_t h = ((const uint16_t *)A->data)[o];
+    const uint16_t e = A->dtype == ADASM_F16 ? 0x7c00u : 0x7f80u;
+    const uint16_t m = A->dtype == ADASM_F16 ? 0x03ffu : 0x007fu;
+    return (h & e) != e ? 0 : ((h & m) ? 1 : 2);
   }
-  *pulls += got;
-  for (t = 0; t < np && bad; ++t)
-    if (!adasm__isfinite(mu[P[t]]) || !adasm__isfinite(var[P[t]])) {
-      /* float overflowed: redo in double, at the same sample size (an arm
-         read whole stays whole, so its pulls are not counted twice) */
-      uint64_t dummy = 0;
-      const int whole_row = m[P[t]] == q->nnz;
-      m[P[t]] = 0;
-      if (whole_row)
-        adasm__ada_exact(q, P[t], &dummy);
-      else
-        adasm__ada_pull(q, P + t, 1, g, &dummy);
-    }
 }
 
-/* pull_to_var(S, V): every arm i of S gets columns on the grid 16, 24, 36,
-   54, ... (x1.5, capped at `cap`) until var_i * fudge <= V_i (Vi[i], or V
-   when Vi is NULL) or it has `cap` columns. S is ascending; it is taken one
-   tile of ADASM__ADA_TILE rows at a time, and within a tile every grid
-   step pulls the tile's arms still above target together. Each arm sees
-   the same steps as with one global pass per step (an arm's steps depend
-   only on its own var, target and m), but a tile's column segments are
-   read from memory once and re-read from L2 by the later steps. */
-ADASM__PRIVATE void adasm__ada_pull_to_var(adasm__ada_q *q, const size_t *S,
-                                           size_t cnt, const double *Vi,
-                                           double V, double fudge, size_t cap,
-                                           uint64_t *pulls) {
-  const size_t *m = q->w.m;
-  const double *var = q->w.var;
-  const size_t chunk = q->n < ADASM__ADA_TILE ? q->n : ADASM__ADA_TILE;
-  size_t *act = q->w.pset, *pull = q->w.pset + chunk;
-  size_t a = 0;
-  while (a < cnt) {
-    const size_t tile = S[a] / ADASM__ADA_TILE;
-    size_t b = a + 1, g = ADASM__ADA_GRID0 < cap ? ADASM__ADA_GRID0 : cap;
-    size_t t, na = 0, np = 0, gt = 0; /* gt: columns the tile kernel streamed */
-    size_t mmin = cap; /* fewest columns of an active arm */
-    while (b < cnt && S[b] / ADASM__ADA_TILE == tile && b - a < chunk) ++b;
-    /* the chunk's arms above target; later steps rescan only these */
-    for (t = a; t < b; ++t) {
-      const size_t i = S[t];
-      if (m[i] < cap && var[i] * fudge > (Vi ? Vi[i] : V)) {
-        act[na++] = i;
-        if (m[i] < mmin) mmin = m[i];
-      }
+/* Row i of A as floats: A's own memory for float32, else converted into
+   buf (d floats). */
+ADASM__PRIVATE const float *adasm__ada_row(const adasm_matrix *A, size_t i,
+                                           float *buf) {
+  size_t j;
+  if (A->dtype == ADASM_F32) return (const float *)A->data + i * A->ld;
+  if (A->dtype == ADASM_F16) {
+    const uint16_t *h = (const uint16_t *)A->data + i * A->ld;
+    for (j = 0; j < A->cols; ++j) buf[j] = adasm_f16_to_f32(h[j]);
+  } else {
+    const uint16_t *h = (const uint16_t *)A->data + i * A->ld;
+    for (j = 0; j < A->cols; ++j) buf[j] = adasm_bf16_to_f32(h[j]);
+  }
+  return buf;
+}
+
+ADASM_DEF adasm_result adasm_ada_index_build(adasm_ada_index *ix,
+                                             const adasm_matrix *A,
+                                             unsigned flags,
+                                             void *alloc_ctx) {
+  adasm_ada_index t;
+  adasm__carver c;
+  size_t n, d, i, j, span, ldc, own = 0, es, sbytes;
+  int has_inf = 0;
+  unsigned char *base;
+  float *scratch;
+  double *inv;
+  void *copy = NULL;
+  if (!ix || !A || !A->data) return ADASM_ERR_NULL;
+  if (A->dtype != ADASM_F32 && A->dtype != ADASM_F16 && A->dtype != ADASM_BF16)
+    return ADASM_ERR_PARAM;
+  if (flags & ~ADASM_ADA_OWN_ROWS) return ADASM_ERR_PARAM;
+  n = A->rows;
+  d = A->cols;
+  if (n == 0 || d == 0 || A->ld < d) return ADASM_ERR_SIZE;
+  es = adasm__ada_dsize(A->dtype);
+  if (adasm__mul_overflows(n - 1, A->ld, &span) || span > (size_t)-1 - d ||
+      adasm__mul_overflows(span + d, es, &span) || n > (size_t)-1 - 31 ||
+      adasm__mul_overflows(d, 32 * sizeof(float) + sizeof(double), &sbytes))
+    return ADASM_ERR_OVERFLOW;
+  ldc = (n + 31) & ~(size_t)31;
+  /* NaN (first) and inf are refused before anything is allocated */
+  for (i = 0; i < n; ++i)
+    for (j = 0; j < d; ++j) {
+      const int b = adasm__ada_bad(A, i, j);
+      if (b == 1) return ADASM_ERR_NAN;
+      has_inf |= b == 2;
     }
-    for (;;) {
-      size_t keep = 0;
-      if (!np && na) {
-        /* steps at or below every active arm's m pull nothing (the
-           normalizer's arms start at the burn-in's cap): go past them */
-        while (g <= mmin && g < cap) {
-          g += (g + 1) / 2;
-          if (g > cap) g = cap;
+  if (has_inf) return ADASM_ERR_PARAM;
+  c.base = NULL;
+  c.off = 0;
+  c.ok = 1;
+  if (adasm__mul_overflows(ldc, d, &span)) return ADASM_ERR_OVERFLOW;
+  (void)adasm__carve(&c, span, 2);
+  (void)adasm__carve(&c, 2 * d, sizeof(double));
+  (void)adasm__carve(&c, n, sizeof(float));
+  if (flags & ADASM_ADA_OWN_ROWS) {
+    if (adasm__mul_overflows(n, d, &own)) return ADASM_ERR_OVERFLOW;
+    (void)adasm__carve(&c, own, es);
+  }
+  if (!c.ok || c.off > (size_t)-1 - ADASM__ALIGN) return ADASM_ERR_OVERFLOW;
+  t.block = ADASM_MALLOC(c.off + ADASM__ALIGN, alloc_ctx);
+  if (!t.block) return ADASM_ERR_NOMEM;
+  /* scratch: 32 rows as floats and 1 / sigma; freed before returning */
+  scratch = (float *)ADASM_MALLOC(sbytes, alloc_ctx);
+  if (!scratch) {
+    ADASM_FREE(t.block, alloc_ctx);
+    return ADASM_ERR_NOMEM;
+  }
+  inv = (double *)(void *)(scratch + 32 * d);
+  base = adasm__align_up(t.block);
+  c.base = base;
+  c.off = 0;
+  t.cols = (uint16_t *)adasm__carve(&c, span, 2);
+  t.mu = (double *)adasm__carve(&c, 2 * d, sizeof(double));
+  t.sigma = t.mu + d;
+  t.rho = (float *)adasm__carve(&c, n, sizeof(float));
+  if (own) copy = adasm__carve(&c, own, es);
+  t.n = n;
+  t.d = d;
+  t.ldc = ldc;
+  t.alloc_ctx = alloc_ctx;
+  t.A = *A;
+  if (copy) {
+    for (i = 0; i < n; ++i)
+      memcpy((unsigned char *)copy + i * d * es,
+             (const unsigned char *)A->data + i * A->ld * es, d * es);
+    t.A.data = copy;
+    t.A.ld = d;
+  }
+  /* column means, then RMS of the centred columns (two passes: no
+     cancellation when a column's mean dwarfs its spread), in double */
+  for (j = 0; j < 2 * d; ++j) t.mu[j] = 0.0;
+  for (i = 0; i < n; ++i) {
+    const float *a = adasm__ada_row(A, i, scratch);
+    for (j = 0; j < d; ++j) t.mu[j] += (double)a[j];
+  }
+  for (j = 0; j < d; ++j) t.mu[j] /= (double)n;
+  for (i = 0; i < n; ++i) {
+    const float *a = adasm__ada_row(A, i, scratch);
+    for (j = 0; j < d; ++j) {
+      const double v = (double)a[j] - t.mu[j];
+      t.sigma[j] += v * v;
+    }
+  }
+  for (j = 0; j < d; ++j) {
+    t.sigma[j] = sqrt(t.sigma[j] / (double)n);
+    inv[j] = t.sigma[j] > 0.0 ? 1.0 / t.sigma[j] : 0.0;
+  }
+  /* the transposed f16 copy, 32 rows at a time (a column's 32 entries are
+     one 64-byte line, which stays in cache while the rows fill it); a
+     row's largest |entry| is taken on the bits (f16 orders as integers) */
+  for (i = 0; i < ldc; i += 32) {
+    size_t r;
+    for (r = 0; r < 32; ++r) {
+      uint16_t *col = t.cols + i + r;
+      unsigned big = 0;
+      if (i + r >= n) { /* padding rows */
+        for (j = 0; j < d; ++j) col[j * ldc] = 0;
+        continue;
+      } else {
+        const float *a = adasm__ada_row(A, i + r, scratch + r * d);
+        for (j = 0; j < d; ++j) {
+          const uint16_t h = adasm_f32_to_f16(
+              (float)(((double)a[j] - t.mu[j]) * inv[j]));
+          col[j * ldc] = h;
+          big = (h & 0x7fffu) > big ? (h & 0x7fffu) : big;
         }
-        for (t = 0; t < na; ++t)
-          if (m[act[t]] < g) pull[np++] = act[t];
+        t.rho[i + r] = adasm_f16_to_f32((uint16_t)big);
       }
-      if (!na) break;
-      if (np) adasm__ada_pull_fast(q, pull, np, g, &gt, pulls);
-      if (g >= cap) break;
-      g += (g + 1) / 2; /* ceil(1.5 g) */
-      if (g > cap) g = cap;
-      /* one branch-free pass: the arms still above target, and those the
-         next step pulls (pull[] is free again: pull_fast is done with it;
-         both writes stay below t) */
-      np = 0;
-      mmin = cap;
-      for (t = 0; t < na; ++t) {
-        const size_t i = act[t];
-        const int on = (m[i] < cap) & (var[i] * fudge > (Vi ? Vi[i] : V));
-        act[keep] = i;
-        keep += (size_t)on;
-        pull[np] = i;
-        np += (size_t)(on & (m[i] < g));
-        if (on && m[i] < mmin) mmin = m[i];
-      }
-      na = keep;
-    }
-    a = b;
-  }
-}
-
-/* Per-query setup: sampling weights w_j = |x_j| a_j (columns with w_j = 0
-   are never sampled and contribute exactly 0, so the population is the nnz
-   others), and arms with no columns yet. q->w and q->beta must be set. */
-ADASM__PRIVATE void adasm__ada_prepare(adasm__ada_q *q,
-                                       const adasm_ada_index *ix,
-                                       const float *x) {
-  size_t i, j, nnz = 0;
-  q->ix = ix;
-  q->x = x;
-  q->n = ix->n;
-  q->wlevel = 0;
-  q->madds = 0;
-  q->tile = adasm__ada_tile_for(ADASM_ISA_AUTO);
-  q->expmin = adasm__ada_expmin_for(ADASM_ISA_AUTO);
-  q->kern = adasm__k(NULL);
-  memset(q->lv_ready, 0, sizeof q->lv_ready);
-  for (j = 0; j < ix->d; ++j) {
-    const double a = ix->atom[j];
-    if (x[j] != 0.0f && a > 0.0) {
-      q->w.nzl[nnz++] = j;
-      q->w.lw[j] = fabs((double)x[j]) * a; /* in [2e-90, 1e87] */
     }
   }
-  q->nnz = nnz;
-  for (i = 0; i < ix->n; ++i) {
-    q->w.m[i] = 0;
-    q->w.mu[i] = 0.0;
-    q->w.var[i] = nnz ? HUGE_VAL : 0.0; /* nnz = 0: every logit is exactly 0 */
-  }
-}
-
-/* Stable LSD radix sort of cnt (key, index) pairs by key ascending: eight
-   passes of 8 bits, a pass skipped when every key has the same byte there.
-   k2/v2 are scratch of cnt entries; returns the index array that holds the
-   result (v or v2). O(cnt), where the heapsort's O(cnt log cnt) cache-
-   missing compares took half of a wide head's query (25,088 columns). */
-ADASM__PRIVATE size_t *adasm__ada_radix(uint64_t *k, size_t *v, uint64_t *k2,
-                                        size_t *v2, size_t cnt) {
-  size_t hist[8][256], t;
-  unsigned pass;
-  if (cnt < 2) return v;
-  memset(hist, 0, sizeof hist);
-  for (t = 0; t < cnt; ++t)
-    for (pass = 0; pass < 8; ++pass) ++hist[pass][(k[t] >> (8 * pass)) & 255u];
-  for (pass = 0; pass < 8; ++pass) {
-    size_t *h = hist[pass], sum = 0, b;
-    uint64_t *tk;
-    size_t *tv;
-    if (h[(k[0] >> (8 * pass)) & 255u] == cnt) continue; /* one bucket */
-    for (b = 0; b < 256; ++b) {
-      const size_t c = h[b];
-      h[b] = sum;
-      sum += c;
-    }
-    for (t = 0; t < cnt; ++t) {
-      const size_t at = h[(k[t] >> (8 * pass)) & 255u]++;
-      k2[at] = k[t];
-      v2[at] = v[t];
-    }
-    tk = k; k = k2; k2 = tk;
-    tv = v; v = v2; v2 = tv;
-  }
-  return v;
-}
-
-/* One exponential-race order per query: keys w_j / E_j, E_j = -log U_j
-   standard exponential from a PCG32 seeded with the caller's seed, drawn in
-   column order, sorted descending, ties by lower column first (the columns
-   enter in ascending order and the sort is stable). This is the Gumbel-
-   top-k order (log w_j + G_j with G_j = -log E_j) without two of its three
-   logs: every prefix is a weighted sample without replacement. The keys are
-   positive doubles, so their bits sort as integers; rank (rebuilt below)
-   is the index scratch. */
-ADASM__PRIVATE void adasm__ada_order(adasm__ada_q *q, uint64_t seed) {
-  adasm_pcg32 rng;
-  uint64_t *kb = q->w.sortk;
-  size_t *sorted, t;
-  adasm_pcg32_seed(&rng, seed, ADASM__ADA_STREAM);
-  for (t = 0; t < q->nnz; ++t) {
-    const size_t j = q->w.nzl[t];
-    const double u = adasm_pcg32_uniform_open(&rng); /* in (0, 1) */
-    const double key = q->w.lw[j] / -log(u); /* in [2e-92, 1e103] */
-    uint64_t b;
-    memcpy(&b, &key, sizeof b);
-    q->w.key[j] = key;
-    kb[t] = ~b; /* inverted: the sort is descending */
-    q->w.perm[t] = j;
-  }
-  sorted = adasm__ada_radix(kb, q->w.perm, kb + q->nnz, q->w.rank, q->nnz);
-  if (sorted != q->w.perm)
-    memcpy(q->w.perm, sorted, q->nnz * sizeof *sorted);
-  for (t = 0; t < q->nnz; ++t) q->w.rank[q->w.perm[t]] = t;
-  q->wlevel = 0;
-  memset(q->lv_ready, 0, sizeof q->lv_ready);
-}
-
-/* ---- validation ------------------------------------------------------------ */
-ADASM__PRIVATE adasm_result adasm__ada_check(const adasm_ada_index *ix,
-                                             const adasm_ada_params *p) {
-  if (!ix || !p) return ADASM_ERR_NULL;
-  if (!ix->A || !ix->cols || !ix->atom || !ix->colmax) return ADASM_ERR_NULL;
-  if (ix->n == 0 || ix->d == 0 || ix->lda < ix->d) return ADASM_ERR_SIZE;
-  if (p->k == 0 || p->k > ix->n) return ADASM_ERR_SIZE;
-  if (!(p->eps > 0.0 && p->eps < 1.0)) return ADASM_ERR_PARAM; /* NaN too */
-  if (!(p->delta > 0.0 && p->delta < 1.0)) return ADASM_ERR_PARAM;
-  if (!(p->beta > 0.0f) || !adasm__isfinitef(p->beta)) return ADASM_ERR_PARAM;
-  if (!(p->fudge_elim > 0.0) || !adasm__isfinite(p->fudge_elim))
-    return ADASM_ERR_PARAM;
-  if (!(p->fudge_norm > 0.0) || !adasm__isfinite(p->fudge_norm))
-    return ADASM_ERR_PARAM;
-  if (!(p->burnin_frac > 0.0 && p->burnin_frac <= 1.0)) return ADASM_ERR_PARAM;
+  ADASM_FREE(scratch, alloc_ctx);
+  *ix = t;
   return ADASM_OK;
 }
 
-/* ---- public ------------------------------------------------------------------ */
+ADASM_DEF void adasm_ada_index_free(adasm_ada_index *ix) {
+  if (!ix) return;
+  if (ix->block) ADASM_FREE(ix->block, ix->alloc_ctx);
+  memset(ix, 0, sizeof *ix);
+}
+
+/* ---- query: checks and setup --------------------------------------------- */
+
 ADASM_DEF adasm_ada_params adasm_ada_params_default(void) {
   adasm_ada_params p;
   p.k = 1;
@@ -4067,159 +4102,604 @@ ADASM_DEF adasm_ada_params adasm_ada_params_default(void) {
   p.delta = 0.1;
   p.beta = 1.0f;
   p.seed = 42u;
-  p.fudge_elim = 1.0;
-  p.fudge_norm = 1.0;
-  p.estimate_best = 0;
-  p.burnin_frac = 0.1;
+  p.stream = 0u;
+  p.ci_scale = 1.0;
   p.kern = NULL;
   return p;
 }
 
-ADASM_DEF adasm_result adasm_ada_index_build(adasm_ada_index *ix,
-                                             const float *A, size_t n,
-                                             size_t d, size_t lda,
-                                             void *alloc_ctx) {
-  return adasm_ada_index_build_ex(ix, A, n, d, lda, 0u, alloc_ctx);
-}
-
-ADASM_DEF adasm_result adasm_ada_index_build_ex(adasm_ada_index *ix,
-                                                const float *A, size_t n,
-                                                size_t d, size_t lda,
-                                                unsigned flags,
-                                                void *alloc_ctx) {
-  enum { TILE = 64 };
-  adasm_ada_index r;
-  size_t elems, bytes_cols, bytes_d, bytes_rows, total, extent, i, j;
-  int has_inf = 0;
-  const int own = (flags & ADASM_ADA_OWN_ROWS) != 0;
-  unsigned char *block, *base;
-  if (!ix || !A) return ADASM_ERR_NULL;
-  if (n == 0 || d == 0 || lda < d) return ADASM_ERR_SIZE;
-  if (flags & ~ADASM_ADA_OWN_ROWS) return ADASM_ERR_PARAM;
-  /* A spans (n-1)*lda + d floats; the copy n*d floats plus two d arrays. */
-  if (adasm__mul_overflows(n - 1, lda, &extent) || extent > (size_t)-1 - d ||
-      adasm__mul_overflows(n, d, &elems) ||
-      adasm__mul_overflows(elems, sizeof(float), &bytes_cols) ||
-      adasm__mul_overflows(d, sizeof(double), &bytes_d) ||
-      bytes_cols > (size_t)-1 / 2 || bytes_d > (size_t)-1 / 8)
-    return ADASM_ERR_OVERFLOW;
-  bytes_cols = (bytes_cols + 63u) & ~(size_t)63u;
-  bytes_d = (bytes_d + 63u) & ~(size_t)63u;
-  bytes_rows = own ? bytes_cols : 0u; /* the row copy: n d floats too */
-  total = 64u + bytes_cols + 2u * bytes_d;
-  if (total < bytes_cols || total > (size_t)-1 - bytes_rows)
-    return ADASM_ERR_OVERFLOW;
-  total += bytes_rows;
-  /* Refuse non-finite entries before allocating: NaN first, then inf. */
-  for (i = 0; i < n; ++i) {
-    const float *row = A + i * lda;
-    for (j = 0; j < d; ++j) {
-      if (adasm__isnanf(row[j])) return ADASM_ERR_NAN;
-      if (!adasm__isfinitef(row[j])) has_inf = 1;
-    }
-  }
-  if (has_inf) return ADASM_ERR_PARAM;
-  block = (unsigned char *)ADASM_MALLOC(total, alloc_ctx);
-  if (!block) return ADASM_ERR_NOMEM;
-  base = block + ((64u - (size_t)((uintptr_t)block & 63u)) & 63u);
-  r.n = n;
-  r.d = d;
-  r.lda = lda;
-  r.A = A;
-  r.cols = (float *)(void *)base;
-  r.atom = (double *)(void *)(base + bytes_cols);
-  r.colmax = (double *)(void *)(base + bytes_cols + bytes_d);
-  r.block = block;
-  r.alloc_ctx = alloc_ctx;
-  if (own) { /* rows of d floats after the column data */
-    float *rows = (float *)(void *)(base + bytes_cols + 2u * bytes_d);
-    for (i = 0; i < n; ++i) memcpy(rows + i * d, A + i * lda, d * sizeof(float));
-    r.A = rows;
-    r.lda = d;
-  }
-  for (j = 0; j < d; ++j) r.atom[j] = r.colmax[j] = 0.0;
-  /* Transpose in TILE x TILE blocks so both sides stay in cache. */
-  for (i = 0; i < n; i += TILE) {
-    const size_t i1 = n - i < TILE ? n : i + TILE;
-    size_t j0;
-    for (j0 = 0; j0 < d; j0 += TILE) {
-      const size_t j1 = d - j0 < TILE ? d : j0 + TILE;
-      size_t ii;
-      for (ii = i; ii < i1; ++ii) {
-        const float *row = A + ii * lda;
-        for (j = j0; j < j1; ++j) {
-          const double a = fabs((double)row[j]);
-          r.cols[j * n + ii] = row[j];
-          r.atom[j] += a;
-          if (a > r.colmax[j]) r.colmax[j] = a;
-        }
-      }
-    }
-  }
-  *ix = r;
+ADASM__PRIVATE adasm_result adasm__ada_check(const adasm_ada_index *ix,
+                                             const adasm_ada_params *p) {
+  if (!ix || !p || !ix->block || !ix->cols || !ix->A.data) return ADASM_ERR_NULL;
+  if (p->k == 0 || p->k > ix->n) return ADASM_ERR_SIZE;
+  if (!(p->eps > 0.0 && p->eps < 1.0) || !(p->delta > 0.0 && p->delta < 1.0) ||
+      !adasm__isfinitef(p->beta) || !(p->beta > 0.0f) ||
+      !(p->ci_scale > 0.0 && p->ci_scale <= 1.0))
+    return ADASM_ERR_PARAM;
   return ADASM_OK;
-}
-
-ADASM_DEF void adasm_ada_index_free(adasm_ada_index *ix) {
-  if (!ix) return;
-  if (ix->block) ADASM_FREE(ix->block, ix->alloc_ctx);
-  ix->n = ix->d = ix->lda = 0;
-  ix->A = NULL;
-  ix->cols = NULL;
-  ix->atom = ix->colmax = NULL;
-  ix->block = ix->alloc_ctx = NULL;
 }
 
 ADASM_DEF adasm_result adasm_ada_workspace_size(const adasm_ada_index *ix,
                                                 const adasm_ada_params *params,
                                                 size_t *bytes) {
   adasm__ada_ws w;
-  size_t total;
-  adasm_result r;
-  if (!bytes) return ADASM_ERR_NULL;
-  r = adasm__ada_check(ix, params);
+  adasm_result r = adasm__ada_check(ix, params);
   if (r != ADASM_OK) return r;
-  if (!adasm__ada_layout(ix->n, ix->d, params->k, NULL, &w, &total) ||
-      total > (size_t)-1 - ADASM__ADA_ALIGN)
+  if (!bytes) return ADASM_ERR_NULL;
+  if (!adasm__ada_layout(ix->n, ix->d, params->k, NULL, &w, bytes))
     return ADASM_ERR_OVERFLOW;
-  *bytes = total + ADASM__ADA_ALIGN; /* room to align the caller's pointer */
   return ADASM_OK;
 }
 
-/* Aligns the caller's workspace and lays it out; 0 if too small. */
-ADASM__PRIVATE int adasm__ada_carve(const adasm_ada_index *ix, size_t k,
-                                    void *work, size_t work_bytes,
-                                    adasm__ada_ws *w) {
-  size_t total, pad;
-  unsigned char *base = (unsigned char *)work;
-  if (!work) return 0;
-  pad = (ADASM__ADA_ALIGN - (size_t)((uintptr_t)base & (ADASM__ADA_ALIGN - 1))) &
-        (ADASM__ADA_ALIGN - 1);
-  if (!adasm__ada_layout(ix->n, ix->d, k, NULL, w, &total)) return 0;
-  if (work_bytes < pad || work_bytes - pad < total) return 0;
-  return adasm__ada_layout(ix->n, ix->d, k, base + pad, w, &total);
+/* Scales, weights and uniforms; 0 when no column carries weight (every
+   logit is then the same: the exact pass answers). */
+ADASM__PRIVATE int adasm__ada_setup(adasm__ada_q *q) {
+  const adasm_ada_index *ix = q->ix;
+  adasm_pcg32 rng;
+  double xmax = 0.0, smax = 0.0, base = 0.0;
+  int ex = 0, es = 0;
+  size_t j;
+  for (j = 0; j < q->d; ++j) {
+    const double a = fabs((double)q->x[j]);
+    xmax = a > xmax ? a : xmax;
+    smax = ix->sigma[j] > smax ? ix->sigma[j] : smax;
+  }
+  if (xmax > 0.0) (void)frexp(xmax, &ex);
+  if (smax > 0.0) (void)frexp(smax, &es);
+  /* powers of two only: the answer does not depend on how a product is
+     split between A, x and beta */
+  q->wsum = 0.0;
+  q->wmax = 0.0;
+  q->nnz = 0;
+  for (j = 0; j < q->d; ++j) {
+    const double xs = ldexp((double)q->x[j], -ex);
+    q->ws.w[j] = fabs(xs) * ldexp(ix->sigma[j], -es);
+    base += ix->mu[j] * xs;
+    q->wsum += q->ws.w[j];
+    q->wmax = q->ws.w[j] > q->wmax ? q->ws.w[j] : q->wmax;
+    q->nnz += q->ws.w[j] > 0.0;
+    q->ws.st[j] = 0;
+  }
+  q->base = ldexp(base, -es);
+  q->G = ldexp((double)q->p->beta, ex + es);
+  adasm_pcg32_seed(&rng, q->p->seed, q->p->stream);
+  for (j = 0; j < q->d; ++j) q->ws.u[j] = adasm_pcg32_uniform_open(&rng);
+  q->L = log(3.0 * (double)q->n * (double)ADASM__ADA_ROUNDS / q->p->delta);
+  q->lam = 0.0;
+  q->m = 0;
+  q->ncert = q->nsamp = q->terms = 0;
+  q->cert_w = 0.0;
+  q->shrink = 0.4;
+  q->prev_nx = 0;
+  return q->nnz > 0 && q->wsum > 0.0;
+}
+
+/* lambda with expected sample size sum_j min(1, lambda w_j) = m (m < nnz):
+   the fixed point lambda = (m - #certain) / (weight of the uncertain),
+   approached from below in a few O(d) steps. */
+ADASM__PRIVATE double adasm__ada_lambda(const adasm__ada_q *q, double m) {
+  double lam = m / q->wsum;
+  size_t iter, j;
+  if (m >= (double)q->nnz) return HUGE_VAL; /* every column, certain */
+  for (iter = 0; iter < 64; ++iter) {
+    double wu = 0.0, next;
+    size_t t = 0;
+    for (j = 0; j < q->d; ++j) {
+      if (lam * q->ws.w[j] >= 1.0) ++t;
+      else wu += q->ws.w[j];
+    }
+    if (wu <= 0.0 || (double)t >= m) break;
+    next = (m - (double)t) / wu;
+    if (!(next > lam)) break;
+    lam = next;
+  }
+  return lam;
+}
+
+/* ---- rounds --------------------------------------------------------------- */
+
+/* Round r: the columns that enter at lambda (sampled, certain, or sampled
+   before and certain now), streamed for every row into the running sums. */
+ADASM__PRIVATE void adasm__ada_round(adasm__ada_q *q, double m) {
+  const adasm_ada_index *ix = q->ix;
+  const double lam = adasm__ada_lambda(q, m);
+  size_t j, nc = 0, r0;
+  for (j = 0; j < q->d; ++j) {
+    const double w = q->ws.w[j], xs = q->x[j] < 0.0f ? -1.0 : 1.0;
+    float *f = q->ws.rf + 3 * nc;
+    unsigned char to;
+    if (w <= 0.0 || q->ws.st[j] == 2) continue;
+    to = lam * w >= 1.0 ? 2 : (q->ws.u[j] < lam * w ? 1 : 0);
+    if (to == q->ws.st[j]) continue;
+    f[0] = to == 2 ? (float)(xs * w) : 0.0f; /* sigma' xs = sign * w */
+    f[1] = to == 2 ? (q->ws.st[j] == 1 ? (float)-xs : 0.0f) : (float)xs;
+    f[2] = to == 2 ? (q->ws.st[j] == 1 ? -1.0f : 0.0f) : 1.0f;
+    if (to == 2) {
+      q->ncert += 1;
+      q->cert_w += w;
+      if (q->ws.st[j] == 1) q->nsamp -= 1;
+    } else {
+      q->nsamp += 1;
+    }
+    q->ws.st[j] = to;
+    q->ws.rc[nc++] = j;
+  }
+  for (r0 = 0; r0 < q->n && (nc > 0 || q->rounds == 0);
+       r0 += ADASM__ADA_TILE) {
+    const size_t r1 = q->n - r0 < ADASM__ADA_TILE ? q->n : r0 + ADASM__ADA_TILE;
+    q->k->ada_accum(ix->cols, ix->ldc, q->ws.rc, q->ws.rf, nc, r0, r1,
+                    &q->ws.acc, q->rounds == 0);
+  }
+  q->lam = lam;
+  q->m = m >= (double)q->nnz ? q->nnz : (size_t)m;
+  q->terms += nc;
+  q->bytes += (uint64_t)nc * (uint64_t)ix->ldc * 2u;
+  q->madds += (uint64_t)nc * (uint64_t)q->n;
+  q->rounds += 1;
+}
+
+/* ---- bounds and elimination ---------------------------------------------- */
+
+/* The k-th largest of v[0..n), with a min-heap of k floats in h. */
+ADASM__PRIVATE float adasm__ada_kth(const float *v, size_t n, size_t k,
+                                    float *h) {
+  size_t i;
+  for (i = 0; i < k; ++i) {
+    size_t c = i;
+    h[c] = v[i];
+    while (c > 0 && h[(c - 1) / 2] > h[c]) { /* sift up */
+      const float t = h[c];
+      h[c] = h[(c - 1) / 2];
+      h[(c - 1) / 2] = t;
+      c = (c - 1) / 2;
+    }
+  }
+  for (i = k; i < n; ++i) {
+    size_t c = 0;
+    if (!(v[i] > h[0])) continue;
+    h[0] = v[i];
+    for (;;) { /* sift down */
+      size_t l = 2 * c + 1, m = c;
+      float t;
+      if (l < k && h[l] < h[m]) m = l;
+      if (l + 1 < k && h[l + 1] < h[m]) m = l + 1;
+      if (m == c) break;
+      t = h[c];
+      h[c] = h[m];
+      h[m] = t;
+      c = m;
+    }
+  }
+  return h[0];
+}
+
+/* Confidence intervals of every row (docs/ada-engine.md, "Bounds"): with
+   ci_scale 1 each holds with probability >= 1 - 3 e^-L, so all n rows of
+   all rounds hold together with probability >= 1 - delta. The f16 copy and
+   the float sums add a deterministic bias term. */
+ADASM__PRIVATE void adasm__ada_bounds(adasm__ada_q *q) {
+  adasm__ada_bp bp;
+  const double inv_lam = q->nsamp > 0 ? 1.0 / q->lam : 0.0;
+  /* sum over the sample of |multiplier|: certain columns w_j, sampled 1/lam */
+  const double cs = q->cert_w + (double)q->nsamp * inv_lam;
+  /* ci_scale scales the log-confidence of every interval */
+  const double lf = q->L * q->p->ci_scale;
+  float mx[2];
+  size_t r0;
+  bp.e = q->ws.acc.e;
+  bp.p = q->ws.acc.p;
+  bp.q = q->ws.acc.q;
+  bp.rho = q->ix->rho;
+  bp.inv_lam = (float)inv_lam;
+  bp.sl = (float)sqrt(lf / 2.0);
+  bp.cl = (float)sqrt(2.0 * lf);
+  bp.l3 = (float)(lf / 3.0);
+  bp.scale = 1.0f;
+  /* f16 rounding (2^-11 relative, 2^-25 absolute below 2^-14) and float
+     sums of `terms` entries, each doubled for safety: 2^-10, 2^-23 */
+  bp.bias_rho = (float)((9.765625e-4 + (double)q->terms * 1.1920928955078125e-7) * cs);
+  bp.bias_abs = (float)(1.1920928955078125e-7 * cs);
+  bp.bias_rel = 4.76837158203125e-7f; /* 2^-21 */
+  mx[0] = mx[1] = -adasm__inff();
+  for (r0 = 0; r0 < q->n; r0 += ADASM__ADA_TILE) {
+    const size_t r1 = q->n - r0 < ADASM__ADA_TILE ? q->n : r0 + ADASM__ADA_TILE;
+    q->k->ada_bounds(&bp, r0, r1, q->ws.ucb, q->ws.lcb, mx);
+  }
+  /* the profile's reference: the largest lower bound, a lower bound of
+     the top logit (the largest upper bound may sit far above it) */
+  q->M = mx[1];
+  q->Lk = q->p->k == 1 ? mx[1]
+                       : adasm__ada_kth(q->ws.lcb, q->n, q->p->k,
+                                        (float *)(void *)q->ws.zx);
+}
+
+/* ---- plan: what the normalizer needs, and what each way costs ----------- */
+
+/* Bucket of a row in the normalizer profile: whole logits below M. */
+ADASM__PRIVATE size_t adasm__ada_bucket(const adasm__ada_q *q, float ucb) {
+  const double t = q->G * ((double)q->M - (double)ucb);
+  if (t < 1.0) return 0;
+  return t < (double)(ADASM__ADA_NB - 1) ? (size_t)t : ADASM__ADA_NB - 1;
+}
+
+/* The profile: per bucket, rows and sums of e^(G(ucb - M)), e^(G(lcb - M))
+   and e^(G(u - M)), by the kernel in float when G is a float; the kernel's
+   rounding (the difference, the product by G, the exp: together below
+   2e-5 relative for arguments above -86) is absorbed where the sums are
+   used. */
+ADASM__PRIVATE void adasm__ada_profile(adasm__ada_q *q) {
+  double *h = q->ws.hb;
+  size_t i, r0;
+  for (i = 0; i < 4 * ADASM__ADA_NB; ++i) h[i] = 0.0;
+  q->nnear = 0;
+  if (q->G < 1e30) {
+    for (r0 = 0; r0 < q->n; r0 += ADASM__ADA_TILE) {
+      const size_t r1 = q->n - r0 < ADASM__ADA_TILE ? q->n : r0 + ADASM__ADA_TILE;
+      q->k->ada_profile(q->ws.ucb, q->ws.lcb, r0, r1, q->M, (float)q->G,
+                        ADASM__ADA_NB, h, q->ws.near, q->ws.nearb, &q->nnear);
+    }
+    return;
+  }
+  for (i = 0; i < q->n; ++i) { /* G beyond float: in double */
+    const size_t b = adasm__ada_bucket(q, q->ws.ucb[i]);
+    double du = q->G * ((double)q->ws.ucb[i] - (double)q->M);
+    double dl = q->G * ((double)q->ws.lcb[i] - (double)q->M);
+    du = du < 64.0 ? du : 64.0;
+    dl = dl < 64.0 ? dl : 64.0;
+    if (b < ADASM__ADA_NB - 1) {
+      q->ws.near[q->nnear] = i;
+      q->ws.nearb[q->nnear++] = (unsigned char)b;
+    }
+    h[4 * b] += 1.0;
+    h[4 * b + 1] += exp(du);
+    h[4 * b + 2] += exp(dl);
+    h[4 * b + 3] += exp(0.5 * (du + dl));
+  }
+}
+
+/* The band the normalizer must fit in: S_hi / S_lo <= (1 + eps)/(1 - eps). */
+ADASM__PRIVATE double adasm__ada_band(const adasm_ada_params *p) {
+  return (1.0 + p->eps) / (1.0 - p->eps);
+}
+
+/* Smallest bucket b (rows of buckets 0..b computed exactly) that holds
+   every top-k candidate and whose tail, predicted with the estimates as
+   the exact mass, fits the band. NB - 1 when none does. */
+ADASM__PRIVATE size_t adasm__ada_choose(adasm__ada_q *q) {
+  const double *h = q->ws.hb, R = adasm__ada_band(q->p);
+  double th = 0.0, tl = 0.0, ez = 0.0, cnt = 0.0;
+  size_t b, bk = adasm__ada_bucket(q, q->Lk);
+  for (b = 0; b < ADASM__ADA_NB; ++b) { /* start with everything as tail */
+    th += h[4 * b + 1];
+    tl += h[4 * b + 2];
+  }
+  for (b = 0; b < ADASM__ADA_NB - 1; ++b) {
+    th -= h[4 * b + 1];
+    tl -= h[4 * b + 2];
+    ez += h[4 * b + 3];
+    cnt += h[4 * b];
+    if (b >= bk && th - R * tl <= (R - 1.0) * 0.7 * ez) break;
+  }
+  q->bstar = b;
+  q->nx = 0;
+  for (b = 0; b <= q->bstar; ++b) q->nx += (size_t)h[4 * b];
+  (void)cnt;
+  return q->bstar;
+}
+
+enum { ADASM__ADA_FINISH, ADASM__ADA_MORE, ADASM__ADA_EXACT };
+
+/* Bytes of each way to go on; the cheapest wins. */
+ADASM__PRIVATE int adasm__ada_plan(adasm__ada_q *q, double next_m) {
+  const double row = (double)q->d * (double)adasm__ada_dsize(q->ix->A.dtype);
+  const double exact = (double)q->n * row;
+  const double finish = q->bstar >= ADASM__ADA_NB - 1
+                            ? exact * 2.0
+                            : (double)q->nx * (row + ADASM__ADA_ROW);
+  double more = exact * 4.0;
+  if (q->prev_nx > 0 && q->nx > 0) {
+    q->shrink = (double)q->nx / (double)q->prev_nx;
+    q->shrink = q->shrink < 0.1 ? 0.1 : (q->shrink > 1.0 ? 1.0 : q->shrink);
+  }
+  /* a normalizer that needs more rows than the exact pass reads gives no
+     ground to expect the next round to rescue it */
+  if (finish >= exact) q->shrink = 1.0;
+  q->prev_nx = q->nx;
+  if ((double)q->m < (double)q->nnz && q->rounds < ADASM__ADA_ROUNDS)
+    more = (next_m - (double)q->m) * (double)q->n * 2.0 +
+           (double)q->n * ADASM__ADA_ARM + finish * q->shrink;
+  if (finish <= more && finish <= exact) return ADASM__ADA_FINISH;
+  if (more < 0.8 * exact) return ADASM__ADA_MORE;
+  return finish <= exact ? ADASM__ADA_FINISH : ADASM__ADA_EXACT;
+}
+
+/* ---- the exact pass (the fallback, and the reference of calibration) ---- */
+
+/* Inline exp in double for the per-row loops: x = k ln2 + r, |r| <= ln2/2
+   (fdlibm's two-part ln2), Taylor to r^13 by Estrin's scheme, 2^k applied
+   in two normal halves; x clamped to [-746, 710]. Within 2 ulp of libm. */
+ADASM__PRIVATE double adasm__exp_f64(double x) {
+  static const double c[14] = {
+      1.0, 1.0, 0.5, 1.6666666666666666e-01, 4.1666666666666664e-02,
+      8.3333333333333332e-03, 1.3888888888888889e-03, 1.9841269841269841e-04,
+      2.4801587301587302e-05, 2.7557319223985893e-06, 2.7557319223985888e-07,
+      2.5052108385441720e-08, 2.0876756987868099e-09, 1.6059043836821613e-10};
+  const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
+  double k, k1, r, r2, r4, q0, q2, q4, t1, t2, s1, s2;
+  uint64_t b1, b2;
+  x = x < -746.0 ? -746.0 : x;
+  x = x > 710.0 ? 710.0 : x;
+  k = (x * 1.4426950408889634 + magic) - magic;
+  r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
+  r2 = r * r;
+  r4 = r2 * r2;
+  q0 = (c[0] + c[1] * r) + (c[2] + c[3] * r) * r2;
+  q2 = (c[4] + c[5] * r) + (c[6] + c[7] * r) * r2;
+  q4 = (c[8] + c[9] * r) + (c[10] + c[11] * r) * r2;
+  q0 += q2 * r4;
+  q4 += (c[12] + c[13] * r) * r4;
+  k1 = (k * 0.5 + magic) - magic;
+  t1 = k1 + magic;
+  t2 = (k - k1) + magic;
+  memcpy(&b1, &t1, sizeof b1);
+  memcpy(&b2, &t2, sizeof b2);
+  b1 = (b1 + 1023u) << 52;
+  b2 = (b2 + 1023u) << 52;
+  memcpy(&s1, &b1, sizeof s1);
+  memcpy(&s2, &b2, sizeof s2);
+  return (q0 + q4 * (r4 * r4)) * s1 * s2;
+}
+
+/* Best-first order of rows by logit: larger first, then lower index. */
+ADASM__PRIVATE int adasm__ada_better(double za, size_t a, double zb,
+                                     size_t b) {
+  return za > zb || (za == zb && a < b);
+}
+
+/* Offers row i with logit z to the min-heap (worst at the root) of the k
+   best rows so far; zs holds their logits. */
+ADASM__PRIVATE void adasm__ada_offer(size_t *top, double *zs, size_t *cnt,
+                                     size_t k, size_t i, double z) {
+  size_t c;
+  if (*cnt < k) {
+    c = (*cnt)++;
+    top[c] = i;
+    zs[c] = z;
+    while (c > 0 && adasm__ada_better(zs[(c - 1) / 2], top[(c - 1) / 2], zs[c], top[c])) {
+      size_t t = top[c];
+      double tz = zs[c];
+      top[c] = top[(c - 1) / 2];
+      zs[c] = zs[(c - 1) / 2];
+      top[(c - 1) / 2] = t;
+      zs[(c - 1) / 2] = tz;
+      c = (c - 1) / 2;
+    }
+    return;
+  }
+  if (!adasm__ada_better(z, i, zs[0], top[0])) return;
+  top[0] = i;
+  zs[0] = z;
+  c = 0;
+  for (;;) {
+    size_t l = 2 * c + 1, m = c, t;
+    double tz;
+    if (l < k && adasm__ada_better(zs[m], top[m], zs[l], top[l])) m = l;
+    if (l + 1 < k && adasm__ada_better(zs[m], top[m], zs[l + 1], top[l + 1])) m = l + 1;
+    if (m == c) break;
+    t = top[c];
+    tz = zs[c];
+    top[c] = top[m];
+    zs[c] = zs[m];
+    top[m] = t;
+    zs[m] = tz;
+    c = m;
+  }
+}
+
+/* Sorts the heap best-first (heap sort, worst to the back). */
+ADASM__PRIVATE void adasm__ada_sort_top(size_t *top, double *zs, size_t k) {
+  size_t end;
+  for (end = k; end > 1; --end) {
+    size_t c = 0, t = top[0];
+    double tz = zs[0];
+    top[0] = top[end - 1];
+    zs[0] = zs[end - 1];
+    top[end - 1] = t;
+    zs[end - 1] = tz;
+    for (;;) {
+      size_t l = 2 * c + 1, m = c;
+      if (l < end - 1 && adasm__ada_better(zs[m], top[m], zs[l], top[l])) m = l;
+      if (l + 1 < end - 1 && adasm__ada_better(zs[m], top[m], zs[l + 1], top[l + 1])) m = l + 1;
+      if (m == c) break;
+      t = top[c];
+      tz = zs[c];
+      top[c] = top[m];
+      zs[c] = zs[m];
+      top[m] = t;
+      zs[m] = tz;
+      c = m;
+    }
+  }
+}
+
+#define ADASM__ADA_XBLOCK 256 /* rows per block of the exact pass */
+
+/* Exact answer in double: every logit, top k, log-normalizer. Writes idx,
+   prob (k), *log_norm; zs (k doubles) receives the top logits. */
+ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
+                                          const adasm_kernels *kern,
+                                          const float *x, double beta,
+                                          size_t k, size_t *idx, double *zs,
+                                          double *log_norm) {
+  double z[ADASM__ADA_XBLOCK], m = -HUGE_VAL, s = 0.0;
+  float zf[ADASM__ADA_XBLOCK];
+  adasm__expp ep;
+  size_t r0, t, cnt = 0;
+  adasm__expp_fold(0, &ep);
+  for (r0 = 0; r0 < ix->n; r0 += ADASM__ADA_XBLOCK) {
+    const size_t len = ix->n - r0 < ADASM__ADA_XBLOCK ? ix->n - r0 : ADASM__ADA_XBLOCK;
+    double bm = -HUGE_VAL, bs;
+    kern->dot_rows_f64(&ix->A, NULL, r0, len, x, z);
+    for (t = 0; t < len; ++t) {
+      z[t] *= beta;
+      bm = z[t] > bm ? z[t] : bm;
+    }
+    /* the block's sum of exps with the kernels' exp (within 2e-7): the
+       differences to the block maximum, in float, are exact enough */
+    for (t = 0; t < len; ++t) {
+      const double dz = z[t] - bm;
+      zf[t] = dz > -100.0 ? (float)dz : -100.0f;
+    }
+    bs = kern->expsum(zf, len, &ep, NULL, 1.0f);
+    if (bm > m) {
+      s = s * adasm__exp_f64(m - bm) + bs;
+      m = bm;
+    } else {
+      s += bs * adasm__exp_f64(bm - m);
+    }
+    for (t = 0; t < len; ++t)
+      if (cnt < k || adasm__ada_better(z[t], r0 + t, zs[0], idx[0]))
+        adasm__ada_offer(idx, zs, &cnt, k, r0 + t, z[t]);
+  }
+  adasm__ada_sort_top(idx, zs, k);
+  *log_norm = m + log(s);
+}
+
+/* ---- finish: best arms and normalizer ------------------------------------- */
+
+
+/* The bucket a row with upper bound v would have. */
+ADASM__PRIVATE size_t adasm__ada_row_bucket_of(const adasm__ada_q *q, float v) {
+  if (q->G < 1e30) {
+    const float du = (float)q->G * (v - q->M);
+    if (du > -1.0f) return 0;
+    return -du < (float)(ADASM__ADA_NB - 1) ? (size_t)-du : ADASM__ADA_NB - 1;
+  }
+  return adasm__ada_bucket(q, v);
+}
+
+/* A row's bucket, computed exactly as the profile kernel computes it (so
+   every row is either in a bucket computed exactly or in the tail sums). */
+ADASM__PRIVATE size_t adasm__ada_row_bucket(const adasm__ada_q *q, size_t i) {
+  return adasm__ada_row_bucket_of(q, q->ws.ucb[i]);
+}
+
+/* The rows of buckets 0 .. NB-2 (the profile's near list) into the list,
+   grouped by bucket (a counting sort on the profile's counts); start[b] is
+   bucket b's first position, start[NB-1] their total. */
+ADASM__PRIVATE void adasm__ada_sort_rows(adasm__ada_q *q, size_t *start) {
+  size_t pos[ADASM__ADA_NB], b, i;
+  start[0] = 0;
+  for (b = 0; b + 1 < ADASM__ADA_NB; ++b)
+    start[b + 1] = start[b] + (size_t)q->ws.hb[4 * b];
+  for (b = 0; b < ADASM__ADA_NB; ++b) pos[b] = start[b];
+  for (i = 0; i < q->nnear; ++i) q->ws.list[pos[q->ws.nearb[i]]++] = q->ws.near[i];
+}
+
+/* The exact logits of list[from, to). */
+ADASM__PRIVATE void adasm__ada_exact_rows(adasm__ada_q *q, size_t from,
+                                          size_t to) {
+  size_t i;
+  q->k->dot_rows_f64(&q->ix->A, q->ws.list + from, 0, to - from, q->x,
+                     q->ws.zx + from);
+  for (i = from; i < to; ++i) q->ws.zx[i] *= (double)q->p->beta;
+  q->bytes += (uint64_t)(to - from) *
+              ((uint64_t)q->d * adasm__ada_dsize(q->ix->A.dtype));
+  q->madds += (uint64_t)(to - from) * (uint64_t)q->d;
+}
+
+/* With list[0, nl) exact (buckets 0..b): 1 and *ls = log_norm when the
+   normalizer's bounds fit the band. */
+ADASM__PRIVATE int adasm__ada_band_fits(const adasm__ada_q *q, size_t nl,
+                                        size_t b, double *zmax,
+                                        double *ls) {
+  const double *h = q->ws.hb, R = adasm__ada_band(q->p);
+  double ex = 0.0, th = 0.0, tl = 0.0, c, lo, hi;
+  size_t i, t;
+  *zmax = -HUGE_VAL;
+  for (i = 0; i < nl; ++i) *zmax = q->ws.zx[i] > *zmax ? q->ws.zx[i] : *zmax;
+  for (i = 0; i < nl; ++i) ex += adasm__exp_f64(q->ws.zx[i] - *zmax);
+  for (t = b + 1; t < ADASM__ADA_NB; ++t) {
+    th += h[4 * t + 1];
+    tl += h[4 * t + 2];
+  }
+  /* the profile's reference e^(G (base + M)) against e^zmax; its sums
+     are within 2e-5 relative (see adasm__ada_profile), and each row
+     flushed to 0 had less than e^-86 */
+  c = q->G * (q->base + (double)q->M) - *zmax;
+  th = th * (1.0 + 4e-5) + (double)q->n * 4.5e-38;
+  tl *= 1.0 - 4e-5;
+  if (c > 700.0) return 0; /* the tail bound is useless: more rows */
+  th *= exp(c);
+  tl *= exp(c);
+  if (!(ex + th <= R * (ex + tl))) return 0;
+  lo = *zmax + log(ex + tl);
+  hi = *zmax + log(ex + th);
+  /* the middle of [hi - log(1 + eps), lo - log(1 - eps)]: every p within
+     a factor 1 +- eps of the truth whatever S is inside [lo, hi] */
+  *ls = 0.5 * (hi - log1p(q->p->eps) + lo - log1p(-q->p->eps));
+  return 1;
+}
+
+/* The best arms and the normalizer: buckets are computed exactly from the
+   top, at least down to the k-th largest lower bound's (every top-k
+   candidate), until the normalizer fits the band. 0: it never did (the
+   exact pass answers). */
+ADASM__PRIVATE int adasm__ada_finish(adasm__ada_q *q, adasm_ada_result *out) {
+  size_t start[ADASM__ADA_NB], b, i, cnt = 0;
+  const size_t bk = adasm__ada_row_bucket_of(q, q->Lk);
+  double zmax, ls;
+  adasm__ada_sort_rows(q, start);
+  for (b = 0; b + 1 < ADASM__ADA_NB; ++b) {
+    adasm__ada_exact_rows(q, start[b], start[b + 1]);
+    if (b >= bk && start[b + 1] >= q->p->k &&
+        adasm__ada_band_fits(q, start[b + 1], b, &zmax, &ls))
+      break;
+  }
+  if (b + 1 >= ADASM__ADA_NB) return 0;
+  for (i = 0; i < start[b + 1]; ++i) /* top k: they are all in the list */
+    if (cnt < q->p->k ||
+        adasm__ada_better(q->ws.zx[i], q->ws.list[i], q->ws.tz[0], q->ws.top[0]))
+      adasm__ada_offer(q->ws.top, q->ws.tz, &cnt, q->p->k, q->ws.list[i],
+                       q->ws.zx[i]);
+  adasm__ada_sort_top(q->ws.top, q->ws.tz, q->p->k);
+  for (i = 0; i < q->p->k; ++i) {
+    out->idx[i] = q->ws.top[i];
+    out->prob[i] = (float)exp(q->ws.tz[i] - ls);
+  }
+  out->log_norm = ls;
+  out->rows_exact = start[b + 1];
+  return 1;
 }
 
 ADASM__PRIVATE void adasm__ada_fill_nan(const adasm_ada_params *p,
                                         adasm_ada_result *out) {
-  size_t t;
-  for (t = 0; t < p->k; ++t) {
-    out->idx[t] = (size_t)-1;
-    out->prob[t] = adasm__nanf();
+  size_t i;
+  for (i = 0; i < p->k; ++i) {
+    out->idx[i] = 0;
+    out->prob[i] = adasm__nanf();
   }
   out->log_norm = (double)adasm__nanf();
+  out->madds = out->bytes = 0;
+  out->rounds = out->cols = out->rows_exact = 0;
+  out->exact = 0;
 }
 
-/* Writes the k arms of w.res, sorted best first, with p = exp(mu - logS). */
-ADASM__PRIVATE void adasm__ada_output(adasm__ada_q *q, size_t k, double logS,
-                                      adasm_ada_result *out) {
-  size_t t;
-  adasm__ada_sort(q->w.res, k, q->w.mu);
-  for (t = 0; t < k; ++t) {
-    out->idx[t] = q->w.res[t];
-    out->prob[t] = (float)exp(q->w.mu[q->w.res[t]] - logS);
-  }
-  out->log_norm = logS;
+/* The answer by the exact pass (result.exact = 1). */
+ADASM__PRIVATE void adasm__ada_by_exact(adasm__ada_q *q, adasm_ada_result *out) {
+  double *zs = (double *)(void *)q->ws.zx;
+  size_t i;
+  adasm__ada_exact_pass(q->ix, q->k, q->x, (double)q->p->beta, q->p->k,
+                        out->idx, zs, &out->log_norm);
+  for (i = 0; i < q->p->k; ++i)
+    out->prob[i] = (float)exp(zs[i] - out->log_norm);
+  q->bytes += (uint64_t)q->n * (uint64_t)q->d * adasm__ada_dsize(q->ix->A.dtype);
+  out->madds = q->madds + (uint64_t)q->n * (uint64_t)q->d;
+  out->bytes = q->bytes;
+  out->rounds = q->rounds;
+  out->cols = q->ncert + q->nsamp;
+  out->rows_exact = q->n;
+  out->exact = 1;
 }
 
 ADASM_DEF adasm_result adasm_ada_query(const adasm_ada_index *ix,
@@ -4228,237 +4708,168 @@ ADASM_DEF adasm_result adasm_ada_query(const adasm_ada_index *ix,
                                        size_t work_bytes,
                                        adasm_ada_result *out) {
   adasm__ada_q q;
-  adasm_result r;
-  size_t n, d, k, nnz, i, j, t;
-  double dp, ep, fe, fn;
-  const double cyc0 = ADASM__ADA_CYC();
-  int has_nan = 0, has_inf = 0;
-
-  if (!x || !out || !out->idx || !out->prob) return ADASM_ERR_NULL;
-  r = adasm__ada_check(ix, params);
+  size_t need;
+  double m;
+  int bad;
+  adasm_result r = adasm__ada_check(ix, params);
   if (r != ADASM_OK) return r;
-  n = ix->n;
-  d = ix->d;
-  k = params->k;
-  if (!adasm__ada_carve(ix, k, work, work_bytes, &q.w))
-    return ADASM_ERR_WORKSPACE;
-  for (j = 0; j < d; ++j) {
-    if (adasm__isnanf(x[j])) has_nan = 1;
-    else if (!adasm__isfinitef(x[j])) has_inf = 1;
-  }
-  if (has_nan || has_inf) { /* data errors: nothing stale in the outputs */
+  if (!x || !out || !out->idx || !out->prob) return ADASM_ERR_NULL;
+  if (!adasm__ada_layout(ix->n, ix->d, params->k, NULL, &q.ws, &need))
+    return ADASM_ERR_OVERFLOW;
+  if (!work || work_bytes < need) return ADASM_ERR_WORKSPACE;
+  bad = adasm__nonfinite(x, ix->d);
+  if (bad) {
     adasm__ada_fill_nan(params, out);
-    return has_nan ? ADASM_ERR_NAN : ADASM_ERR_PARAM;
+    return bad == 1 ? ADASM_ERR_NAN : ADASM_ERR_PARAM;
   }
-
-  q.beta = (double)params->beta;
-  out->pulls_burnin = out->pulls_elim = out->pulls_best = out->pulls_norm = 0;
-  out->rounds = 0;
-  /* delta' splits delta over the stages; eps' is the normalizer's share. */
-  if (params->estimate_best) {
-    dp = params->delta / 3.0;
-    ep = params->eps / 4.0;
-  } else {
-    dp = params->delta / 2.0;
-    ep = params->eps;
+  (void)adasm__ada_layout(ix->n, ix->d, params->k,
+                          adasm__align_up(work), &q.ws, &need);
+  q.ix = ix;
+  q.p = params;
+  q.k = adasm__k(params->kern);
+  q.x = x;
+  q.n = ix->n;
+  q.d = ix->d;
+  q.bytes = q.madds = 0;
+  q.rounds = 0;
+  q.ncert = q.nsamp = 0;
+  {
+    /* the first round: d/32 columns, at least 16, at most 128 (all of them
+       when that is most of the non-zero ones) */
+    const double row = (double)q.d * (double)adasm__ada_dsize(ix->A.dtype);
+    m = (double)q.d / 32.0;
+    m = m < 16.0 ? 16.0 : (m > 128.0 ? 128.0 : m);
+    /* adaptivity cannot win when its cheapest query (one round, the per
+       row and per column work, k exact rows) costs half the exact pass */
+    if (params->k >= q.n || !adasm__ada_setup(&q) ||
+        (m >= 0.5 * (double)q.nnz ? (double)q.nnz : m) * (double)q.n * 2.0 +
+                (double)q.n * ADASM__ADA_ARM + (double)q.d * ADASM__ADA_COL +
+                (double)params->k * row >=
+            0.5 * (double)q.n * row) {
+      adasm__ada_by_exact(&q, out);
+      return ADASM_OK;
+    }
+    if (m >= 0.5 * (double)q.nnz) m = (double)q.nnz;
   }
-  fe = params->fudge_elim;
-  fn = params->fudge_norm;
-
-  ADASM__ADA_PROF_START();
-  adasm__ada_prepare(&q, ix, x);
-  q.tile = adasm__ada_tile_for(adasm_kernels_isa(params->kern));
-  q.expmin = adasm__ada_expmin_for(adasm_kernels_isa(params->kern));
-  q.kern = adasm__k(params->kern);
-  out->nnz = nnz = q.nnz;
-
-  if (k == n) { /* every row is returned with its exact p: just compute */
-    for (i = 0; i < n; ++i) {
-      adasm__ada_exact(&q, i, &out->pulls_best);
-      q.w.res[i] = i;
+  for (;;) {
+    int step;
+    double next;
+    adasm__ada_round(&q, m);
+    adasm__ada_bounds(&q);
+    adasm__ada_profile(&q);
+    adasm__ada_choose(&q);
+    next = 2.0 * m >= 0.5 * (double)q.nnz ? (double)q.nnz : 2.0 * m;
+    step = adasm__ada_plan(&q, next);
+    if (step == ADASM__ADA_EXACT) {
+      adasm__ada_by_exact(&q, out);
+      return ADASM_OK;
     }
-    adasm__ada_output(&q, k, adasm__ada_lse(q.expmin, q.w.mu, n, 1.0), out);
-  } else {
-    /* ln(d) of the elimination's union bound over rounds, with d = nnz (the
-       most columns an arm can use), at least 1 (ln 3 > 1). */
-    const double lnd = nnz > 2 ? log((double)nnz) : 1.0;
-    const double Le = log(6.0 * (double)n * lnd / dp);
-    const double V0 = 1.0 / (17.0 * log(6.0 * (double)n / dp));
-    double sigma2, v, logSa, logSg, logc, loge, Lb;
-    size_t cap_b, cnt, kk, nres = 0;
-
-    adasm__ada_order(&q, params->seed);
-
-    /* 1. Burn-in: every arm to V0 (normalizer fudge), columns capped at
-       burnin_frac of nnz, rounded up to a grid step (16, 24, 36, 54, ...) so
-       the later stages continue on the same grid instead of recomputing
-       every arm for a couple of columns. */
-    {
-      const double frac_cols = params->burnin_frac * (double)nnz;
-      cap_b = ADASM__ADA_GRID0;
-      while ((double)cap_b < frac_cols && cap_b < nnz) cap_b += (cap_b + 1) / 2;
-      if (cap_b > nnz) cap_b = nnz;
-    }
-    for (i = 0; i < n; ++i) q.w.set[i] = i;
-    ADASM__ADA_PROF(0);
-    adasm__ada_pull_to_var(&q, q.w.set, n, NULL, V0, fn, cap_b,
-                           &out->pulls_burnin);
-    ADASM__ADA_PROF(1);
-
-    /* 2. Round-based elimination for the top k (Hillel et al. 2013, Alg. 3,
-       with accepts for k > 1). Radius r_i = sqrt(2 fe v_i Le); with k'
-       arms still to find among C: reject i if U_i < (k'-th largest L), accept
-       i if L_i > ((k'+1)-th largest U). v starts at sigma^2 / 4, where
-       sigma^2 = beta^2 W sum_j |x_j| colmax_j^2 / a_j bounds the variance of
-       a one-column importance-sampled estimate of any arm. */
-    {
-      double W = 0.0, s2 = 0.0;
-      for (t = 0; t < nnz; ++t) {
-        const size_t jj = q.w.nzl[t];
-        const double ax = fabs((double)x[jj]);
-        W += ax * ix->atom[jj];
-        s2 += ax * ix->colmax[jj] * (ix->colmax[jj] / ix->atom[jj]);
-      }
-      sigma2 = q.beta * q.beta * W * s2;
-    }
-    v = ADASM__ADA_CI_INIT * sigma2;
-    cnt = n;
-    kk = k;
-    for (;;) {
-      double thr_lo, thr_hi;
-      size_t keep = 0, acc = 0, s;
-      int any_r = 0;
-      ++out->rounds;
-      adasm__ada_pull_to_var(&q, q.w.set, cnt, NULL, v, fe, nnz,
-                             &out->pulls_elim);
-      for (s = 0; s < cnt; ++s) {
-        const size_t a = q.w.set[s];
-        const double rad = sqrt(2.0 * fe * q.w.var[a] * Le);
-        q.w.lo[s] = q.w.mu[a] - rad;
-        q.w.hi[s] = q.w.mu[a] + rad;
-        if (rad > 0.0) any_r = 1;
-      }
-      if (!any_r) { /* all remaining arms are certain: rank them */
-        adasm__ada_sort(q.w.set, cnt, q.w.mu);
-        for (s = 0; s < kk; ++s) q.w.res[nres++] = q.w.set[s];
-        break;
-      }
-      thr_lo = adasm__ada_kth_largest(q.w.lo, cnt, kk, q.w.heap);
-      thr_hi = adasm__ada_kth_largest(q.w.hi, cnt, kk + 1, q.w.heap);
-      for (s = 0; s < cnt; ++s) {
-        const size_t a = q.w.set[s];
-        if (q.w.hi[s] < thr_lo) continue; /* k' arms surely above it */
-        if (q.w.lo[s] > thr_hi) {         /* surely among the top k' */
-          q.w.res[nres++] = a;
-          ++acc;
-          continue;
-        }
-        q.w.set[keep++] = a;
-      }
-      kk -= acc;
-      if (kk == 0) break;
-      if (keep == kk) {
-        for (s = 0; s < keep; ++s) q.w.res[nres++] = q.w.set[s];
-        break;
-      }
-      v *= ADASM__ADA_CI_DECAY;
-      if (keep == cnt) {
-        /* Nothing decided with these estimates, so every round whose v is
-           at least the largest fe var_i of a pullable arm pulls nothing and
-           decides nothing again: count them without running them (on the
-           word head ~8 of 14 rounds over ~4,500 arms). Same answers. */
-        double vmax = 0.0;
-        for (s = 0; s < keep; ++s) {
-          const size_t a = q.w.set[s];
-          if (q.w.m[a] < nnz && q.w.var[a] * fe > vmax) vmax = q.w.var[a] * fe;
-        }
-        while (vmax > 0.0 && v >= vmax) {
-          v *= ADASM__ADA_CI_DECAY;
-          ++out->rounds;
-        }
-      }
-      cnt = keep;
-    }
-
-    ADASM__ADA_PROF(2);
-    /* 3. The returned arms' logits: exact, or to variance
-       eps'^2 / (32 ln(2/delta')) (no fudge, as the reference). */
-    if (!params->estimate_best) {
-      for (t = 0; t < k; ++t) adasm__ada_exact(&q, q.w.res[t], &out->pulls_best);
-    } else {
-      adasm__ada_pull_to_var(&q, q.w.res, k, NULL,
-                             ep * ep / (32.0 * log(2.0 / dp)), 1.0, nnz,
-                             &out->pulls_best);
-    }
-
-    ADASM__ADA_PROF(3);
-    /* 4. Normalizer, two stages (Algorithm 2), in log space. From the
-       current estimates: C_i = sqrt(2 Lb fn v_i), log alpha_i = mu_i - C_i,
-       log gamma_i = log alpha_i / 2, V1_i = min(sum gamma / (c gamma_i),
-       sum alpha / (e alpha_i)) with c = 16 sqrt2 Lb / eps' (sum gamma)^2 /
-       sum alpha and e = 16 ln(12/delta') / eps'^2. */
-    Lb = log(6.0 * (double)n / dp);
-    {
-      double mx = -HUGE_VAL; /* both logsumexps from this one maximum */
-      for (i = 0; i < n; ++i) {
-        const double h = q.w.mu[i] - sqrt(2.0 * Lb * fn * q.w.var[i]);
-        q.w.hi[i] = h;
-        if (h > mx) mx = h;
-      }
-      if (mx > -HUGE_VAL) {
-        logSa = mx + log(q.expmin(q.w.hi, n, -mx, 1.0, HUGE_VAL, 0.0, NULL));
-        logSg = 0.5 * mx +
-                log(q.expmin(q.w.hi, n, -0.5 * mx, 0.5, HUGE_VAL, 0.0, NULL));
-      } else {
-        logSa = logSg = mx;
-      }
-    }
-    logc = log(16.0 * sqrt(2.0) * Lb / ep) + 2.0 * logSg - logSa;
-    loge = log(16.0 * log(12.0 / dp) / (ep * ep));
-    /* V1_i = exp(min(va, vb)), va = logSg - logc - hi_i / 2, vb = logSa -
-       loge - hi_i (inf: no pulls needed) */
-    q.expmin(q.w.hi, n, logSg - logc, -0.5, logSa - loge, -1.0, q.w.lo);
-    for (i = 0; i < n; ++i) q.w.set[i] = i;
-    adasm__ada_pull_to_var(&q, q.w.set, n, q.w.lo, 0.0, fn, nnz,
-                           &out->pulls_norm);
-
-    /* 5. log S_hat = logsumexp(mu_hat); p_hat_i = exp(mu_i - log S_hat). */
-    adasm__ada_output(&q, k, adasm__ada_lse(q.expmin, q.w.mu, n, 1.0), out);
+    if (step == ADASM__ADA_FINISH) break;
+    m = next;
   }
-  out->pulls_total =
-      out->pulls_burnin + out->pulls_elim + out->pulls_best + out->pulls_norm;
+  if (!adasm__ada_finish(&q, out)) {
+    adasm__ada_by_exact(&q, out);
+    return ADASM_OK;
+  }
   out->madds = q.madds;
-  ADASM__ADA_PROF(4);
-  ADASM__ADA_CYC_ADD(3, cyc0);
+  out->bytes = q.bytes;
+  out->rounds = q.rounds;
+  out->cols = q.ncert + q.nsamp;
+  out->exact = 0;
   return ADASM_OK;
 }
 
-/* ---- calibration -------------------------------------------------------------- */
+ADASM_DEF adasm_result adasm_ada_estimate(const adasm_ada_index *ix,
+                                          const adasm_ada_params *params,
+                                          const float *x, size_t m,
+                                          void *work, size_t work_bytes,
+                                          double *est, double *var) {
+  adasm__ada_q q;
+  size_t need, i;
+  int bad;
+  adasm_result r = adasm__ada_check(ix, params);
+  if (r != ADASM_OK) return r;
+  if (!x || !est || !var) return ADASM_ERR_NULL;
+  if (m == 0 || m > ix->d) return ADASM_ERR_SIZE;
+  if (!adasm__ada_layout(ix->n, ix->d, params->k, NULL, &q.ws, &need))
+    return ADASM_ERR_OVERFLOW;
+  if (!work || work_bytes < need) return ADASM_ERR_WORKSPACE;
+  bad = adasm__nonfinite(x, ix->d);
+  if (bad) {
+    for (i = 0; i < ix->n; ++i) est[i] = var[i] = (double)adasm__nanf();
+    return bad == 1 ? ADASM_ERR_NAN : ADASM_ERR_PARAM;
+  }
+  (void)adasm__ada_layout(ix->n, ix->d, params->k, adasm__align_up(work),
+                          &q.ws, &need);
+  q.ix = ix;
+  q.p = params;
+  q.k = adasm__k(params->kern);
+  q.x = x;
+  q.n = ix->n;
+  q.d = ix->d;
+  q.bytes = q.madds = 0;
+  q.rounds = 0;
+  q.ncert = q.nsamp = 0;
+  if (!adasm__ada_setup(&q)) { /* no column carries weight: all exact */
+    for (i = 0; i < ix->n; ++i) {
+      est[i] = q.G * q.base;
+      var[i] = 0.0;
+    }
+    return ADASM_OK;
+  }
+  adasm__ada_round(&q, (double)m >= (double)q.nnz ? (double)q.nnz : (double)m);
+  {
+    const double il = q.nsamp > 0 ? 1.0 / q.lam : 0.0;
+    for (i = 0; i < ix->n; ++i) {
+      est[i] = q.G * (q.base + (double)q.ws.acc.e[i] + (double)q.ws.acc.p[i] * il);
+      var[i] = q.G * q.G * (double)q.ws.acc.q[i] * il * il;
+    }
+  }
+  return ADASM_OK;
+}
+
+/* ---- calibration: Learn-then-Test, fixed sequence ------------------------- */
+
+/* log P(Binomial(q, delta) <= f), summed in log space. */
+ADASM__PRIVATE double adasm__ada_binom_lcdf(size_t q, double delta, size_t f) {
+  double lpmf = (double)q * log1p(-delta), lcdf = lpmf;
+  size_t c;
+  for (c = 0; c < f && c < q; ++c) {
+    lpmf += log((double)(q - c) / (double)(c + 1)) + log(delta) - log1p(-delta);
+    lcdf = lcdf > lpmf ? lcdf + log1p(exp(lpmf - lcdf))
+                       : lpmf + log1p(exp(lcdf - lpmf));
+  }
+  return lcdf;
+}
+
 typedef struct adasm__ada_cal {
-  size_t qws;        /* bytes of the query workspace (first in work) */
-  size_t off_mu, off_ord, off_stamp, off_tidx, off_tp, off_oidx, off_op;
-  size_t total;
+  adasm__ada_ws qws;  /* the query workspace comes first */
+  size_t qbytes;
+  size_t *tidx;       /* [q k] exact top-k of every calibration query */
+  double *tp;         /* [q k] their probabilities */
+  size_t *oidx;       /* [k] a query's answer */
+  float *op;          /* [k] */
+  double *zs;         /* [k] */
 } adasm__ada_cal;
 
-ADASM__PRIVATE int adasm__ada_cal_layout(const adasm_ada_index *ix,
-                                         const adasm_ada_params *p, size_t q,
-                                         adasm__ada_cal *c) {
-  size_t off, qk;
-  if (adasm_ada_workspace_size(ix, p, &c->qws) != ADASM_OK) return 0;
-  if (adasm__mul_overflows(q, p->k, &qk)) return 0;
-  off = c->qws;
-  if (off > (size_t)-1 - ADASM__ADA_ALIGN) return 0;
-  off = (off + (ADASM__ADA_ALIGN - 1)) & ~(size_t)(ADASM__ADA_ALIGN - 1);
-  if (!adasm__ada_take(&off, ix->n, sizeof(double), &c->off_mu) ||
-      !adasm__ada_take(&off, ix->n, sizeof(size_t), &c->off_ord) ||
-      !adasm__ada_take(&off, ix->n, sizeof(size_t), &c->off_stamp) ||
-      !adasm__ada_take(&off, qk, sizeof(size_t), &c->off_tidx) ||
-      !adasm__ada_take(&off, qk, sizeof(double), &c->off_tp) ||
-      !adasm__ada_take(&off, p->k, sizeof(size_t), &c->off_oidx) ||
-      !adasm__ada_take(&off, p->k, sizeof(float), &c->off_op) ||
-      off > (size_t)-1 - ADASM__ADA_ALIGN)
-    return 0;
-  c->total = off + ADASM__ADA_ALIGN;
+ADASM__PRIVATE int adasm__ada_cal_layout(const adasm_ada_index *ix, size_t k,
+                                         size_t q, unsigned char *base,
+                                         adasm__ada_cal *c, size_t *total) {
+  adasm__carver cv;
+  size_t qk;
+  if (!adasm__ada_layout(ix->n, ix->d, k, NULL, &c->qws, &c->qbytes)) return 0;
+  if (adasm__mul_overflows(q, k, &qk)) return 0;
+  cv.base = base;
+  cv.off = 0;
+  cv.ok = 1;
+  (void)adasm__carve(&cv, c->qbytes, 1);
+  c->tidx = (size_t *)adasm__carve(&cv, qk, sizeof(size_t));
+  c->tp = (double *)adasm__carve(&cv, qk, sizeof(double));
+  c->oidx = (size_t *)adasm__carve(&cv, k, sizeof(size_t));
+  c->op = (float *)adasm__carve(&cv, k, sizeof(float));
+  c->zs = (double *)adasm__carve(&cv, k, sizeof(double));
+  if (!cv.ok || cv.off > (size_t)-1 - ADASM__ALIGN) return 0;
+  *total = cv.off + ADASM__ALIGN;
   return 1;
 }
 
@@ -4466,174 +4877,122 @@ ADASM_DEF adasm_result adasm_ada_calibrate_workspace_size(
     const adasm_ada_index *ix, const adasm_ada_params *params, size_t q,
     size_t *bytes) {
   adasm__ada_cal c;
-  adasm_result r;
-  if (!bytes) return ADASM_ERR_NULL;
-  r = adasm__ada_check(ix, params);
+  adasm_result r = adasm__ada_check(ix, params);
   if (r != ADASM_OK) return r;
+  if (!bytes) return ADASM_ERR_NULL;
   if (q == 0) return ADASM_ERR_SIZE;
-  if (!adasm__ada_cal_layout(ix, params, q, &c)) return ADASM_ERR_OVERFLOW;
-  *bytes = c.total;
+  if (!adasm__ada_cal_layout(ix, params->k, q, NULL, &c, bytes))
+    return ADASM_ERR_OVERFLOW;
   return ADASM_OK;
 }
 
-/* Number of failures of the q queries with these fudge factors; stops
-   counting once `limit` is exceeded (the answer is then limit + 1). */
+/* Failures of ci_scale f on the q queries (stops counting past `stop`);
+   *bytes: the bytes the queries read. */
 ADASM__PRIVATE size_t adasm__ada_cal_failures(
     const adasm_ada_index *ix, const adasm_ada_params *base, const float *X,
     size_t q, size_t ldx, unsigned char *w, const adasm__ada_cal *c,
-    double fe, double fn, size_t limit) {
+    double f, size_t stop, double *bytes) {
   adasm_ada_params p = *base;
   adasm_ada_result res;
-  const size_t k = base->k;
-  const size_t *tidx = (const size_t *)(const void *)(w + c->off_tidx);
-  const double *tp = (const double *)(const void *)(w + c->off_tp);
-  size_t *stamp = (size_t *)(void *)(w + c->off_stamp);
-  size_t t, s, fails = 0;
-  p.fudge_elim = fe;
-  p.fudge_norm = fn;
-  res.idx = (size_t *)(void *)(w + c->off_oidx);
-  res.prob = (float *)(void *)(w + c->off_op);
-  for (t = 0; t < q && fails <= limit; ++t) {
+  size_t t, s, u, fails = 0;
+  p.ci_scale = f;
+  res.idx = c->oidx;
+  res.prob = c->op;
+  *bytes = 0.0;
+  for (t = 0; t < q && fails <= stop; ++t) {
     int ok = 1;
-    p.seed = base->seed + (uint64_t)t * ADASM__ADA_PHI;
-    if (adasm_ada_query(ix, &p, X + t * ldx, w, c->qws, &res) != ADASM_OK) {
+    p.stream = base->stream + (uint64_t)t;
+    if (adasm_ada_query(ix, &p, X + t * ldx, w, c->qbytes, &res) != ADASM_OK) {
       ++fails;
       continue;
     }
-    /* stamp[i] = position of i in the true top-k of query t, plus t*k+1. */
-    for (s = 0; s < k; ++s) stamp[tidx[t * k + s]] = t * k + s + 1;
-    for (s = 0; s < k && ok; ++s) {
-      const size_t i = res.idx[s], st = stamp[i];
-      if (st <= t * k || st > t * k + k) ok = 0; /* not in the true set */
-      else {
-        const double p_true = tp[st - 1];
-        if (!(fabs((double)res.prob[s] - p_true) <= base->eps * p_true)) ok = 0;
-      }
+    *bytes += (double)res.bytes;
+    /* the same set (order among equal logits aside) and every p in band */
+    for (s = 0; s < p.k && ok; ++s) {
+      const size_t i = res.idx[s];
+      int found = 0;
+      for (u = 0; u < p.k; ++u)
+        if (c->tidx[t * p.k + u] == i) {
+          const double pt = c->tp[t * p.k + u];
+          found = 1;
+          /* p below the float range counts as right when prob is too */
+          if (!(fabs((double)res.prob[s] - pt) <= p.eps * pt) &&
+              !(pt < 1.1754943508222875e-38 && (double)res.prob[s] <= 1.2e-38))
+            ok = 0;
+        }
+      if (!found) ok = 0;
     }
-    if (!ok) ++fails;
+    fails += !ok;
   }
   return fails;
-}
-
-/* The largest failure count c with P(Binomial(q, delta) <= c) <= alpha:
-   observing at most c failures rejects "failure rate >= delta" at level
-   alpha. Returns 0 when even c = 0 cannot (q < ln(alpha) / ln(1 - delta)).
-   Log space, so large q does not underflow. */
-ADASM__PRIVATE int adasm__ada_cal_limit(size_t q, double delta, size_t *limit) {
-  const double la = log(ADASM__ADA_CAL_ALPHA);
-  double lpmf = (double)q * log1p(-delta), lcdf = lpmf;
-  size_t c = 0;
-  if (lcdf > la) return 0;
-  while (c < q) {
-    double next;
-    lpmf += log((double)(q - c) / (double)(c + 1)) + log(delta) - log1p(-delta);
-    next = lcdf > lpmf ? lcdf + log1p(exp(lpmf - lcdf)) : lpmf + log1p(exp(lcdf - lpmf));
-    if (next > la) break;
-    lcdf = next;
-    ++c;
-  }
-  *limit = c;
-  return 1;
-}
-
-/* Smallest 10^e, e in [-6, 0], with failures <= limit (bisection on e). */
-ADASM__PRIVATE double adasm__ada_cal_search(
-    const adasm_ada_index *ix, const adasm_ada_params *base, const float *X,
-    size_t q, size_t ldx, unsigned char *w, const adasm__ada_cal *c,
-    double other, int search_norm, size_t limit) {
-  double lo = -6.0, hi = 0.0; /* hi: always passing or the theory value 1 */
-  while (hi - lo > 0.01) {
-    const double mid = 0.5 * (lo + hi), f = pow(10.0, mid);
-    const size_t fails =
-        search_norm
-            ? adasm__ada_cal_failures(ix, base, X, q, ldx, w, c, other, f, limit)
-            : adasm__ada_cal_failures(ix, base, X, q, ldx, w, c, f, other, limit);
-    if (fails <= limit) hi = mid;
-    else lo = mid;
-  }
-  return pow(10.0, hi);
 }
 
 ADASM_DEF adasm_result adasm_ada_calibrate(const adasm_ada_index *ix,
                                            const adasm_ada_params *params,
                                            const float *X, size_t q,
-                                           size_t ldx, void *work,
-                                           size_t work_bytes,
-                                           double *fudge_elim,
-                                           double *fudge_norm) {
+                                           size_t ldx, double alpha,
+                                           void *work, size_t work_bytes,
+                                           adasm_ada_calibration *out) {
   adasm__ada_cal c;
-  adasm_result r;
   unsigned char *w;
-  size_t pad, t, i, j, s, limit, n, d, k;
-  double *mu;
-  size_t *ord, *tidx, *stamp;
-  double *tp;
-  adasm__ada_expmin_fn expmin;
-  if (!X || !fudge_elim || !fudge_norm) return ADASM_ERR_NULL;
-  r = adasm__ada_check(ix, params);
+  const adasm_kernels *kern;
+  size_t need, t, s, limit;
+  double la;
+  adasm_result r = adasm__ada_check(ix, params);
   if (r != ADASM_OK) return r;
+  if (!X || !out) return ADASM_ERR_NULL;
   if (q == 0 || ldx < ix->d) return ADASM_ERR_SIZE;
-  if (!adasm__ada_cal_layout(ix, params, q, &c)) return ADASM_ERR_OVERFLOW;
-  if (!work) return ADASM_ERR_WORKSPACE;
-  pad = (ADASM__ADA_ALIGN - (size_t)((uintptr_t)work & (ADASM__ADA_ALIGN - 1))) &
-        (ADASM__ADA_ALIGN - 1);
-  if (work_bytes < pad || work_bytes - pad < c.total - ADASM__ADA_ALIGN)
-    return ADASM_ERR_WORKSPACE;
-  w = (unsigned char *)work + pad;
-  n = ix->n;
-  d = ix->d;
-  k = params->k;
-  mu = (double *)(void *)(w + c.off_mu);
-  ord = (size_t *)(void *)(w + c.off_ord);
-  stamp = (size_t *)(void *)(w + c.off_stamp);
-  tidx = (size_t *)(void *)(w + c.off_tidx);
-  tp = (double *)(void *)(w + c.off_tp);
-  for (i = 0; i < n; ++i) stamp[i] = 0;
-  /* the caller's ISA, as its queries use (params->kern; NULL = best) */
-  expmin = adasm__ada_expmin_for(adasm_kernels_isa(params->kern));
-
-  /* Exact answers once: logits in double, top-k (ties: lower index), p. */
+  if (!(alpha > 0.0 && alpha < 1.0)) return ADASM_ERR_PARAM;
+  if (adasm__mul_overflows(q - 1, ldx, &need) || need > (size_t)-1 - ix->d)
+    return ADASM_ERR_OVERFLOW;
+  if (!adasm__ada_cal_layout(ix, params->k, q, NULL, &c, &need))
+    return ADASM_ERR_OVERFLOW;
+  if (!work || work_bytes < need) return ADASM_ERR_WORKSPACE;
   for (t = 0; t < q; ++t) {
-    const float *x = X + t * ldx;
-    double lse;
-    for (j = 0; j < d; ++j)
-      if (adasm__isnanf(x[j])) {
-        *fudge_elim = *fudge_norm = (double)adasm__nanf();
-        return ADASM_ERR_NAN;
-      } else if (!adasm__isfinitef(x[j])) {
-        *fudge_elim = *fudge_norm = (double)adasm__nanf();
-        return ADASM_ERR_PARAM;
-      }
-    for (i = 0; i < n; ++i) {
-      const float *row = ix->A + i * ix->lda;
-      double acc = 0.0;
-      for (j = 0; j < d; ++j) acc += (double)row[j] * (double)x[j];
-      mu[i] = (double)params->beta * acc;
-      ord[i] = i;
-    }
-    adasm__ada_sort(ord, n, mu);
-    lse = adasm__ada_lse(expmin, mu, n, 1.0);
-    for (s = 0; s < k; ++s) {
-      tidx[t * k + s] = ord[s];
-      tp[t * k + s] = exp(mu[ord[s]] - lse);
-    }
+    const int bad = adasm__nonfinite(X + t * ldx, ix->d);
+    if (bad) return bad == 1 ? ADASM_ERR_NAN : ADASM_ERR_PARAM;
   }
-
-  /* A factor is accepted only if its failure count certifies a failure
-     rate below delta (one-sided binomial test at level ADASM__ADA_CAL_ALPHA);
-     "observed rate <= delta" alone gives held-out rates above delta (see
-     NOTES.md). Too few queries to certify anything: keep the theory. */
-  if (!adasm__ada_cal_limit(q, params->delta, &limit)) {
-    *fudge_elim = *fudge_norm = 1.0;
-    return ADASM_OK;
+  w = adasm__align_up(work);
+  (void)adasm__ada_cal_layout(ix, params->k, q, w, &c, &need);
+  kern = adasm__k(params->kern);
+  /* the truth, once per query: double-precision exact answers */
+  for (t = 0; t < q; ++t) {
+    double ln;
+    adasm__ada_exact_pass(ix, kern, X + t * ldx, (double)params->beta,
+                          params->k, c.tidx + t * params->k, c.zs, &ln);
+    for (s = 0; s < params->k; ++s)
+      c.tp[t * params->k + s] = exp(c.zs[s] - ln);
   }
-  *fudge_elim = adasm__ada_cal_search(ix, params, X, q, ldx, w, &c, 1.0, 0,
-                                      limit);
-  *fudge_norm = adasm__ada_cal_search(ix, params, X, q, ldx, w, &c,
-                                      *fudge_elim, 1, limit);
+  /* a scale passes with at most `limit` failures */
+  la = log(alpha);
+  for (limit = 0; limit <= q; ++limit)
+    if (adasm__ada_binom_lcdf(q, params->delta, limit) > la) break;
+  out->ci_scale = 1.0;
+  out->certified = 0;
+  out->failures = 0;
+  out->steps = 0;
+  out->bytes = 0.0;
+  if (limit == 0) return ADASM_OK; /* even no failure proves nothing */
+  /* Fixed-sequence testing: every scale before the first that fails the
+     test is certified at once (family-wise, level alpha), so the cheapest
+     of them may be picked after the fact. */
+  for (s = 0; s < ADASM__ADA_CAL_STEPS; ++s) {
+    const double f = pow(10.0, -0.05 * (double)s);
+    double bytes;
+    const size_t fails = adasm__ada_cal_failures(ix, params, X, q, ldx, w, &c,
+                                                 f, limit - 1, &bytes);
+    out->steps = s + 1;
+    if (fails >= limit) break;
+    bytes /= (double)q;
+    if (!out->certified || bytes < out->bytes) {
+      out->ci_scale = f;
+      out->failures = fails;
+      out->bytes = bytes;
+    }
+    out->certified = 1;
+  }
   return ADASM_OK;
 }
-
 
 /* >>hs --------------------------------------------------------------------
    Hierarchical softmax: fastText's tree, a strict .bin reader, and top-k.
@@ -6586,12 +6945,13 @@ ADASM__PRIVATE void adasm__svd_bav(const adasm__svd_kset *ks, const float *A,
 ADASM__PRIVATE int adasm__svd_tmp_layout(size_t d, size_t dpad,
                                          unsigned char *base,
                                          adasm__svd_tmp *w, size_t *total) {
-  size_t off = 0, at, dd, sd, rcap;
+  adasm__carver c;
+  size_t dd, sd, rcap;
 #define ADASM__SVD_TAKE(field, type, count)                                    \
-  do {                                                                         \
-    if (!adasm__ada_take(&off, (count), sizeof(type), &at)) return 0;          \
-    if (base) w->field = (type *)(void *)(base + at);                          \
-  } while (0)
+  w->field = (type *)adasm__carve(&c, (count), sizeof(type))
+  c.base = base;
+  c.off = 0;
+  c.ok = 1;
   if (adasm__mul_overflows(d, d, &dd) || adasm__mul_overflows(dpad, d, &sd))
     return 0;
   /* rotations per batch: ~64 sweeps of length d, 4096 .. 2^20 (16 MB) */
@@ -6615,11 +6975,10 @@ ADASM__PRIVATE int adasm__svd_tmp_layout(size_t d, size_t dpad,
   ADASM__SVD_TAKE(swtop, size_t, rcap / 4 + 1);
   ADASM__SVD_TAKE(swcnt, size_t, rcap / 4 + 1);
 #undef ADASM__SVD_TAKE
-  if (base) {
-    w->rcap = rcap;
-    w->scap = rcap / 4 + 1;
-  }
-  *total = off;
+  if (!c.ok) return 0;
+  w->rcap = rcap;
+  w->scap = rcap / 4 + 1;
+  *total = c.off;
   return 1;
 }
 
@@ -6631,7 +6990,8 @@ ADASM_DEF adasm_result adasm_svd_build(adasm_svd_model *m,
   const adasm__svd_kset *ks;
   adasm_svd_model r;
   adasm__svd_tmp w;
-  size_t dp, dpad, extent, nb, off = 0, at_b, at_v, at_s, tbytes, i, j, c;
+  size_t dp, dpad, extent, nb, nv, at_b, at_v, at_s, tbytes, i, j, c;
+  adasm__carver cv;
   unsigned char *block, *base, *tblock, *tbase;
   int has_inf = 0;
   if (!m || !A) return ADASM_ERR_NULL;
@@ -6642,11 +7002,18 @@ ADASM_DEF adasm_result adasm_svd_build(adasm_svd_model *m,
     return ADASM_ERR_OVERFLOW;
   dp = (d + 15) / 16;
   dpad = dp * 16;
-  if (adasm__mul_overflows(n, dpad, &nb) ||
-      !adasm__ada_take(&off, nb, sizeof(float), &at_b) ||
-      adasm__mul_overflows(d, d, &nb) ||
-      !adasm__ada_take(&off, nb, sizeof(float), &at_v) ||
-      !adasm__ada_take(&off, d, sizeof(double), &at_s) || off > (size_t)-1 - 64 ||
+  cv.base = NULL;
+  cv.off = 0;
+  cv.ok = 1;
+  if (adasm__mul_overflows(n, dpad, &nb) || adasm__mul_overflows(d, d, &nv))
+    return ADASM_ERR_OVERFLOW;
+  at_b = cv.off;
+  (void)adasm__carve(&cv, nb, sizeof(float));
+  at_v = cv.off;
+  (void)adasm__carve(&cv, nv, sizeof(float));
+  at_s = cv.off;
+  (void)adasm__carve(&cv, d, sizeof(double));
+  if (!cv.ok || cv.off > (size_t)-1 - 64 ||
       !adasm__svd_tmp_layout(d, dpad, NULL, &w, &tbytes) ||
       tbytes > (size_t)-1 - 64)
     return ADASM_ERR_OVERFLOW;
@@ -6658,7 +7025,7 @@ ADASM_DEF adasm_result adasm_svd_build(adasm_svd_model *m,
     }
   }
   if (has_inf) return ADASM_ERR_PARAM;
-  block = (unsigned char *)ADASM_MALLOC(off + 64, alloc_ctx);
+  block = (unsigned char *)ADASM_MALLOC(cv.off + 64, alloc_ctx);
   if (!block) return ADASM_ERR_NOMEM;
   tblock = (unsigned char *)ADASM_MALLOC(tbytes + 64, alloc_ctx);
   if (!tblock) {
@@ -6709,7 +7076,7 @@ ADASM_DEF adasm_result adasm_svd_build(adasm_svd_model *m,
   ADASM_SVD_PROF(3);
   /* 5. descending order; V^T rows and singular values */
   for (j = 0; j < d; ++j) w.perm[j] = j;
-  adasm__ada_sort(w.perm, d, w.dg);
+  adasm__sort_desc(w.perm, d, w.dg);
   for (j = 0; j < d; ++j) {
     const double lam = w.dg[w.perm[j]];
     float *dst = r.vt + j * d;
@@ -6851,12 +7218,12 @@ typedef struct adasm__svd_ws {
 ADASM__PRIVATE int adasm__svd_ws_layout(const adasm_svd_model *m, size_t top,
                                         unsigned char *base, adasm__svd_ws *w,
                                         size_t *total) {
-  size_t off = 0, at;
+  adasm__carver c;
 #define ADASM__SVD_TAKE(field, type, count)                                    \
-  do {                                                                         \
-    if (!adasm__ada_take(&off, (count), sizeof(type), &at)) return 0;         \
-    if (base) w->field = (type *)(void *)(base + at);                          \
-  } while (0)
+  w->field = (type *)adasm__carve(&c, (count), sizeof(type))
+  c.base = base;
+  c.off = 0;
+  c.ok = 1;
   ADASM__SVD_TAKE(xpre, float, m->panels * 16);
   ADASM__SVD_TAKE(xrest, float, m->panels * 16);
   ADASM__SVD_TAKE(z, float, m->n);
@@ -6864,8 +7231,8 @@ ADASM__PRIVATE int adasm__svd_ws_layout(const adasm_svd_model *m, size_t top,
   ADASM__SVD_TAKE(cand, size_t, m->n);
   ADASM__SVD_TAKE(sidx, size_t, top);
 #undef ADASM__SVD_TAKE
-  if (off > (size_t)-1 - 64) return 0;
-  *total = off;
+  if (!c.ok || c.off > (size_t)-1 - 64) return 0;
+  *total = c.off;
   return 1;
 }
 

@@ -171,6 +171,11 @@ static int cmp_u64(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+static int cmp_size(const void *a, const void *b) {
+  const size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return (x > y) - (x < y);
+}
+
 /* ---- usage ------------------------------------------------------------- */
 
 static const char usage_text[] =
@@ -191,8 +196,9 @@ static const char usage_text[] =
     "      --eps E --delta D          PAC parameters in (0,1) (default 0.3, "
     "0.1)\n"
     "      --temperature B            logits are B * (A x), B > 0 (default 1)\n"
-    "      --calibrate N              tune on the first N queries, report the\n"
-    "                                 rest (N < q; default 0)\n"
+    "      --calibrate N              ada: certify a confidence scale on N\n"
+    "                                 queries drawn at random (seeded), report\n"
+    "                                 the others (N < q; default 0)\n"
     "      --seed S                   random seed, 0..2^64-1 (default 42)\n"
     "      --svd-window W --svd-top N svd: preview with the first W of the d\n"
     "                                 singular directions, refine the N best\n"
@@ -549,7 +555,10 @@ typedef struct method_ctx {
   uint64_t seed;
   size_t svd_window, svd_top;
   const char *hs_model;
-  double fudge_elim, fudge_norm; /* reported in the summary; 1 = none */
+  double ci_scale;  /* ada: the confidence scale used (1 = the proven one) */
+  int certified;    /* ada: 1 if --calibrate certified ci_scale */
+  uint64_t stream;  /* the query's random stream: its index in the file */
+  uint64_t cal_stream; /* the first calibration query's stream */
   uint64_t open_ns; /* preparation done before run_method (hs: the model) */
   void *state;
 } method_ctx;
@@ -613,7 +622,10 @@ static int ada_prepare(method_ctx *m, char *err, size_t errlen) {
   adasm_result r;
   if (!st) return ada_fail(err, errlen, "index", ADASM_ERR_NOMEM);
   m->state = st;
-  r = adasm_ada_index_build(&st->ix, m->A, m->n, m->d, m->d, NULL);
+  {
+    const adasm_matrix M = adasm_matrix_f32(m->A, m->n, m->d, m->d);
+    r = adasm_ada_index_build(&st->ix, &M, 0u, NULL);
+  }
   if (r != ADASM_OK) return ada_fail(err, errlen, "building the index", r);
   st->params = adasm_ada_params_default();
   st->params.k = m->k;
@@ -638,12 +650,17 @@ static int ada_calibrate(method_ctx *m, const float *X, size_t nq, char *err,
   if (r != ADASM_OK) return ada_fail(err, errlen, "calibration workspace", r);
   work = malloc(bytes);
   if (!work) return ada_fail(err, errlen, "calibration", ADASM_ERR_NOMEM);
-  r = adasm_ada_calibrate(&st->ix, &st->params, X, nq, m->d, work, bytes,
-                          &st->params.fudge_elim, &st->params.fudge_norm);
-  free(work);
-  if (r != ADASM_OK) return ada_fail(err, errlen, "calibration", r);
-  m->fudge_elim = st->params.fudge_elim;
-  m->fudge_norm = st->params.fudge_norm;
+  {
+    adasm_ada_calibration cal;
+    st->params.stream = m->cal_stream;
+    r = adasm_ada_calibrate(&st->ix, &st->params, X, nq, m->d, 0.05, work,
+                            bytes, &cal);
+    free(work);
+    if (r != ADASM_OK) return ada_fail(err, errlen, "calibration", r);
+    st->params.ci_scale = cal.ci_scale;
+    m->ci_scale = cal.ci_scale;
+    m->certified = cal.certified;
+  }
   return 0;
 }
 
@@ -656,10 +673,11 @@ static int ada_query(method_ctx *m, const float *x, size_t *top, float *p,
   memset(&res, 0, sizeof res);
   res.idx = top;
   res.prob = p;
+  st->params.stream = m->stream;
   r = adasm_ada_query(&st->ix, &st->params, x, st->work, st->work_bytes, &res);
   if (r != ADASM_OK) return ada_fail(err, errlen, "query", r);
   *log_norm = res.log_norm;
-  *samples = res.pulls_total;
+  *samples = res.madds;
   return 0;
 }
 
@@ -842,7 +860,8 @@ static int method_check(enum method_id id) {
 /* ---- running the queries ----------------------------------------------- */
 
 typedef struct run_result {
-  size_t first, count, k; /* reported queries: first .. first+count-1 */
+  size_t ncal, count, k;  /* calibration queries; reported queries */
+  size_t *qidx;           /* count: their indices in the file */
   size_t *top;            /* count * k */
   float *p;               /* count * k */
   double *log_norm;       /* count */
@@ -851,6 +870,7 @@ typedef struct run_result {
 } run_result;
 
 static void run_free(run_result *r) {
+  free(r->qidx);
   free(r->top);
   free(r->p);
   free(r->log_norm);
@@ -867,18 +887,20 @@ static int result_finite(const run_result *r, size_t i) {
   return 1;
 }
 
-/* Prepare, calibrate on the first `calibrate` queries, then time each of the
-   others alone. Results are kept in memory and written only when every
+/* Prepare, calibrate on `calibrate` queries drawn at random (a prefix of a
+   file is often one part of a corpus), then time each of the others alone,
+   in file order. Results are kept in memory and written only when every
    query succeeded. Prints its own error line. */
 static int run_method(enum method_id id, method_ctx *m, const float *X,
                       size_t nq, size_t calibrate, run_result *res) {
   const method_def *md = &methods[id];
   char err[512];
-  size_t i, count = nq - calibrate;
+  size_t i, count = nq - calibrate, *order = NULL;
+  float *Xc = NULL;
   uint64_t t0;
   int rc = 0;
   memset(res, 0, sizeof *res);
-  res->first = calibrate;
+  res->ncal = calibrate;
   res->count = count;
   res->k = m->k;
   if (count > SIZE_MAX / m->k / sizeof(size_t)) {
@@ -890,11 +912,39 @@ static int run_method(enum method_id id, method_ctx *m, const float *X,
   res->log_norm = (double *)malloc(count * sizeof(double));
   res->samples = (uint64_t *)malloc(count * sizeof(uint64_t));
   res->ns = (uint64_t *)malloc(count * sizeof(uint64_t));
-  if (!res->top || !res->p || !res->log_norm || !res->samples || !res->ns) {
+  res->qidx = (size_t *)malloc(count * sizeof(size_t));
+  order = (size_t *)malloc(nq * sizeof(size_t));
+  Xc = calibrate ? (float *)malloc(calibrate * m->d * sizeof(float)) : NULL;
+  if (!res->top || !res->p || !res->log_norm || !res->samples || !res->ns ||
+      !res->qidx || !order || (calibrate && !Xc)) {
     errorf("out of memory for the results of %zu queries", count);
+    free(order);
+    free(Xc);
     run_free(res);
     return EXIT_INTERNAL;
   }
+  { /* the calibration queries: the first `calibrate` of a seeded shuffle */
+    adasm_pcg32 rng;
+    size_t c = 0, r = 0;
+    adasm_pcg32_seed(&rng, m->seed, 0xca1u);
+    for (i = 0; i < nq; i++) order[i] = i;
+    for (i = 0; i < calibrate; i++) {
+      const size_t j = i + (size_t)adasm_pcg32_bounded64(&rng, nq - i), t = order[i];
+      order[i] = order[j];
+      order[j] = t;
+    }
+    qsort(order, calibrate, sizeof *order, cmp_size);
+    for (i = 0; i < nq; i++) {
+      if (c < calibrate && order[c] == i) {
+        memcpy(Xc + c * m->d, X + i * m->d, m->d * sizeof(float));
+        c++;
+      } else {
+        res->qidx[r++] = i;
+      }
+    }
+  }
+  free(order);
+  m->cal_stream = (uint64_t)nq; /* streams apart from every reported query's */
   err[0] = '\0';
   t0 = now_ns();
   if (md->prepare) rc = md->prepare(m, err, sizeof err);
@@ -905,21 +955,24 @@ static int run_method(enum method_id id, method_ctx *m, const float *X,
   }
   t0 = now_ns();
   if (md->calibrate && calibrate > 0)
-    rc = md->calibrate(m, X, calibrate, err, sizeof err);
+    rc = md->calibrate(m, Xc, calibrate, err, sizeof err);
   res->calibrate_ns = now_ns() - t0;
+  free(Xc);
+  Xc = NULL;
   if (rc) {
     errorf("%s: calibration failed: %s", method_names[id], err);
     goto fail;
   }
   for (i = 0; i < count; i++) {
-    const float *x = X + (calibrate + i) * m->d;
+    const float *x = X + res->qidx[i] * m->d;
     uint64_t t1;
+    m->stream = (uint64_t)res->qidx[i];
     t0 = now_ns();
     rc = md->query(m, x, res->top + i * m->k, res->p + i * m->k,
                    res->log_norm + i, res->samples + i, err, sizeof err);
     t1 = now_ns();
     if (rc) {
-      errorf("query %zu: %s", calibrate + i, err);
+      errorf("query %zu: %s", res->qidx[i], err);
       goto fail;
     }
     /* JSON has no infinity; and an infinite normalizer is no answer. The
@@ -928,7 +981,7 @@ static int run_method(enum method_id id, method_ctx *m, const float *X,
     if (!result_finite(res, i)) {
       errorf("query %zu: the logits overflow float (infinite or huge values "
              "in the weights or the query): log_norm is not finite",
-             calibrate + i);
+             res->qidx[i]);
       rc = EXIT_INTERNAL;
       goto fail;
     }
@@ -938,6 +991,7 @@ static int run_method(enum method_id id, method_ctx *m, const float *X,
   return 0;
 fail:
   if (md->release) md->release(m);
+  free(Xc);
   run_free(res);
   return rc;
 }
@@ -979,7 +1033,7 @@ static int summarize(const run_result *r, size_t n, size_t d, summary *s) {
 static void write_query_line(output *o, const run_result *r, size_t i) {
   char b[40];
   size_t j;
-  out_printf(o, "{\"query\": %zu, \"top\": [", r->first + i);
+  out_printf(o, "{\"query\": %zu, \"top\": [", r->qidx[i]);
   for (j = 0; j < r->k; j++)
     out_printf(o, "%s%zu", j ? ", " : "", r->top[i * r->k + j]);
   out_printf(o, "], \"p\": [");
@@ -1003,13 +1057,12 @@ static void write_summary(output *o, enum method_id id, const method_ctx *m,
   out_printf(o, "\"mean_samples\": %s, ",
              fmt_double(b, sizeof b, s->mean_samples));
   out_printf(o, "\"gain\": %s, ", fmt_double(b, sizeof b, s->gain));
-  out_printf(o, "\"fudge_elim\": %s, ",
-             fmt_double(b, sizeof b, m->fudge_elim));
-  out_printf(o, "\"fudge_norm\": %s, ",
-             fmt_double(b, sizeof b, m->fudge_norm));
+  out_printf(o, "\"ci_scale\": %s, \"certified\": %s, ",
+             fmt_double(b, sizeof b, m->ci_scale),
+             m->certified ? "true" : "false");
   out_printf(o, "\"prepare_ns\": %" PRIu64 ", \"calibrate\": %zu, "
                 "\"calibrate_ns\": %" PRIu64 ", ",
-             r->prepare_ns, r->first, r->calibrate_ns);
+             r->prepare_ns, r->ncal, r->calibrate_ns);
   if (id == METHOD_SVD)
     out_printf(o, "\"svd_window\": %zu, \"svd_top\": %zu, ", m->svd_window,
                m->svd_top);
@@ -1036,8 +1089,8 @@ static void method_ctx_init(method_ctx *m, const options *o,
   m->svd_window = o->svd_window;
   m->svd_top = o->svd_top;
   m->hs_model = o->hs_model;
-  m->fudge_elim = 1.0;
-  m->fudge_norm = 1.0;
+  m->ci_scale = 1.0;
+  m->certified = 0;
 }
 
 /* ---- query command ----------------------------------------------------- */

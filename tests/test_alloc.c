@@ -86,19 +86,22 @@ static adasm_result sc_build(const void *arg, int variant) {
   ta.check_ctx = 1;
   ta.expect_ctx = &c;
   ta.armed = 1;
-  r = adasm_ada_index_build(&ix, g_A, bc->n, bc->d, bc->lda, &c);
+  {
+    const adasm_matrix M = adasm_matrix_f32(g_A, bc->n, bc->d, bc->lda);
+    r = adasm_ada_index_build(&ix, &M, variant ? ADASM_ADA_OWN_ROWS : 0u, &c);
+  }
   ta.armed = 0;
   ta.check_ctx = 0;
   if (r == ADASM_OK) {
-    CHECK(ix.n == bc->n && ix.d == bc->d && ix.lda == bc->lda && ix.A == g_A,
+    CHECK(ix.n == bc->n && ix.d == bc->d &&
+              (variant ? ix.A.data != (const void *)g_A && ix.A.ld == bc->d
+                       : ix.A.data == (const void *)g_A && ix.A.ld == bc->lda),
           "build n=%lu d=%lu: index fields", (unsigned long)bc->n,
           (unsigned long)bc->d);
     CHECK(ix.alloc_ctx == (void *)&c, "build: alloc_ctx not stored");
     CHECK(c.live >= 1, "build succeeded with nothing allocated in its ctx");
-    CHECK(ix.cols != NULL && ix.cols[0] == g_A[0] &&
-              ix.cols[(bc->d - 1) * bc->n + (bc->n - 1)] ==
-                  g_A[(bc->n - 1) * bc->lda + bc->d - 1],
-          "build: column copy");
+    CHECK(ix.cols != NULL && ix.mu != NULL && ix.sigma != NULL && ix.rho != NULL,
+          "build: arrays");
     adasm_ada_index_free(&ix);
     CHECK(ix.block == NULL && ix.cols == NULL, "free: object not cleared");
     frees = c.frees;
@@ -125,14 +128,17 @@ static adasm_result sc_build(const void *arg, int variant) {
 static int setup_index(adasm_ada_index *ix, test_ctx *c, size_t n, size_t d) {
   adasm_result r;
   test_ctx_init(c);
-  r = adasm_ada_index_build(ix, g_A, n, d, d, c);
+  {
+    const adasm_matrix M = adasm_matrix_f32(g_A, n, d, d);
+    r = adasm_ada_index_build(ix, &M, 0u, c);
+  }
   CHECK(r == ADASM_OK, "setup build: %s", adasm_result_string(r));
   return r == ADASM_OK;
 }
 
 typedef struct query_case {
   size_t n, d, k;
-  int estimate_best;
+  double ci_scale;
 } query_case;
 
 /* adasm_ada_query: takes the caller's workspace, so it allocates nothing
@@ -149,7 +155,7 @@ static adasm_result sc_query(const void *arg, int variant) {
   adasm_result r;
   if (!setup_index(&ix, &c, qc->n, qc->d)) return ADASM_ERR_NULL;
   p.k = qc->k;
-  p.estimate_best = qc->estimate_best;
+  p.ci_scale = qc->ci_scale;
   p.seed = 1000u + (uint64_t)variant;
   r = adasm_ada_workspace_size(&ix, &p, &bytes);
   CHECK(r == ADASM_OK && bytes > 0, "workspace size: %s",
@@ -185,7 +191,7 @@ static adasm_result sc_calibrate(const void *arg, int variant) {
   adasm_ada_params p = adasm_ada_params_default();
   test_ctx c;
   size_t bytes = 0;
-  double fe = -1.0, fn = -1.0;
+  adasm_ada_calibration cal;
   void *work;
   adasm_result r;
   if (!setup_index(&ix, &c, qc->n, qc->d)) return ADASM_ERR_NULL;
@@ -202,12 +208,14 @@ static adasm_result sc_calibrate(const void *arg, int variant) {
     work = malloc(bytes);
     CHECK(work != NULL, "out of memory (%lu bytes)", (unsigned long)bytes);
     ta.armed = 1;
-    r = work ? adasm_ada_calibrate(&ix, &p, g_X, q, qc->d, work, bytes, &fe, &fn)
+    r = work ? adasm_ada_calibrate(&ix, &p, g_X, q, qc->d, 0.05, work, bytes,
+                                   &cal)
              : ADASM_ERR_NOMEM;
     ta.armed = 0;
-    /* q = 4 certifies nothing: the factors stay at the theory's 1 */
+    /* q = 4 certifies nothing: the scale stays at the theory's 1 */
     if (r == ADASM_OK)
-      CHECK(fe == 1.0 && fn == 1.0, "calibrate q=4: factors %g %g", fe, fn);
+      CHECK(cal.ci_scale == 1.0 && !cal.certified, "calibrate q=4: scale %g",
+            cal.ci_scale);
     free(work);
   }
   ta.check_ctx = 0;
@@ -295,14 +303,18 @@ static long run_scenario(const char *name, scenario_fn fn, const void *arg) {
 static void test_ctx_route(void) {
   test_ctx c1, c2;
   adasm_ada_index a, b, z;
+  const adasm_matrix ma = adasm_matrix_f32(g_A, 10, 9, 9);
+  const adasm_matrix mb = adasm_matrix_f32(g_A, 20, 5, 6);
+  const adasm_matrix mz = adasm_matrix_f32(g_A, 3, 3, 3);
   long bad0 = ta.bad, live0 = ta.live, frees2;
   test_ctx_init(&c1);
   test_ctx_init(&c2);
-  CHECK(adasm_ada_index_build(&a, g_A, 10, 9, 9, &c1) == ADASM_OK, "build a");
-  CHECK(adasm_ada_index_build(&b, g_A, 20, 5, 6, &c2) == ADASM_OK, "build b");
+  CHECK(adasm_ada_index_build(&a, &ma, 0u, &c1) == ADASM_OK, "build a");
+  CHECK(adasm_ada_index_build(&b, &mb, ADASM_ADA_OWN_ROWS, &c2) == ADASM_OK,
+        "build b");
   ta.check_ctx = 1;
   ta.expect_ctx = NULL;
-  CHECK(adasm_ada_index_build(&z, g_A, 3, 3, 3, NULL) == ADASM_OK, "build z");
+  CHECK(adasm_ada_index_build(&z, &mz, 0u, NULL) == ADASM_OK, "build z");
   ta.check_ctx = 0;
   CHECK(c1.live >= 1, "ctx 1 holds %ld blocks", c1.live);
   CHECK(c2.live >= 1, "ctx 2 holds %ld blocks", c2.live);
@@ -354,7 +366,7 @@ int main(void) {
   static const build_case builds[] = {
       {1, 1, 1}, {37, 19, 23}, {300, 70, 75}, {65, 64, 64}};
   static const query_case queries[] = {
-      {37, 19, 1, 0}, {37, 19, 3, 1}, {37, 19, 37, 0}, {300, 70, 5, 0}};
+      {37, 19, 1, 1.0}, {37, 19, 3, 0.01}, {37, 19, 37, 1.0}, {300, 70, 5, 0.01}};
   char name[64];
   size_t i;
   long build_sites = 0;
@@ -373,8 +385,8 @@ int main(void) {
     build_sites += sites;
   }
   for (i = 0; i < sizeof queries / sizeof queries[0]; ++i) {
-    sprintf(name, "adasm_ada_query n=%lu k=%lu%s", (unsigned long)queries[i].n,
-            (unsigned long)queries[i].k, queries[i].estimate_best ? " est" : "");
+    sprintf(name, "adasm_ada_query n=%lu k=%lu s=%g", (unsigned long)queries[i].n,
+            (unsigned long)queries[i].k, queries[i].ci_scale);
     run_scenario(name, sc_query, &queries[i]);
   }
   sprintf(name, "adasm_ada_calibrate (+ws size)");

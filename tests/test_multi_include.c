@@ -107,7 +107,8 @@ int main(void) {
     float top_p = 0.0f;
     long before = total_blocks;
     void *work;
-    CHECK(adasm_ada_index_build(&ix, z, 100, 30, 30, &alloc_tag) == ADASM_OK);
+    const adasm_matrix zm = adasm_matrix_f32(z, 100, 30, 30);
+    CHECK(adasm_ada_index_build(&ix, &zm, 0u, &alloc_tag) == ADASM_OK);
     CHECK(total_blocks > before); /* the index went through ADASM_MALLOC */
     CHECK(last_ctx == &alloc_tag);  /* ... with the caller's context */
     CHECK(live_blocks > 0);

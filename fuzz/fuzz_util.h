@@ -1,0 +1,56 @@
+/* fuzz/fuzz_util.h - what the fuzz harnesses share: a reader over the
+   fuzzer's bytes (everything past the end reads as 0) and the decoding of
+   floats from raw bits, so NaN, infinities, subnormals and huge values all
+   reach the library. Header-only, static functions. */
+#ifndef FUZZ_UTIL_H
+#define FUZZ_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FUZZ_FN static __attribute__((unused))
+#else
+#define FUZZ_FN static
+#endif
+
+typedef struct fuzz_reader {
+  const uint8_t *p;
+  size_t left;
+} fuzz_reader;
+
+FUZZ_FN fuzz_reader fuzz_reader_init(const uint8_t *data, size_t size) {
+  fuzz_reader r;
+  r.p = data;
+  r.left = size;
+  return r;
+}
+FUZZ_FN unsigned fuzz_u8(fuzz_reader *r) {
+  if (r->left == 0) return 0;
+  --r->left;
+  return *r->p++;
+}
+FUZZ_FN unsigned fuzz_u16(fuzz_reader *r) { /* little-endian */
+  const unsigned lo = fuzz_u8(r);
+  return lo | (fuzz_u8(r) << 8);
+}
+FUZZ_FN uint32_t fuzz_u32(fuzz_reader *r) {
+  const uint32_t lo = fuzz_u16(r);
+  return lo | ((uint32_t)fuzz_u16(r) << 16);
+}
+FUZZ_FN uint64_t fuzz_u64(fuzz_reader *r) {
+  const uint64_t lo = fuzz_u32(r);
+  return lo | ((uint64_t)fuzz_u32(r) << 32);
+}
+/* A float from 4 raw bytes (any bit pattern). */
+FUZZ_FN float fuzz_f32_bits(fuzz_reader *r) {
+  const uint32_t u = fuzz_u32(r);
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+/* Bytes still unread. */
+FUZZ_FN size_t fuzz_left(const fuzz_reader *r) { return r->left; }
+
+#endif /* FUZZ_UTIL_H */
