@@ -5,9 +5,11 @@
 #   bench/run.sh --quick    3 repetitions, lengths <= 4e6: checks the harness
 #   bench/run.sh softmax    only bench_softmax (or: gemv)
 #   bench/run.sh heads      AdaSoftmax vs exact vs OpenBLAS on the real heads
-#                           (bench_heads; builds the heads with
-#                           bench/data/build_heads.sh if they are not cached;
-#                           about 5 minutes once they are)
+#                           and the LLM-shaped ones (bench_heads; builds the
+#                           heads with bench/data/build_heads.sh and
+#                           build_llm_heads.sh if they are not cached; about
+#                           30 minutes once they are; BENCH_HEADS="words wide
+#                           llm-gpt2 llm-llama2 llm-llama3" picks them)
 #
 # Output (stdout, also saved to $BUILD/bench-results.md): a machine line, then
 # one markdown table per benchmark, ready to paste into README.md. Progress
@@ -97,9 +99,15 @@ HEADS=$RUNDIR/bench_heads
 
 # The real heads (cached outside the repository).
 DATA=${ADASM_DATA:-$HOME/.cache/adasoftmax-data}
-if [ "$WHICH" = heads ] &&
-  { [ ! -f "$DATA/words/X.npy" ] || [ ! -f "$DATA/wide/X.npy" ]; }; then
-  bash bench/data/build_heads.sh >&2
+HEADS_LIST=${BENCH_HEADS:-words wide llm-gpt2 llm-llama2 llm-llama3}
+if [ "$WHICH" = heads ]; then
+  for h in $HEADS_LIST; do
+    case $h in
+      words|wide) [ -f "$DATA/$h/X.npy" ] || bash bench/data/build_heads.sh >&2 ;;
+      llm-*) [ -f "$DATA/$h/X.npy" ] || bash bench/data/build_llm_heads.sh "${h#llm-}" >&2 ;;
+      *) echo "run.sh: unknown head '$h'" >&2; exit 2 ;;
+    esac
+  done
 fi
 
 # 3. One thread everywhere: OpenBLAS pthread and OpenMP builds, XNNPACK gets
@@ -124,13 +132,13 @@ RESULTS=$BUILD/bench-results.md
     "load average before: $(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null)"
   echo
   if [ "$WHICH" = heads ]; then
-    echo "AdaSoftmax, eps = 0.3, calibrated on the first 200 queries, reported"
-    echo "on the other 1,800 (\`bench_heads\`):"
-    echo
-    "$HEADS" words "$DATA/words/A.npy" "$DATA/words/X.npy" ||
-      echo "**bench_heads failed (exit status $?)**"
-    "$HEADS" wide "$DATA/wide/A.npy" "$DATA/wide/X.npy" | tail -n +3 ||
-      echo "**bench_heads failed (exit status $?)**"
+    echo "AdaSoftmax, eps = 0.3, calibrated on 200 queries drawn at random,"
+    echo "judged on the others (\`bench_heads\`):"
+    for h in $HEADS_LIST; do
+      echo
+      "$HEADS" "$h" "$DATA/$h/A.npy" "$DATA/$h/X.npy" ||
+        echo "**bench_heads $h failed (exit status $?)**"
+    done
     echo
   fi
   if [ "$WHICH" = all ] || [ "$WHICH" = softmax ]; then
