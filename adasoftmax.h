@@ -381,6 +381,8 @@ typedef struct adasm_ada_index {
   double *sigma;     /* [d] RMS of the centred columns (0: constant) */
   float *rho;        /* [n] largest |stored entry| of each row: the range
                         of one sampled term, for the Bernstein bound */
+  float *rnorm;      /* [n] ||A_i|| (rounded up): bounds a float dot's error */
+  int aexp;          /* exponent (frexp) of the largest |A_ij| */
   void *block;       /* the one allocation, for adasm_ada_index_free */
   void *alloc_ctx;   /* passed to ADASM_MALLOC / ADASM_FREE */
 } adasm_ada_index;
@@ -389,7 +391,7 @@ typedef struct adasm_ada_index {
 
 /* Builds the index of A (any dtype): four passes over A (checks, means,
    RMS, the transposed 16-bit copy). Memory: one allocation of 2 ldc d +
-   16 d + 4 n bytes (+ 64), i.e. half a float32 copy of A; with
+   16 d + 8 n bytes (+ 64), i.e. half a float32 copy of A; with
    ADASM_ADA_OWN_ROWS also a copy of A's rows in its own dtype, so the
    caller may free A. The build also takes 136 d bytes of scratch, freed
    before it returns.
@@ -3849,7 +3851,8 @@ ADASM_DEF adasm_result adasm_sample(const adasm_kernels *k, const float *z,
 #define ADASM__ADA_NB 32     /* normalizer profile: one-logit buckets below
                                 the largest lower bound (the last: the rest,
                                 each row under e^-31 of the top logit) */
-#define ADASM__ADA_TILE 2048 /* rows per accumulate call */
+#define ADASM__ADA_TILE 32768 /* rows per kernel call: long column streams,
+                                 the sums (384 KB) in L2 */
 #define ADASM__ADA_CAL_STEPS 61 /* calibration: ci_scale 10^(-0.05 s) */
 /* Cost model, in bytes of DRAM traffic (docs/ada-engine.md): a pass over
    the per-row state costs about as much time as reading ADASM__ADA_ARM
@@ -3974,6 +3977,7 @@ ADASM_DEF adasm_result adasm_ada_index_build(adasm_ada_index *ix,
   adasm__carver c;
   size_t n, d, i, j, span, ldc, own = 0, es, sbytes;
   int has_inf = 0;
+  double amax = 0.0;
   unsigned char *base;
   float *scratch;
   double *inv;
@@ -4005,7 +4009,7 @@ ADASM_DEF adasm_result adasm_ada_index_build(adasm_ada_index *ix,
   if (adasm__mul_overflows(ldc, d, &span)) return ADASM_ERR_OVERFLOW;
   (void)adasm__carve(&c, span, 2);
   (void)adasm__carve(&c, 2 * d, sizeof(double));
-  (void)adasm__carve(&c, n, sizeof(float));
+  (void)adasm__carve(&c, 2 * n, sizeof(float));
   if (flags & ADASM_ADA_OWN_ROWS) {
     if (adasm__mul_overflows(n, d, &own)) return ADASM_ERR_OVERFLOW;
     (void)adasm__carve(&c, own, es);
@@ -4026,7 +4030,8 @@ ADASM_DEF adasm_result adasm_ada_index_build(adasm_ada_index *ix,
   t.cols = (uint16_t *)adasm__carve(&c, span, 2);
   t.mu = (double *)adasm__carve(&c, 2 * d, sizeof(double));
   t.sigma = t.mu + d;
-  t.rho = (float *)adasm__carve(&c, n, sizeof(float));
+  t.rho = (float *)adasm__carve(&c, 2 * n, sizeof(float));
+  t.rnorm = t.rho + n;
   if (own) copy = adasm__carve(&c, own, es);
   t.n = n;
   t.d = d;
@@ -4045,8 +4050,18 @@ ADASM_DEF adasm_result adasm_ada_index_build(adasm_ada_index *ix,
   for (j = 0; j < 2 * d; ++j) t.mu[j] = 0.0;
   for (i = 0; i < n; ++i) {
     const float *a = adasm__ada_row(A, i, scratch);
-    for (j = 0; j < d; ++j) t.mu[j] += (double)a[j];
+    double r2 = 0.0;
+    for (j = 0; j < d; ++j) {
+      t.mu[j] += (double)a[j];
+      r2 += (double)a[j] * (double)a[j];
+    }
+    /* rounded up, so it bounds the norm (float never underestimates here
+       by more than the next float above) */
+    t.rnorm[i] = (float)(sqrt(r2) * (1.0 + 1e-6));
+    for (j = 0; j < d; ++j) amax = fabs((double)a[j]) > amax ? fabs((double)a[j]) : amax;
   }
+  t.aexp = 0;
+  if (amax > 0.0) (void)frexp(amax, &t.aexp);
   for (j = 0; j < d; ++j) t.mu[j] /= (double)n;
   for (i = 0; i < n; ++i) {
     const float *a = adasm__ada_row(A, i, scratch);
@@ -4524,45 +4539,118 @@ ADASM__PRIVATE void adasm__ada_sort_top(size_t *top, double *zs, size_t k) {
 
 #define ADASM__ADA_XBLOCK 256 /* rows per block of the exact pass */
 
-/* Exact answer in double: every logit, top k, log-normalizer. Writes idx,
-   prob (k), *log_norm; zs (k doubles) receives the top logits. */
-ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
-                                          const adasm_kernels *kern,
-                                          const float *x, double beta,
-                                          size_t k, size_t *idx, double *zs,
-                                          double *log_norm) {
-  double z[ADASM__ADA_XBLOCK], m = -HUGE_VAL, s = 0.0;
-  float zf[ADASM__ADA_XBLOCK];
+/* The exact answer: the top k by double logits (ranked as a double
+   reference ranks them) and the log-normalizer; writes idx and zs (k each,
+   zs the logits) and *log_norm. Scratch: zf (n floats), cand (n), zc (n).
+   For a float32 A the logits are first the float kernels' (one streaming
+   read, the exact path's speed), each within e_i = g_d ||A_i|| ||x|| of
+   the truth whatever the summation order (g_d = d u / (1 - d u),
+   u = 2^-24); only the rows whose float logit plus e_i reaches the k-th
+   largest float lower bound can be in the top k, and only they are
+   recomputed in double. The normalizer comes from the float logits
+   (relative error below 2 beta max_i e_i). 16-bit matrices, and float
+   logits that overflow, go through double dots of every row. */
+/* The double pass: every logit in double into zc, and the log-normalizer. */
+ADASM__PRIVATE void adasm__ada_pass_f64(const adasm_ada_index *ix,
+                                        const adasm_kernels *kern,
+                                        const float *x, double beta,
+                                        double *zc, double *log_norm) {
+  double m = -HUGE_VAL, s = 0.0;
+  float ef[ADASM__ADA_XBLOCK];
   adasm__expp ep;
-  size_t r0, t, cnt = 0;
+  size_t r0, t;
   adasm__expp_fold(0, &ep);
   for (r0 = 0; r0 < ix->n; r0 += ADASM__ADA_XBLOCK) {
     const size_t len = ix->n - r0 < ADASM__ADA_XBLOCK ? ix->n - r0 : ADASM__ADA_XBLOCK;
     double bm = -HUGE_VAL, bs;
-    kern->dot_rows_f64(&ix->A, NULL, r0, len, x, z);
-    for (t = 0; t < len; ++t) {
-      z[t] *= beta;
-      bm = z[t] > bm ? z[t] : bm;
-    }
+    kern->dot_rows_f64(&ix->A, NULL, r0, len, x, zc + r0);
+    for (t = 0; t < len; ++t)
+      bm = beta * zc[r0 + t] > bm ? beta * zc[r0 + t] : bm;
     /* the block's sum of exps with the kernels' exp (within 2e-7): the
        differences to the block maximum, in float, are exact enough */
     for (t = 0; t < len; ++t) {
-      const double dz = z[t] - bm;
-      zf[t] = dz > -100.0 ? (float)dz : -100.0f;
+      const double dz = beta * zc[r0 + t] - bm;
+      ef[t] = dz > -100.0 ? (float)dz : -100.0f;
     }
-    bs = kern->expsum(zf, len, &ep, NULL, 1.0f);
+    bs = kern->expsum(ef, len, &ep, NULL, 1.0f);
     if (bm > m) {
       s = s * adasm__exp_f64(m - bm) + bs;
       m = bm;
     } else {
       s += bs * adasm__exp_f64(bm - m);
     }
-    for (t = 0; t < len; ++t)
-      if (cnt < k || adasm__ada_better(z[t], r0 + t, zs[0], idx[0]))
-        adasm__ada_offer(idx, zs, &cnt, k, r0 + t, z[t]);
+  }
+  *log_norm = m + log(s);
+}
+
+ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
+                                          const adasm_kernels *kern,
+                                          const float *x, double beta,
+                                          size_t k, size_t *idx, double *zs,
+                                          double *log_norm, float *zf,
+                                          size_t *cand, double *zc,
+                                          float *xs) {
+  const size_t n = ix->n, d = ix->d;
+  const double gd = (double)d * 5.9604644775390625e-8; /* d 2^-24 */
+  double xn = 0.0, lk, m = -HUGE_VAL, s = 0.0, xmax = 0.0, sc;
+  size_t t, r0, cnt = 0, nc = 0, ci;
+  int screen = ix->A.dtype == ADASM_F32 && gd < 0.5, ex = 0;
+  /* the float screen sees x 2^-(ex + aexp): its products are the same bits
+     however beta A x is split between beta, A and x (powers of two) */
+  for (t = 0; t < d; ++t)
+    xmax = fabs((double)x[t]) > xmax ? fabs((double)x[t]) : xmax;
+  if (xmax > 0.0) (void)frexp(xmax, &ex);
+  for (t = 0; t < d; ++t) xs[t] = (float)ldexp((double)x[t], -ex - ix->aexp);
+  sc = ldexp(beta, ex + ix->aexp); /* beta times the screen's scale */
+  for (r0 = 0; screen && r0 < n; r0 += ADASM__ADA_XBLOCK) {
+    const size_t len = n - r0 < ADASM__ADA_XBLOCK ? n - r0 : ADASM__ADA_XBLOCK;
+    kern->dot_rows((const float *)ix->A.data + r0 * ix->A.ld, len, d, ix->A.ld,
+                   xs, 1.0f, zf + r0);
+    for (t = r0; t < r0 + len; ++t) screen &= adasm__isfinitef(zf[t]);
+  }
+  if (!screen) {
+    adasm__ada_pass_f64(ix, kern, x, beta, zc, log_norm);
+    for (t = 0; t < n; ++t) cand[t] = t;
+    nc = n;
+  } else {
+    adasm__expp ep;
+    for (t = 0; t < d; ++t) xn += (double)xs[t] * (double)xs[t];
+    xn = sqrt(xn) * (gd / (1.0 - gd)) * (1.0 + 1e-12);
+    /* lk: the k-th largest float lower bound (a min-heap in idx / zs) */
+    for (t = 0; t < n; ++t) {
+      const double lo = (double)zf[t] - (double)ix->rnorm[t] * xn;
+      if (cnt < k || lo > zs[0]) adasm__ada_offer(idx, zs, &cnt, k, t, lo);
+    }
+    lk = zs[0];
+    for (t = 0; t < n; ++t)
+      if ((double)zf[t] + (double)ix->rnorm[t] * xn >= lk) cand[nc++] = t;
+    kern->dot_rows_f64(&ix->A, cand, 0, nc, x, zc);
+    /* the normalizer: double logits for the candidates, float for the rest
+       (each within the float kernel's accuracy, as the exact path's) */
+    /* (the row of the largest float logit is a candidate: every lower
+       bound is below it) */
+    for (t = 0; t < nc; ++t) m = beta * zc[t] > m ? beta * zc[t] : m;
+    for (t = 0, ci = 0; t < n; ++t) {
+      const double dz = sc * (double)zf[t] - m;
+      if (ci < nc && cand[ci] == t) {
+        zf[t] = -100.0f;
+        ++ci;
+      } else {
+        zf[t] = dz > -100.0 ? (float)dz : -100.0f;
+      }
+    }
+    adasm__expp_fold(0, &ep);
+    s = kern->expsum(zf, n, &ep, NULL, 1.0f);
+    for (t = 0; t < nc; ++t) s += adasm__exp_f64(beta * zc[t] - m);
+    *log_norm = m + log(s);
+  }
+  cnt = 0;
+  for (t = 0; t < nc; ++t) {
+    const double zt = zc[t] * beta;
+    if (cnt < k || adasm__ada_better(zt, cand[t], zs[0], idx[0]))
+      adasm__ada_offer(idx, zs, &cnt, k, cand[t], zt);
   }
   adasm__ada_sort_top(idx, zs, k);
-  *log_norm = m + log(s);
 }
 
 /* ---- finish: best arms and normalizer ------------------------------------- */
@@ -4687,10 +4775,11 @@ ADASM__PRIVATE void adasm__ada_fill_nan(const adasm_ada_params *p,
 
 /* The answer by the exact pass (result.exact = 1). */
 ADASM__PRIVATE void adasm__ada_by_exact(adasm__ada_q *q, adasm_ada_result *out) {
-  double *zs = (double *)(void *)q->ws.zx;
+  double *zs = q->ws.tz;
   size_t i;
   adasm__ada_exact_pass(q->ix, q->k, q->x, (double)q->p->beta, q->p->k,
-                        out->idx, zs, &out->log_norm);
+                        out->idx, zs, &out->log_norm, q->ws.ucb, q->ws.list,
+                        q->ws.zx, (float *)(void *)q->ws.w);
   for (i = 0; i < q->p->k; ++i)
     out->prob[i] = (float)exp(zs[i] - out->log_norm);
   q->bytes += (uint64_t)q->n * (uint64_t)q->d * adasm__ada_dsize(q->ix->A.dtype);
@@ -4741,7 +4830,10 @@ ADASM_DEF adasm_result adasm_ada_query(const adasm_ada_index *ix,
     m = m < 16.0 ? 16.0 : (m > 128.0 ? 128.0 : m);
     /* adaptivity cannot win when its cheapest query (one round, the per
        row and per column work, k exact rows) costs half the exact pass */
-    if (params->k >= q.n || !adasm__ada_setup(&q) ||
+    if (params->k >= q.n ||
+        (double)q.n * ADASM__ADA_ARM + (double)q.d * ADASM__ADA_COL >=
+            0.5 * (double)q.n * row || /* before any per-column work */
+        !adasm__ada_setup(&q) ||
         (m >= 0.5 * (double)q.nnz ? (double)q.nnz : m) * (double)q.n * 2.0 +
                 (double)q.n * ADASM__ADA_ARM + (double)q.d * ADASM__ADA_COL +
                 (double)params->k * row >=
@@ -4857,7 +4949,7 @@ ADASM__PRIVATE int adasm__ada_cal_layout(const adasm_ada_index *ix, size_t k,
                                          adasm__ada_cal *c, size_t *total) {
   adasm__carver cv;
   size_t qk;
-  if (!adasm__ada_layout(ix->n, ix->d, k, NULL, &c->qws, &c->qbytes)) return 0;
+  if (!adasm__ada_layout(ix->n, ix->d, k, base, &c->qws, &c->qbytes)) return 0;
   if (adasm__mul_overflows(q, k, &qk)) return 0;
   cv.base = base;
   cv.off = 0;
@@ -4959,7 +5051,9 @@ ADASM_DEF adasm_result adasm_ada_calibrate(const adasm_ada_index *ix,
   for (t = 0; t < q; ++t) {
     double ln;
     adasm__ada_exact_pass(ix, kern, X + t * ldx, (double)params->beta,
-                          params->k, c.tidx + t * params->k, c.zs, &ln);
+                          params->k, c.tidx + t * params->k, c.zs, &ln,
+                          c.qws.ucb, c.qws.list, c.qws.zx,
+                          (float *)(void *)c.qws.w);
     for (s = 0; s < params->k; ++s)
       c.tp[t * params->k + s] = exp(c.zs[s] - ln);
   }
