@@ -191,11 +191,24 @@ ADASM_DEF adasm_matrix adasm_matrix_bf16(const uint16_t *data, size_t rows,
 /* Conversions. To 16 bits: round to nearest, ties to even; values beyond
    the largest finite 16-bit number round to +-inf; f16 keeps subnormals
    (down to 2^-24); a NaN stays a NaN (quiet; the top payload bits kept).
-   From 16 bits: exact. Same results on every ISA (no kernel set). */
+   From 16 bits: exact (a signaling f16 NaN comes back quiet, as F16C and
+   AArch64 FCVTL make it; bf16 is the top half of a float, bits kept).
+   Same results on every ISA (no kernel set). */
 ADASM_DEF uint16_t adasm_f32_to_f16(float f);
 ADASM_DEF float adasm_f16_to_f32(uint16_t h);
 ADASM_DEF uint16_t adasm_f32_to_bf16(float f);
 ADASM_DEF float adasm_bf16_to_f32(uint16_t h);
+/* n elements of src (dtype `from`) to dst (dtype `to`), any pair of
+   ADASM_F32, ADASM_F16 and ADASM_BF16, with the kernels of `k` (NULL: the
+   best): bit for bit the scalar functions above on every ISA (f16 <-> bf16
+   goes through float, one rounding). src and dst are arrays of their
+   element type (aligned as such) and must not overlap. n = 0 does nothing
+   (the pointers may then be NULL).
+   Errors: ADASM_ERR_PARAM (unknown dtype), ADASM_ERR_OVERFLOW (n times the
+   element size overflows size_t), ADASM_ERR_NULL. */
+ADASM_DEF adasm_result adasm_convert(const adasm_kernels *k, const void *src,
+                                     adasm_dtype from, size_t n, void *dst,
+                                     adasm_dtype to);
 
 /* ---- PCG32 random generator (O'Neill, pcg32 XSH-RR 64/32) -------------- */
 typedef struct adasm_pcg32 {
@@ -822,6 +835,13 @@ ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
 #if defined(ADASM__ARM64) && !defined(ADASM_NO_NEON)
 #define ADASM__HAVE_NEON 1
 #endif
+/* The AVX-512 BF16 dot product (vdpbf16ps): a variant of the AVX-512 set,
+   used only when the CPU reports it (>>cpu, >>dispatch). */
+#if defined(ADASM__HAVE_AVX512) && !defined(ADASM_NO_AVX512BF16) &&          \
+    (defined(__clang__) ? __clang_major__ >= 9                               \
+                        : (defined(__GNUC__) ? __GNUC__ >= 10 : 0))
+#define ADASM__HAVE_AVX512BF16 1
+#endif
 
 #if defined(ADASM__HAVE_AVX2) || defined(ADASM__HAVE_AVX512)
 #include <immintrin.h>
@@ -832,15 +852,25 @@ ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
 
 #if defined(__GNUC__) || defined(__clang__)
 #define ADASM__PRIVATE static __attribute__((unused))
-#define ADASM__TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define ADASM__TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define ADASM__TARGET_AVX512                                                   \
-  __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
+  __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,f16c")))
+#define ADASM__TARGET_AVX512BF16                                               \
+  __attribute__((target(                                                       \
+      "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,f16c,avx512bf16")))
+#define ADASM__FORCEINLINE static inline __attribute__((always_inline))
 #define ADASM__RESTRICT __restrict
 #define ADASM__LIKELY(x) __builtin_expect(!!(x), 1)
 #else
 #define ADASM__PRIVATE static
 #define ADASM__TARGET_AVX2
 #define ADASM__TARGET_AVX512
+#define ADASM__TARGET_AVX512BF16
+#if defined(_MSC_VER)
+#define ADASM__FORCEINLINE static __forceinline
+#else
+#define ADASM__FORCEINLINE static inline
+#endif
 #define ADASM__RESTRICT __restrict
 #define ADASM__LIKELY(x) (x)
 #endif
@@ -917,7 +947,8 @@ ADASM_DEF uint16_t adasm_f32_to_f16(float f) {
 ADASM_DEF float adasm_f16_to_f32(uint16_t h) {
   const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
   const uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-  if (e == 0x1fu) return adasm__u2f(sign | 0x7f800000u | (m << 13));
+  if (e == 0x1fu) /* inf, or NaN made quiet (as F16C and FCVTL do) */
+    return adasm__u2f(sign | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0u));
   if (e == 0u) { /* zero or subnormal: m * 2^-24, exact in float */
     const float v = (float)m * 5.9604644775390625e-8f;
     return sign ? -v : v;
@@ -1041,8 +1072,9 @@ ADASM_DEF void adasm_pcg32_advance(adasm_pcg32 *rng, uint64_t delta) {
    cached in one int; every thread computes the same value, and the store is
    atomic (relaxed) where the compiler offers it, so there is no torn read. */
 #define ADASM__CPU_VALID 1
-#define ADASM__CPU_AVX2 2
+#define ADASM__CPU_AVX2 2       /* AVX2 + FMA + F16C */
 #define ADASM__CPU_AVX512 4
+#define ADASM__CPU_AVX512BF16 8 /* AVX-512 + vdpbf16ps */
 
 #if defined(ADASM__X86_64)
 #if defined(_MSC_VER) && !defined(__clang__)
@@ -1075,8 +1107,9 @@ ADASM__PRIVATE int adasm__cpu_detect(void) {
   adasm__cpuid(0, 0, r);
   if (r[0] < 7u) return f;
   adasm__cpuid(1, 0, r);
-  /* OSXSAVE (27), AVX (28), FMA (12) */
-  if (!(r[2] & (1u << 27)) || !(r[2] & (1u << 28)) || !(r[2] & (1u << 12)))
+  /* OSXSAVE (27), AVX (28), FMA (12), F16C (29) */
+  if (!(r[2] & (1u << 27)) || !(r[2] & (1u << 28)) || !(r[2] & (1u << 12)) ||
+      !(r[2] & (1u << 29)))
     return f;
   xcr0 = adasm__xgetbv();
   if ((xcr0 & 0x6u) != 0x6u) return f; /* XMM and YMM state */
@@ -1086,6 +1119,12 @@ ADASM__PRIVATE int adasm__cpu_detect(void) {
   if ((r[1] & (1u << 16)) && (r[1] & (1u << 17)) && (r[1] & (1u << 30)) &&
       (r[1] & (1u << 31)) && (xcr0 & 0xe6u) == 0xe6u && (f & ADASM__CPU_AVX2))
     f |= ADASM__CPU_AVX512;
+  /* AVX512_BF16: leaf 7 subleaf 1, EAX bit 5 (subleaf 1 exists when
+     subleaf 0 reports a maximum subleaf >= 1 in EAX) */
+  if ((f & ADASM__CPU_AVX512) && r[0] >= 1u) {
+    adasm__cpuid(7, 1, r);
+    if (r[0] & (1u << 5)) f |= ADASM__CPU_AVX512BF16;
+  }
   return f;
 }
 #else
@@ -1160,7 +1199,32 @@ struct adasm_kernels {
   /* y[r] = beta * dot(A[r*lda ..], x) for r < rows */
   void (*dot_rows)(const float *A, size_t rows, size_t d, size_t lda,
                    const float *x, float beta, float *y);
+  /* The same for rows of f16 and bf16 bits, x and the sums in float. Each
+     is dot_rows with the load widened (same lanes, same order of additions:
+     bit for bit dot_rows on the widened rows), except the AVX-512 BF16
+     variant of dot_rows_bf16 (vdpbf16ps, see >>k_avx512). Every dot
+     kernel, float or 16-bit, rounds at most ADASM__DOT_DEPTH(d) times on
+     the way from a product to y[r] (its error budget, see there). */
+  void (*dot_rows_f16)(const uint16_t *A, size_t rows, size_t d, size_t lda,
+                       const float *x, float beta, float *y);
+  void (*dot_rows_bf16)(const uint16_t *A, size_t rows, size_t d, size_t lda,
+                        const float *x, float beta, float *y);
+  /* Array conversions, bit for bit the scalar adasm_f32_to_f16 & co. */
+  void (*f32_to_f16)(const float *src, size_t n, uint16_t *dst);
+  void (*f16_to_f32)(const uint16_t *src, size_t n, float *dst);
+  void (*f32_to_bf16)(const float *src, size_t n, uint16_t *dst);
+  void (*bf16_to_f32)(const uint16_t *src, size_t n, float *dst);
 };
+
+/* Rounding depth of every dot kernel: a product a_j x_j reaches y[r]
+   through at most this many float roundings (lane chain d / lanes, the
+   tail, the horizontal sum, the scaling by beta), so
+     |y[r] - beta sum_j a_j x_j| <= gamma(ADASM__DOT_DEPTH(d)) beta
+                                     sum_j |a_j x_j|,  gamma(m) = m u/(1-m u),
+   u = 2^-24, in round-to-nearest without underflow (the scalar kernels sum
+   in double, far inside it). The widest chains: NEON 8 lanes (d/8 + 11),
+   AVX-512 BF16 four roundings per 32 columns (d/8 + 10). */
+#define ADASM__DOT_DEPTH(d) ((d) / 4 + 16)
 
 /* The polynomial and reduction constants, shared by every ISA. */
 #define ADASM__C1 0.9999998f
@@ -1273,10 +1337,68 @@ ADASM__PRIVATE void adasm__dot_rows_scalar(const float *A, size_t rows,
   }
 }
 
+/* dot_rows over 16-bit rows: the same loop with each entry widened
+   exactly (so equal to dot_rows on the widened rows, bit for bit). */
+ADASM__FORCEINLINE void adasm__dot_rows_h_scalar(const uint16_t *A,
+                                                 size_t rows, size_t d,
+                                                 size_t lda, const float *x,
+                                                 float beta, float *y,
+                                                 int bf) {
+  size_t r, j;
+  for (r = 0; r < rows; ++r) {
+    const uint16_t *a = A + r * lda;
+    double s0 = 0, s1 = 0;
+#define ADASM__W(h) (double)(bf ? adasm_bf16_to_f32(h) : adasm_f16_to_f32(h))
+    for (j = 0; j + 2 <= d; j += 2) {
+      s0 += ADASM__W(a[j]) * (double)x[j];
+      s1 += ADASM__W(a[j + 1]) * (double)x[j + 1];
+    }
+    if (j < d) s0 += ADASM__W(a[j]) * (double)x[j];
+#undef ADASM__W
+    y[r] = (float)((double)beta * (s0 + s1));
+  }
+}
+ADASM__PRIVATE void adasm__dot_rows_f16_scalar(const uint16_t *A, size_t rows,
+                                               size_t d, size_t lda,
+                                               const float *x, float beta,
+                                               float *y) {
+  adasm__dot_rows_h_scalar(A, rows, d, lda, x, beta, y, 0);
+}
+ADASM__PRIVATE void adasm__dot_rows_bf16_scalar(const uint16_t *A,
+                                                size_t rows, size_t d,
+                                                size_t lda, const float *x,
+                                                float beta, float *y) {
+  adasm__dot_rows_h_scalar(A, rows, d, lda, x, beta, y, 1);
+}
+
+ADASM__PRIVATE void adasm__cvt_f32_f16_scalar(const float *src, size_t n,
+                                              uint16_t *dst) {
+  size_t i;
+  for (i = 0; i < n; ++i) dst[i] = adasm_f32_to_f16(src[i]);
+}
+ADASM__PRIVATE void adasm__cvt_f16_f32_scalar(const uint16_t *src, size_t n,
+                                              float *dst) {
+  size_t i;
+  for (i = 0; i < n; ++i) dst[i] = adasm_f16_to_f32(src[i]);
+}
+ADASM__PRIVATE void adasm__cvt_f32_bf16_scalar(const float *src, size_t n,
+                                               uint16_t *dst) {
+  size_t i;
+  for (i = 0; i < n; ++i) dst[i] = adasm_f32_to_bf16(src[i]);
+}
+ADASM__PRIVATE void adasm__cvt_bf16_f32_scalar(const uint16_t *src, size_t n,
+                                               float *dst) {
+  size_t i;
+  for (i = 0; i < n; ++i) dst[i] = adasm_bf16_to_f32(src[i]);
+}
+
 static const adasm_kernels adasm__kernels_scalar = {
     ADASM_ISA_SCALAR,     adasm__max_scalar,    adasm__expsum_scalar,
     adasm__scale_scalar,  adasm__sub2_scalar,   adasm__tp_sum_scalar,
-    adasm__dot_rows_scalar};
+    adasm__dot_rows_scalar,
+    adasm__dot_rows_f16_scalar, adasm__dot_rows_bf16_scalar,
+    adasm__cvt_f32_f16_scalar,  adasm__cvt_f16_f32_scalar,
+    adasm__cvt_f32_bf16_scalar, adasm__cvt_bf16_f32_scalar};
 
 /* >>k_avx2 ----------------------------------------------------------------
    8 lanes. Tails go through a small stack buffer padded with a value that
@@ -1613,10 +1735,168 @@ ADASM__TARGET_AVX2 static void adasm__dot_rows_avx2(const float *A,
   }
 }
 
+/* 8 widened 16-bit entries (F16C for f16; a shift for bf16). */
+ADASM__TARGET_AVX2 ADASM__FORCEINLINE __m256 adasm__ld8h_avx2(const uint16_t *p,
+                                                          int bf) {
+  const __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p);
+  return bf ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))
+            : _mm256_cvtph_ps(h);
+}
+/* The d & 7 last entries, zero-padded (AVX2 has no 16-bit masked load):
+   +0 in the padding lanes, as dot_rows' masked loads. */
+ADASM__TARGET_AVX2 ADASM__FORCEINLINE __m256 adasm__ld8h_tail_avx2(
+    const uint16_t *p, size_t rem, int bf) {
+  uint16_t buf[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  memcpy(buf, p, rem * sizeof(uint16_t));
+  return adasm__ld8h_avx2(buf, bf);
+}
+
+/* adasm__dot_rows_avx2 with the loads widened (same lanes and order). */
+ADASM__TARGET_AVX2 ADASM__FORCEINLINE void adasm__dot_rows_h_avx2(
+    const uint16_t *A, size_t rows, size_t d, size_t lda, const float *x,
+    float beta, float *y, int bf) {
+  static const int32_t mtab[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                   0,  0,  0,  0,  0,  0,  0,  0};
+  size_t r = 0, j, rem = d & 7u;
+  __m256i tm = _mm256_loadu_si256((const __m256i *)(const void *)(mtab + 8 - rem));
+  for (; r + 4 <= rows; r += 4) {
+    const uint16_t *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    __m256 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+    for (j = 0; j + 16 <= d; j += 16) {
+      __m256 xa = _mm256_loadu_ps(x + j), xb = _mm256_loadu_ps(x + j + 8);
+      s0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a0 + j, bf), xa, s0);
+      s1 = _mm256_fmadd_ps(adasm__ld8h_avx2(a1 + j, bf), xa, s1);
+      s2 = _mm256_fmadd_ps(adasm__ld8h_avx2(a2 + j, bf), xa, s2);
+      s3 = _mm256_fmadd_ps(adasm__ld8h_avx2(a3 + j, bf), xa, s3);
+      t0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a0 + j + 8, bf), xb, t0);
+      t1 = _mm256_fmadd_ps(adasm__ld8h_avx2(a1 + j + 8, bf), xb, t1);
+      t2 = _mm256_fmadd_ps(adasm__ld8h_avx2(a2 + j + 8, bf), xb, t2);
+      t3 = _mm256_fmadd_ps(adasm__ld8h_avx2(a3 + j + 8, bf), xb, t3);
+    }
+    for (; j + 8 <= d; j += 8) {
+      __m256 xa = _mm256_loadu_ps(x + j);
+      s0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a0 + j, bf), xa, s0);
+      s1 = _mm256_fmadd_ps(adasm__ld8h_avx2(a1 + j, bf), xa, s1);
+      s2 = _mm256_fmadd_ps(adasm__ld8h_avx2(a2 + j, bf), xa, s2);
+      s3 = _mm256_fmadd_ps(adasm__ld8h_avx2(a3 + j, bf), xa, s3);
+    }
+    if (rem) {
+      __m256 xa = _mm256_maskload_ps(x + j, tm);
+      t0 = _mm256_fmadd_ps(adasm__ld8h_tail_avx2(a0 + j, rem, bf), xa, t0);
+      t1 = _mm256_fmadd_ps(adasm__ld8h_tail_avx2(a1 + j, rem, bf), xa, t1);
+      t2 = _mm256_fmadd_ps(adasm__ld8h_tail_avx2(a2 + j, rem, bf), xa, t2);
+      t3 = _mm256_fmadd_ps(adasm__ld8h_tail_avx2(a3 + j, rem, bf), xa, t3);
+    }
+    {
+      __m256 u0 = _mm256_hadd_ps(_mm256_add_ps(s0, t0), _mm256_add_ps(s1, t1));
+      __m256 u1 = _mm256_hadd_ps(_mm256_add_ps(s2, t2), _mm256_add_ps(s3, t3));
+      __m256 u = _mm256_hadd_ps(u0, u1);
+      __m128 w = _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1));
+      _mm_storeu_ps(y + r, _mm_mul_ps(w, _mm_set1_ps(beta)));
+    }
+  }
+  for (; r < rows; ++r) {
+    const uint16_t *a0 = A + r * lda;
+    __m256 s0 = _mm256_setzero_ps(), t0 = s0;
+    __m128 w;
+    for (j = 0; j + 16 <= d; j += 16) {
+      s0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a0 + j, bf), _mm256_loadu_ps(x + j), s0);
+      t0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a0 + j + 8, bf), _mm256_loadu_ps(x + j + 8), t0);
+    }
+    for (; j + 8 <= d; j += 8)
+      s0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a0 + j, bf), _mm256_loadu_ps(x + j), s0);
+    if (rem)
+      t0 = _mm256_fmadd_ps(adasm__ld8h_tail_avx2(a0 + j, rem, bf),
+                           _mm256_maskload_ps(x + j, tm), t0);
+    s0 = _mm256_add_ps(s0, t0);
+    s0 = _mm256_hadd_ps(s0, s0);
+    s0 = _mm256_hadd_ps(s0, s0);
+    w = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+    y[r] = beta * _mm_cvtss_f32(w);
+  }
+}
+ADASM__TARGET_AVX2 static void adasm__dot_rows_f16_avx2(const uint16_t *A,
+                                                       size_t rows, size_t d,
+                                                       size_t lda,
+                                                       const float *x,
+                                                       float beta, float *y) {
+  adasm__dot_rows_h_avx2(A, rows, d, lda, x, beta, y, 0);
+}
+ADASM__TARGET_AVX2 static void adasm__dot_rows_bf16_avx2(const uint16_t *A,
+                                                        size_t rows, size_t d,
+                                                        size_t lda,
+                                                        const float *x,
+                                                        float beta, float *y) {
+  adasm__dot_rows_h_avx2(A, rows, d, lda, x, beta, y, 1);
+}
+
+/* f32 -> f16 with F16C (vcvtps2ph, round to nearest even from the
+   immediate, whatever MXCSR says); the tail through the scalar function. */
+ADASM__TARGET_AVX2 static void adasm__cvt_f32_f16_avx2(const float *src,
+                                                      size_t n,
+                                                      uint16_t *dst) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _mm_storeu_si128((__m128i *)(void *)(dst + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    _mm_storeu_si128((__m128i *)(void *)(dst + i + 8),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(src + i + 8), _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) dst[i] = adasm_f32_to_f16(src[i]);
+}
+ADASM__TARGET_AVX2 static void adasm__cvt_f16_f32_avx2(const uint16_t *src,
+                                                      size_t n, float *dst) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _mm256_storeu_ps(dst + i, adasm__ld8h_avx2(src + i, 0));
+    _mm256_storeu_ps(dst + i + 8, adasm__ld8h_avx2(src + i + 8, 0));
+  }
+  for (; i < n; ++i) dst[i] = adasm_f16_to_f32(src[i]);
+}
+/* f32 -> bf16 in integers, as adasm_f32_to_bf16: (x + 0x7fff + lsb) >> 16,
+   NaN -> (x >> 16) | 0x40 (quiet). Not vcvtneps2bf16: it flushes
+   subnormals. */
+ADASM__TARGET_AVX2 static inline __m256i adasm__bf16_round_avx2(__m256 v) {
+  const __m256i x = _mm256_castps_si256(v);
+  const __m256i ax = _mm256_and_si256(x, _mm256_set1_epi32(0x7fffffff));
+  const __m256i isnan = _mm256_cmpgt_epi32(ax, _mm256_set1_epi32(0x7f800000));
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
+  const __m256i rne = _mm256_srli_epi32(
+      _mm256_add_epi32(_mm256_add_epi32(x, _mm256_set1_epi32(0x7fff)), lsb), 16);
+  const __m256i qnan = _mm256_or_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(0x40));
+  return _mm256_blendv_epi8(rne, qnan, isnan);
+}
+ADASM__TARGET_AVX2 static void adasm__cvt_f32_bf16_avx2(const float *src,
+                                                       size_t n,
+                                                       uint16_t *dst) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i lo = adasm__bf16_round_avx2(_mm256_loadu_ps(src + i));
+    const __m256i hi = adasm__bf16_round_avx2(_mm256_loadu_ps(src + i + 8));
+    /* packus works per 128-bit lane: (lo0 hi0 lo1 hi1) -> reorder */
+    const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xd8);
+    _mm256_storeu_si256((__m256i *)(void *)(dst + i), pk);
+  }
+  for (; i < n; ++i) dst[i] = adasm_f32_to_bf16(src[i]);
+}
+ADASM__TARGET_AVX2 static void adasm__cvt_bf16_f32_avx2(const uint16_t *src,
+                                                       size_t n, float *dst) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _mm256_storeu_ps(dst + i, adasm__ld8h_avx2(src + i, 1));
+    _mm256_storeu_ps(dst + i + 8, adasm__ld8h_avx2(src + i + 8, 1));
+  }
+  for (; i < n; ++i) dst[i] = adasm_bf16_to_f32(src[i]);
+}
+
 static const adasm_kernels adasm__kernels_avx2 = {
     ADASM_ISA_AVX2,     adasm__max_avx2,    adasm__expsum_avx2,
     adasm__scale_avx2,  adasm__sub2_avx2,   adasm__tp_sum_avx2,
-    adasm__dot_rows_avx2};
+    adasm__dot_rows_avx2,
+    adasm__dot_rows_f16_avx2, adasm__dot_rows_bf16_avx2,
+    adasm__cvt_f32_f16_avx2,  adasm__cvt_f16_f32_avx2,
+    adasm__cvt_f32_bf16_avx2, adasm__cvt_bf16_f32_avx2};
 #endif /* ADASM__HAVE_AVX2 */
 
 /* >>k_avx512 --------------------------------------------------------------
@@ -1954,10 +2234,288 @@ ADASM__TARGET_AVX512 static void adasm__dot_rows_avx512(const float *A,
   }
 }
 
+/* 16 widened 16-bit entries; tail: the first `k` of them, +0 elsewhere. */
+ADASM__TARGET_AVX512 ADASM__FORCEINLINE __m512 adasm__wid16_avx512(__m256i h,
+                                                               int bf) {
+  return bf ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))
+            : _mm512_cvtph_ps(h);
+}
+ADASM__TARGET_AVX512 ADASM__FORCEINLINE __m512 adasm__ld16h_avx512(
+    const uint16_t *p, int bf) {
+  return adasm__wid16_avx512(_mm256_loadu_si256((const __m256i *)(const void *)p), bf);
+}
+ADASM__TARGET_AVX512 ADASM__FORCEINLINE __m512 adasm__ld16h_mask_avx512(
+    __mmask16 k, const uint16_t *p, int bf) {
+  return adasm__wid16_avx512(_mm256_maskz_loadu_epi16(k, p), bf);
+}
+
+/* adasm__dot_rows_avx512 with the loads widened (same lanes and order;
+   the prefetch runs one line per row ahead, as the rows are half as
+   long). */
+ADASM__TARGET_AVX512 ADASM__FORCEINLINE void adasm__dot_rows_h_avx512(
+    const uint16_t *A, size_t rows, size_t d, size_t lda, const float *x,
+    float beta, float *y, int bf) {
+  size_t r = 0, j;
+  __mmask16 tk = adasm__tailmask_avx512(d & 15u);
+  for (; r + 4 <= rows; r += 4) {
+    const uint16_t *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    __m512 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+    const uintptr_t pf = (uintptr_t)a0 + 4u * lda * sizeof(uint16_t);
+    for (j = 0; j + 32 <= d; j += 32) {
+      __m512 xa = _mm512_loadu_ps(x + j), xb = _mm512_loadu_ps(x + j + 16);
+      const uintptr_t pj = pf + j * sizeof(uint16_t);
+      _mm_prefetch((const char *)pj, _MM_HINT_T0);
+      _mm_prefetch((const char *)(pj + lda * sizeof(uint16_t)), _MM_HINT_T0);
+      _mm_prefetch((const char *)(pj + 2u * lda * sizeof(uint16_t)), _MM_HINT_T0);
+      _mm_prefetch((const char *)(pj + 3u * lda * sizeof(uint16_t)), _MM_HINT_T0);
+      s0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a0 + j, bf), xa, s0);
+      s1 = _mm512_fmadd_ps(adasm__ld16h_avx512(a1 + j, bf), xa, s1);
+      s2 = _mm512_fmadd_ps(adasm__ld16h_avx512(a2 + j, bf), xa, s2);
+      s3 = _mm512_fmadd_ps(adasm__ld16h_avx512(a3 + j, bf), xa, s3);
+      t0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a0 + j + 16, bf), xb, t0);
+      t1 = _mm512_fmadd_ps(adasm__ld16h_avx512(a1 + j + 16, bf), xb, t1);
+      t2 = _mm512_fmadd_ps(adasm__ld16h_avx512(a2 + j + 16, bf), xb, t2);
+      t3 = _mm512_fmadd_ps(adasm__ld16h_avx512(a3 + j + 16, bf), xb, t3);
+    }
+    for (; j + 16 <= d; j += 16) {
+      __m512 xa = _mm512_loadu_ps(x + j);
+      s0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a0 + j, bf), xa, s0);
+      s1 = _mm512_fmadd_ps(adasm__ld16h_avx512(a1 + j, bf), xa, s1);
+      s2 = _mm512_fmadd_ps(adasm__ld16h_avx512(a2 + j, bf), xa, s2);
+      s3 = _mm512_fmadd_ps(adasm__ld16h_avx512(a3 + j, bf), xa, s3);
+    }
+    if (tk) {
+      __m512 xa = _mm512_maskz_loadu_ps(tk, x + j);
+      t0 = _mm512_fmadd_ps(adasm__ld16h_mask_avx512(tk, a0 + j, bf), xa, t0);
+      t1 = _mm512_fmadd_ps(adasm__ld16h_mask_avx512(tk, a1 + j, bf), xa, t1);
+      t2 = _mm512_fmadd_ps(adasm__ld16h_mask_avx512(tk, a2 + j, bf), xa, t2);
+      t3 = _mm512_fmadd_ps(adasm__ld16h_mask_avx512(tk, a3 + j, bf), xa, t3);
+    }
+    y[r] = beta * adasm__hsum_avx512(_mm512_add_ps(s0, t0));
+    y[r + 1] = beta * adasm__hsum_avx512(_mm512_add_ps(s1, t1));
+    y[r + 2] = beta * adasm__hsum_avx512(_mm512_add_ps(s2, t2));
+    y[r + 3] = beta * adasm__hsum_avx512(_mm512_add_ps(s3, t3));
+  }
+  for (; r < rows; ++r) {
+    const uint16_t *a0 = A + r * lda;
+    __m512 s0 = _mm512_setzero_ps(), t0 = s0;
+    for (j = 0; j + 32 <= d; j += 32) {
+      s0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a0 + j, bf), _mm512_loadu_ps(x + j), s0);
+      t0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a0 + j + 16, bf),
+                           _mm512_loadu_ps(x + j + 16), t0);
+    }
+    for (; j + 16 <= d; j += 16)
+      s0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a0 + j, bf), _mm512_loadu_ps(x + j), s0);
+    if (tk)
+      t0 = _mm512_fmadd_ps(adasm__ld16h_mask_avx512(tk, a0 + j, bf),
+                           _mm512_maskz_loadu_ps(tk, x + j), t0);
+    y[r] = beta * adasm__hsum_avx512(_mm512_add_ps(s0, t0));
+  }
+}
+ADASM__TARGET_AVX512 static void adasm__dot_rows_f16_avx512(
+    const uint16_t *A, size_t rows, size_t d, size_t lda, const float *x,
+    float beta, float *y) {
+  adasm__dot_rows_h_avx512(A, rows, d, lda, x, beta, y, 0);
+}
+ADASM__TARGET_AVX512 static void adasm__dot_rows_bf16_avx512(
+    const uint16_t *A, size_t rows, size_t d, size_t lda, const float *x,
+    float beta, float *y) {
+  adasm__dot_rows_h_avx512(A, rows, d, lda, x, beta, y, 1);
+}
+
+/* Conversions: vcvtps2ph / vcvtph2ps (exact, round to nearest even from
+   the immediate); bf16 in integers as adasm__bf16_round_avx2 (the
+   BF16 extension's vcvtneps2bf16 flushes subnormals). Masked tails. */
+ADASM__TARGET_AVX512 static inline __m512i adasm__bf16_round_avx512(__m512 v) {
+  const __m512i x = _mm512_castps_si512(v);
+  const __m512i ax = _mm512_and_si512(x, _mm512_set1_epi32(0x7fffffff));
+  const __mmask16 isnan = _mm512_cmpgt_epi32_mask(ax, _mm512_set1_epi32(0x7f800000));
+  const __m512i hi = _mm512_srli_epi32(x, 16);
+  const __m512i lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
+  const __m512i rne = _mm512_srli_epi32(
+      _mm512_add_epi32(_mm512_add_epi32(x, _mm512_set1_epi32(0x7fff)), lsb), 16);
+  return _mm512_mask_or_epi32(rne, isnan, hi, _mm512_set1_epi32(0x40));
+}
+ADASM__TARGET_AVX512 static void adasm__cvt_f32_f16_avx512(const float *src,
+                                                          size_t n,
+                                                          uint16_t *dst) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256((__m256i *)(void *)(dst + i),
+                        _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+  if (i < n) {
+    const __mmask16 k = adasm__tailmask_avx512(n - i);
+    _mm256_mask_storeu_epi16(dst + i, k,
+                             _mm512_cvtps_ph(_mm512_maskz_loadu_ps(k, src + i),
+                                             _MM_FROUND_TO_NEAREST_INT));
+  }
+}
+ADASM__TARGET_AVX512 static void adasm__cvt_f16_f32_avx512(const uint16_t *src,
+                                                          size_t n,
+                                                          float *dst) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, adasm__ld16h_avx512(src + i, 0));
+  if (i < n) {
+    const __mmask16 k = adasm__tailmask_avx512(n - i);
+    _mm512_mask_storeu_ps(dst + i, k, adasm__ld16h_mask_avx512(k, src + i, 0));
+  }
+}
+ADASM__TARGET_AVX512 static void adasm__cvt_f32_bf16_avx512(const float *src,
+                                                           size_t n,
+                                                           uint16_t *dst) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256((__m256i *)(void *)(dst + i),
+                        _mm512_cvtepi32_epi16(adasm__bf16_round_avx512(_mm512_loadu_ps(src + i))));
+  if (i < n) {
+    const __mmask16 k = adasm__tailmask_avx512(n - i);
+    _mm512_mask_cvtepi32_storeu_epi16(
+        dst + i, k, adasm__bf16_round_avx512(_mm512_maskz_loadu_ps(k, src + i)));
+  }
+}
+ADASM__TARGET_AVX512 static void adasm__cvt_bf16_f32_avx512(const uint16_t *src,
+                                                           size_t n,
+                                                           float *dst) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, adasm__ld16h_avx512(src + i, 1));
+  if (i < n) {
+    const __mmask16 k = adasm__tailmask_avx512(n - i);
+    _mm512_mask_storeu_ps(dst + i, k, adasm__ld16h_mask_avx512(k, src + i, 1));
+  }
+}
+
 static const adasm_kernels adasm__kernels_avx512 = {
     ADASM_ISA_AVX512,     adasm__max_avx512,  adasm__expsum_avx512,
     adasm__scale_avx512,  adasm__sub2_avx512, adasm__tp_sum_avx512,
-    adasm__dot_rows_avx512};
+    adasm__dot_rows_avx512,
+    adasm__dot_rows_f16_avx512, adasm__dot_rows_bf16_avx512,
+    adasm__cvt_f32_f16_avx512,  adasm__cvt_f16_f32_avx512,
+    adasm__cvt_f32_bf16_avx512, adasm__cvt_bf16_f32_avx512};
+
+#if defined(ADASM__HAVE_AVX512BF16)
+/* ---- the AVX-512 BF16 variant: dot_rows_bf16 with vdpbf16ps -------------
+   vdpbf16ps multiplies bf16 pairs and adds them to float lanes. x stays
+   float: each 32 columns of x are split into three bf16 vectors whose sum
+   is x exactly (hi = x with its low 16 bits cleared, mid = the same of
+   x - hi, lo = x - hi - mid, which has at most 8 significant bits), so a
+   row is sum_j a_j hi_j + a_j mid_j + a_j lo_j with exact products (8 x 8
+   bits) and float sums. The pieces carry the sign of x: the sum of their
+   |a_j piece| is sum_j |a_j x_j|, and the rounding bound of ADASM__DOT_DEPTH
+   holds (hi: two roundings per 32 columns per lane; mid + lo: four).
+   vdpbf16ps also treats subnormal inputs as zero and flushes subnormal
+   results (whatever MXCSR says), which adds at most 2^-123 (d + sum_j |a_j|
+   + sum_j |x_j|) to a row's error. A row whose sum is not finite (inf or
+   NaN entries, or a sum past FLT_MAX) is recomputed by the plain path, so
+   special values come out exactly as from adasm__dot_rows_bf16_avx512. */
+ADASM__TARGET_AVX512BF16 ADASM__FORCEINLINE void adasm__xsplit_avx512bf16(
+    __m512 xa, __m512 xb, __m512bh *hi, __m512bh *mid, __m512bh *lo) {
+  const __m512i m = _mm512_set1_epi32((int)0xffff0000u);
+  const __m512 ha = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(xa), m));
+  const __m512 hb = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(xb), m));
+  const __m512 ra = _mm512_sub_ps(xa, ha), rb = _mm512_sub_ps(xb, hb); /* exact */
+  const __m512 ma = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(ra), m));
+  const __m512 mb = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(rb), m));
+  /* the pieces have 16 zero low bits: the conversions are exact */
+  *hi = _mm512_cvtne2ps_pbh(hb, ha);
+  *mid = _mm512_cvtne2ps_pbh(mb, ma);
+  *lo = _mm512_cvtne2ps_pbh(_mm512_sub_ps(rb, mb), _mm512_sub_ps(ra, ma));
+}
+ADASM__TARGET_AVX512BF16 ADASM__FORCEINLINE __m512bh
+adasm__ldbh_avx512bf16(const uint16_t *p) {
+  return (__m512bh)_mm512_loadu_si512((const void *)p);
+}
+
+ADASM__TARGET_AVX512BF16 static void adasm__dot_rows_bf16_avx512bf16(
+    const uint16_t *A, size_t rows, size_t d, size_t lda, const float *x,
+    float beta, float *y) {
+  const size_t rem = d & 31u;
+  const __mmask32 tka = rem ? (__mmask32)((1u << rem) - 1u) : 0;
+  const __mmask16 tx0 = adasm__tailmask_avx512(rem < 16 ? rem : 16);
+  const __mmask16 tx1 = adasm__tailmask_avx512(rem > 16 ? rem - 16 : 0);
+  size_t r = 0, j, t;
+  __m512bh xh, xm, xl;
+  for (; r + 4 <= rows; r += 4) {
+    const uint16_t *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+    __m512 h0 = _mm512_setzero_ps(), h1 = h0, h2 = h0, h3 = h0;
+    __m512 l0 = h0, l1 = h0, l2 = h0, l3 = h0;
+    const uintptr_t pf = (uintptr_t)a0 + 4u * lda * sizeof(uint16_t);
+    for (j = 0; j + 32 <= d; j += 32) {
+      const uintptr_t pj = pf + j * sizeof(uint16_t);
+      __m512bh v0, v1, v2, v3;
+      _mm_prefetch((const char *)pj, _MM_HINT_T0);
+      _mm_prefetch((const char *)(pj + lda * sizeof(uint16_t)), _MM_HINT_T0);
+      _mm_prefetch((const char *)(pj + 2u * lda * sizeof(uint16_t)), _MM_HINT_T0);
+      _mm_prefetch((const char *)(pj + 3u * lda * sizeof(uint16_t)), _MM_HINT_T0);
+      adasm__xsplit_avx512bf16(_mm512_loadu_ps(x + j), _mm512_loadu_ps(x + j + 16),
+                               &xh, &xm, &xl);
+      v0 = adasm__ldbh_avx512bf16(a0 + j);
+      v1 = adasm__ldbh_avx512bf16(a1 + j);
+      v2 = adasm__ldbh_avx512bf16(a2 + j);
+      v3 = adasm__ldbh_avx512bf16(a3 + j);
+      h0 = _mm512_dpbf16_ps(h0, v0, xh);
+      h1 = _mm512_dpbf16_ps(h1, v1, xh);
+      h2 = _mm512_dpbf16_ps(h2, v2, xh);
+      h3 = _mm512_dpbf16_ps(h3, v3, xh);
+      l0 = _mm512_dpbf16_ps(_mm512_dpbf16_ps(l0, v0, xl), v0, xm);
+      l1 = _mm512_dpbf16_ps(_mm512_dpbf16_ps(l1, v1, xl), v1, xm);
+      l2 = _mm512_dpbf16_ps(_mm512_dpbf16_ps(l2, v2, xl), v2, xm);
+      l3 = _mm512_dpbf16_ps(_mm512_dpbf16_ps(l3, v3, xl), v3, xm);
+    }
+    if (rem) {
+      __m512bh v0, v1, v2, v3;
+      adasm__xsplit_avx512bf16(_mm512_maskz_loadu_ps(tx0, x + j),
+                               _mm512_maskz_loadu_ps(tx1, x + j + 16), &xh, &xm, &xl);
+      v0 = (__m512bh)_mm512_maskz_loadu_epi16(tka, a0 + j);
+      v1 = (__m512bh)_mm512_maskz_loadu_epi16(tka, a1 + j);
+      v2 = (__m512bh)_mm512_maskz_loadu_epi16(tka, a2 + j);
+      v3 = (__m512bh)_mm512_maskz_loadu_epi16(tka, a3 + j);
+      h0 = _mm512_dpbf16_ps(h0, v0, xh);
+      h1 = _mm512_dpbf16_ps(h1, v1, xh);
+      h2 = _mm512_dpbf16_ps(h2, v2, xh);
+      h3 = _mm512_dpbf16_ps(h3, v3, xh);
+      l0 = _mm512_dpbf16_ps(_mm512_dpbf16_ps(l0, v0, xl), v0, xm);
+      l1 = _mm512_dpbf16_ps(_mm512_dpbf16_ps(l1, v1, xl), v1, xm);
+      l2 = _mm512_dpbf16_ps(_mm512_dpbf16_ps(l2, v2, xl), v2, xm);
+      l3 = _mm512_dpbf16_ps(_mm512_dpbf16_ps(l3, v3, xl), v3, xm);
+    }
+    y[r] = beta * adasm__hsum_avx512(_mm512_add_ps(h0, l0));
+    y[r + 1] = beta * adasm__hsum_avx512(_mm512_add_ps(h1, l1));
+    y[r + 2] = beta * adasm__hsum_avx512(_mm512_add_ps(h2, l2));
+    y[r + 3] = beta * adasm__hsum_avx512(_mm512_add_ps(h3, l3));
+  }
+  for (; r < rows; ++r) {
+    const uint16_t *a0 = A + r * lda;
+    __m512 h0 = _mm512_setzero_ps(), l0 = h0;
+    __m512bh v0;
+    for (j = 0; j + 32 <= d; j += 32) {
+      adasm__xsplit_avx512bf16(_mm512_loadu_ps(x + j), _mm512_loadu_ps(x + j + 16),
+                               &xh, &xm, &xl);
+      v0 = adasm__ldbh_avx512bf16(a0 + j);
+      h0 = _mm512_dpbf16_ps(h0, v0, xh);
+      l0 = _mm512_dpbf16_ps(_mm512_dpbf16_ps(l0, v0, xl), v0, xm);
+    }
+    if (rem) {
+      adasm__xsplit_avx512bf16(_mm512_maskz_loadu_ps(tx0, x + j),
+                               _mm512_maskz_loadu_ps(tx1, x + j + 16), &xh, &xm, &xl);
+      v0 = (__m512bh)_mm512_maskz_loadu_epi16(tka, a0 + j);
+      h0 = _mm512_dpbf16_ps(h0, v0, xh);
+      l0 = _mm512_dpbf16_ps(_mm512_dpbf16_ps(l0, v0, xl), v0, xm);
+    }
+    y[r] = beta * adasm__hsum_avx512(_mm512_add_ps(h0, l0));
+  }
+  for (t = 0; t < rows; ++t) /* special values: as the plain path */
+    if (!adasm__isfinitef(y[t])) adasm__dot_rows_bf16_avx512(A + t * lda, 1, d, lda, x, beta, y + t);
+}
+
+static const adasm_kernels adasm__kernels_avx512bf16 = {
+    ADASM_ISA_AVX512,     adasm__max_avx512,  adasm__expsum_avx512,
+    adasm__scale_avx512,  adasm__sub2_avx512, adasm__tp_sum_avx512,
+    adasm__dot_rows_avx512,
+    adasm__dot_rows_f16_avx512, adasm__dot_rows_bf16_avx512bf16,
+    adasm__cvt_f32_f16_avx512,  adasm__cvt_f16_f32_avx512,
+    adasm__cvt_f32_bf16_avx512, adasm__cvt_bf16_f32_avx512};
+#endif /* ADASM__HAVE_AVX512BF16 */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -2182,10 +2740,141 @@ static void adasm__dot_rows_neon(const float *A, size_t rows, size_t d,
   }
 }
 
+/* 8 widened 16-bit entries as two float32x4 (FCVTL, or a shift for bf16). */
+ADASM__FORCEINLINE void adasm__ld8h_neon(const uint16_t *p, int bf,
+                                         float32x4_t *lo, float32x4_t *hi) {
+  const uint16x8_t h = vld1q_u16(p);
+  if (bf) {
+    *lo = vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(h), 16));
+    *hi = vreinterpretq_f32_u32(vshll_high_n_u16(h, 16));
+  } else {
+    *lo = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(h)));
+    *hi = vcvt_high_f32_f16(vreinterpretq_f16_u16(h));
+  }
+}
+ADASM__FORCEINLINE float adasm__wid_neon(uint16_t h, int bf) {
+  return bf ? adasm_bf16_to_f32(h) : adasm_f16_to_f32(h);
+}
+
+/* adasm__dot_rows_neon with the loads widened (same lanes and order). */
+ADASM__FORCEINLINE void adasm__dot_rows_h_neon(const uint16_t *A, size_t rows,
+                                               size_t d, size_t lda,
+                                               const float *x, float beta,
+                                               float *y, int bf) {
+  size_t r = 0, j;
+  for (; r + 4 <= rows; r += 4) {
+    const uint16_t *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
+    float32x4_t u0 = s0, u1 = s0, u2 = s0, u3 = s0;
+    float t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+    for (j = 0; j + 8 <= d; j += 8) {
+      float32x4_t xv = vld1q_f32(x + j), xw = vld1q_f32(x + j + 4), lo, hi;
+      adasm__ld8h_neon(a0 + j, bf, &lo, &hi);
+      s0 = vfmaq_f32(s0, lo, xv);
+      u0 = vfmaq_f32(u0, hi, xw);
+      adasm__ld8h_neon(a1 + j, bf, &lo, &hi);
+      s1 = vfmaq_f32(s1, lo, xv);
+      u1 = vfmaq_f32(u1, hi, xw);
+      adasm__ld8h_neon(a2 + j, bf, &lo, &hi);
+      s2 = vfmaq_f32(s2, lo, xv);
+      u2 = vfmaq_f32(u2, hi, xw);
+      adasm__ld8h_neon(a3 + j, bf, &lo, &hi);
+      s3 = vfmaq_f32(s3, lo, xv);
+      u3 = vfmaq_f32(u3, hi, xw);
+    }
+    for (; j < d; ++j) {
+      t0 += adasm__wid_neon(a0[j], bf) * x[j];
+      t1 += adasm__wid_neon(a1[j], bf) * x[j];
+      t2 += adasm__wid_neon(a2[j], bf) * x[j];
+      t3 += adasm__wid_neon(a3[j], bf) * x[j];
+    }
+    y[r] = beta * (vaddvq_f32(vaddq_f32(s0, u0)) + t0);
+    y[r + 1] = beta * (vaddvq_f32(vaddq_f32(s1, u1)) + t1);
+    y[r + 2] = beta * (vaddvq_f32(vaddq_f32(s2, u2)) + t2);
+    y[r + 3] = beta * (vaddvq_f32(vaddq_f32(s3, u3)) + t3);
+  }
+  for (; r < rows; ++r) {
+    const uint16_t *a0 = A + r * lda;
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, lo, hi;
+    float t0 = 0;
+    for (j = 0; j + 8 <= d; j += 8) {
+      adasm__ld8h_neon(a0 + j, bf, &lo, &hi);
+      s0 = vfmaq_f32(s0, lo, vld1q_f32(x + j));
+      s1 = vfmaq_f32(s1, hi, vld1q_f32(x + j + 4));
+    }
+    for (; j < d; ++j) t0 += adasm__wid_neon(a0[j], bf) * x[j];
+    y[r] = beta * (vaddvq_f32(vaddq_f32(s0, s1)) + t0);
+  }
+}
+static void adasm__dot_rows_f16_neon(const uint16_t *A, size_t rows, size_t d,
+                                     size_t lda, const float *x, float beta,
+                                     float *y) {
+  adasm__dot_rows_h_neon(A, rows, d, lda, x, beta, y, 0);
+}
+static void adasm__dot_rows_bf16_neon(const uint16_t *A, size_t rows,
+                                      size_t d, size_t lda, const float *x,
+                                      float beta, float *y) {
+  adasm__dot_rows_h_neon(A, rows, d, lda, x, beta, y, 1);
+}
+
+/* Conversions: FCVTN / FCVTL (IEEE half, round to nearest even under the
+   default FPCR, as Linux and every ABI leave it); bf16 in integers as
+   adasm__bf16_round_avx2. */
+static void adasm__cvt_f32_f16_neon(const float *src, size_t n, uint16_t *dst) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const float16x8_t h = vcvt_high_f16_f32(vcvt_f16_f32(vld1q_f32(src + i)),
+                                            vld1q_f32(src + i + 4));
+    vst1q_u16(dst + i, vreinterpretq_u16_f16(h));
+  }
+  for (; i < n; ++i) dst[i] = adasm_f32_to_f16(src[i]);
+}
+static void adasm__cvt_f16_f32_neon(const uint16_t *src, size_t n, float *dst) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    float32x4_t lo, hi;
+    adasm__ld8h_neon(src + i, 0, &lo, &hi);
+    vst1q_f32(dst + i, lo);
+    vst1q_f32(dst + i + 4, hi);
+  }
+  for (; i < n; ++i) dst[i] = adasm_f16_to_f32(src[i]);
+}
+static inline uint16x4_t adasm__bf16_round_neon(float32x4_t v) {
+  const uint32x4_t x = vreinterpretq_u32_f32(v);
+  const uint32x4_t ax = vandq_u32(x, vdupq_n_u32(0x7fffffffu));
+  const uint32x4_t isnan = vcgtq_u32(ax, vdupq_n_u32(0x7f800000u));
+  const uint32x4_t hi = vshrq_n_u32(x, 16);
+  const uint32x4_t rne = vshrq_n_u32(
+      vaddq_u32(vaddq_u32(x, vdupq_n_u32(0x7fffu)), vandq_u32(hi, vdupq_n_u32(1u))), 16);
+  return vmovn_u32(vbslq_u32(isnan, vorrq_u32(hi, vdupq_n_u32(0x40u)), rne));
+}
+static void adasm__cvt_f32_bf16_neon(const float *src, size_t n,
+                                     uint16_t *dst) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    vst1q_u16(dst + i, vcombine_u16(adasm__bf16_round_neon(vld1q_f32(src + i)),
+                                    adasm__bf16_round_neon(vld1q_f32(src + i + 4))));
+  for (; i < n; ++i) dst[i] = adasm_f32_to_bf16(src[i]);
+}
+static void adasm__cvt_bf16_f32_neon(const uint16_t *src, size_t n,
+                                     float *dst) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    float32x4_t lo, hi;
+    adasm__ld8h_neon(src + i, 1, &lo, &hi);
+    vst1q_f32(dst + i, lo);
+    vst1q_f32(dst + i + 4, hi);
+  }
+  for (; i < n; ++i) dst[i] = adasm_bf16_to_f32(src[i]);
+}
+
 static const adasm_kernels adasm__kernels_neon = {
     ADASM_ISA_NEON,     adasm__max_neon,    adasm__expsum_neon,
     adasm__scale_neon,  adasm__sub2_neon,   adasm__tp_sum_neon,
-    adasm__dot_rows_neon};
+    adasm__dot_rows_neon,
+    adasm__dot_rows_f16_neon, adasm__dot_rows_bf16_neon,
+    adasm__cvt_f32_f16_neon,  adasm__cvt_f16_f32_neon,
+    adasm__cvt_f32_bf16_neon, adasm__cvt_bf16_f32_neon};
 #endif /* ADASM__HAVE_NEON */
 
 /* >>dispatch -------------------------------------------------------------- */
@@ -2198,6 +2887,10 @@ ADASM__PRIVATE const adasm_kernels *adasm__table(adasm_isa isa) {
 #endif
 #if defined(ADASM__HAVE_AVX512)
   case ADASM_ISA_AVX512:
+#if defined(ADASM__HAVE_AVX512BF16)
+    if (adasm__cpu_features() & ADASM__CPU_AVX512BF16)
+      return &adasm__kernels_avx512bf16; /* same set, vdpbf16ps for bf16 */
+#endif
     return (adasm__cpu_features() & ADASM__CPU_AVX512) ? &adasm__kernels_avx512 : NULL;
 #endif
 #if defined(ADASM__HAVE_NEON)
@@ -2258,6 +2951,43 @@ ADASM_DEF adasm_isa adasm_kernels_isa(const adasm_kernels *k) {
 
 ADASM__PRIVATE const adasm_kernels *adasm__k(const adasm_kernels *k) {
   return k ? k : adasm__table(adasm_isa_best());
+}
+
+/* ---- array conversions ----------------------------------------------------- */
+ADASM__PRIVATE size_t adasm__dtype_size(adasm_dtype t) {
+  return t == ADASM_F32 ? 4u : (t == ADASM_F16 || t == ADASM_BF16) ? 2u : 0u;
+}
+
+ADASM_DEF adasm_result adasm_convert(const adasm_kernels *k, const void *src,
+                                     adasm_dtype from, size_t n, void *dst,
+                                     adasm_dtype to) {
+  float buf[256];
+  size_t i, bytes;
+  if (!adasm__dtype_size(from) || !adasm__dtype_size(to)) return ADASM_ERR_PARAM;
+  if (adasm__mul_overflows(n, adasm__dtype_size(from), &bytes) ||
+      adasm__mul_overflows(n, adasm__dtype_size(to), &bytes))
+    return ADASM_ERR_OVERFLOW;
+  if (n == 0) return ADASM_OK;
+  if (!src || !dst) return ADASM_ERR_NULL;
+  k = adasm__k(k);
+  if (from == to) {
+    memcpy(dst, src, n * adasm__dtype_size(from));
+  } else if (from == ADASM_F32) {
+    (to == ADASM_F16 ? k->f32_to_f16 : k->f32_to_bf16)((const float *)src, n,
+                                                        (uint16_t *)dst);
+  } else if (to == ADASM_F32) {
+    (from == ADASM_F16 ? k->f16_to_f32 : k->bf16_to_f32)((const uint16_t *)src,
+                                                          n, (float *)dst);
+  } else { /* f16 <-> bf16 through float: the widening is exact */
+    const uint16_t *s = (const uint16_t *)src;
+    uint16_t *o = (uint16_t *)dst;
+    for (i = 0; i < n; i += 256) {
+      const size_t len = n - i < 256 ? n - i : 256;
+      (from == ADASM_F16 ? k->f16_to_f32 : k->bf16_to_f32)(s + i, len, buf);
+      (to == ADASM_F16 ? k->f32_to_f16 : k->f32_to_bf16)(buf, len, o + i);
+    }
+  }
+  return ADASM_OK;
 }
 
 /* >>exact -----------------------------------------------------------------
@@ -2611,23 +3341,6 @@ ADASM_DEF adasm_result adasm_gemv_softmax_topk(
   return adasm__topk_finish(&h, &st, log_norm);
 }
 
-/* beta * (A_r . x) for 16-bit rows, in double over float products: the
-   portable path (the per-ISA 16-bit kernels replace it where they exist). */
-ADASM__PRIVATE void adasm__dot_rows_16(const uint16_t *A, size_t rows,
-                                       size_t d, size_t ld, adasm_dtype dt,
-                                       const float *x, float beta, float *y) {
-  size_t r, j;
-  for (r = 0; r < rows; ++r) {
-    const uint16_t *a = A + r * ld;
-    double s = 0.0;
-    if (dt == ADASM_F16)
-      for (j = 0; j < d; ++j) s += (double)(adasm_f16_to_f32(a[j]) * x[j]);
-    else
-      for (j = 0; j < d; ++j) s += (double)(adasm_bf16_to_f32(a[j]) * x[j]);
-    y[r] = (float)((double)beta * (double)(float)s);
-  }
-}
-
 ADASM_DEF adasm_exact_params adasm_exact_params_default(void) {
   adasm_exact_params p;
   p.k = 1;
@@ -2645,6 +3358,8 @@ ADASM_DEF adasm_result adasm_exact_query(const adasm_matrix *A,
   adasm__heap h;
   float buf[ADASM__GEMV_ROWS];
   const adasm_kernels *k;
+  void (*dot)(const uint16_t *, size_t, size_t, size_t, const float *, float,
+              float *);
   size_t r, n, d, ld, total;
   (void)work;
   (void)work_bytes;
@@ -2669,13 +3384,13 @@ ADASM_DEF adasm_result adasm_exact_query(const adasm_matrix *A,
     return adasm_gemv_softmax_topk(k, (const float *)A->data, n, d, ld, x,
                                    params->beta, params->k, out->idx,
                                    out->prob, &out->log_norm, out->logits);
+  dot = A->dtype == ADASM_F16 ? k->dot_rows_f16 : k->dot_rows_bf16;
   h.idx = out->idx; h.val = out->prob; h.size = 0; h.cap = params->k;
   adasm__online_init(&st);
   for (r = 0; r < n; r += ADASM__GEMV_ROWS) {
     size_t len = n - r < ADASM__GEMV_ROWS ? n - r : ADASM__GEMV_ROWS;
     float *y = out->logits ? out->logits + r : buf;
-    adasm__dot_rows_16((const uint16_t *)A->data + r * ld, len, d, ld,
-                       A->dtype, x, params->beta, y);
+    dot((const uint16_t *)A->data + r * ld, len, d, ld, x, params->beta, y);
     adasm__heap_feed(&h, y, len, r, adasm__online_feed(k, &st, y, len));
   }
   return adasm__topk_finish(&h, &st, &out->log_norm);
