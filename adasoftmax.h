@@ -22,7 +22,7 @@
      8. Changelog
      Code map (grep for the tag): >>config >>platform >>util >>pcg >>cpu
        >>k_scalar >>k_avx2 >>k_avx512 >>k_neon >>dispatch >>exact >>ada >>hs
-       >>svd
+       >>svd >>certified
 
    1. QUICK START
        float z[5] = {1, 2, 3, 4, 5}, p[5];
@@ -770,6 +770,97 @@ ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
                                        size_t topk, size_t *idx, float *prob,
                                        double *log_norm, uint64_t *samples,
                                        void *work, size_t work_bytes);
+
+/* ---- Certified exact top-k of softmax(beta A x) for float32 A -----------
+   The exact top-k, read mostly from a 16-bit copy: an index keeps A in f16
+   (each row scaled by a power of two to [2^14, 2^15), so no row loses
+   range) with a rigorous error bound per row. A query screens every row
+   through the copy (half the bytes of A), takes T = the k-th largest lower
+   bound, recomputes from the float32 rows only the rows whose upper bound
+   reaches T, and returns their top k. A row left out is below at least k
+   recomputed rows for certain, so the answer is the one the float32 exact
+   path (adasm_exact_query / adasm_gemv_softmax_topk with the same kernel
+   set) returns, bit for bit: same rows, same order, ties included. No
+   probability of failure: the bound is a proof, not a statistic.
+   The bound on |screened - float32 path's logit| of row i:
+     beta (e_i + g (2^-s_i ||h_i|| + ||A_i||)) ||x||_2
+       + beta 2^-123 (2^-s_i (d + ||h_i||_1) + d + ||A_i||_1 + (2^-s_i + 1)
+         ||x||_1) + 2^-122,
+   e_i = ||A_i - 2^-s_i h_i||_2 (measured at build, in double), h_i the
+   scaled f16 row, g = gamma(ADASM__DOT_DEPTH(d)) the rounding bound of the
+   dot kernels (both the screen's and the float32 path's, any ISA), the
+   2^-123 terms flush-to-zero and underflow (so the bound holds even under
+   FTZ/DAZ). Cost per query: one read of the copy (2 n d bytes), 8 n bytes
+   of bounds, and d floats per recomputed row (on real heads the k rows and
+   a few near-ties; every row if all rows tie). The normalizer uses the
+   exact logits of the recomputed rows and the screened ones elsewhere; its
+   error bound is reported per query (log_norm_err, typically ~1e-4 times
+   beta |A_i| |x|). The index is read-only during queries: threads may
+   share it, each with its own workspace. */
+typedef struct adasm_certified_index {
+  size_t n, d, lda;   /* A: n x d, leading dimension lda */
+  const float *A;     /* the caller's float32 rows (not owned: must outlive
+                         the index; the recomputed rows are read from it) */
+  uint16_t *h;        /* f16 copy, n x d, row i = f16(A_i 2^s_i) */
+  float *scale;       /* 2^-s_i */
+  float *c2, *c1;     /* per-row bound: c2 ||x||_2 + c1 (1 + ||x||_1), times
+                         beta (rounded up) */
+  void *block;        /* the one allocation, for adasm_certified_free */
+  void *alloc_ctx;    /* passed to ADASM_MALLOC / ADASM_FREE */
+} adasm_certified_index;
+
+typedef struct adasm_certified_params {
+  size_t k;                  /* rows to return, 1 <= k <= n; default 1 */
+  float beta;                /* inverse temperature, finite, > 0; default 1 */
+  const adasm_kernels *kern; /* NULL (default): the best the CPU has; the
+                                answer is the exact path's with this set */
+} adasm_certified_params;
+
+typedef struct adasm_certified_result {
+  size_t *idx;         /* caller array of k: rows, best first (ties: lower
+                          index first) */
+  float *prob;         /* caller array of k: their probabilities */
+  double log_norm;     /* log sum_i exp(logit_i), screened logits for the
+                          rows not recomputed */
+  double log_norm_err; /* bound on |log_norm - the exact path's log_norm|
+                          (beyond both paths' ~1e-7 rounding); prob[t] is
+                          within a factor exp(+-log_norm_err) of the exact
+                          path's. 0 when every row was recomputed */
+  uint64_t madds;      /* n d (screen) + d per recomputed row */
+  size_t rows_exact;   /* rows recomputed from the float32 A */
+} adasm_certified_result;
+
+/* Builds the index of a float32 matrix (A->dtype ADASM_F32): one allocation
+   of 2 n d + 12 n bytes (+ 256), one pass over A. The index keeps a
+   pointer to A->data. Errors: ADASM_ERR_NULL (ix, A or A->data),
+   ADASM_ERR_PARAM (A is not float32, or holds +-inf), ADASM_ERR_NAN (A
+   holds a NaN), ADASM_ERR_SIZE (rows or cols 0, ld < cols),
+   ADASM_ERR_OVERFLOW, ADASM_ERR_NOMEM; *ix is written only on success. */
+ADASM_DEF adasm_result adasm_certified_build(adasm_certified_index *ix,
+                                             const adasm_matrix *A,
+                                             void *alloc_ctx);
+/* Frees the index and zeroes it; NULL or a zeroed index is a no-op. */
+ADASM_DEF void adasm_certified_free(adasm_certified_index *ix);
+ADASM_DEF adasm_certified_params adasm_certified_params_default(void);
+/* Bytes of workspace for this index and params->k: 8 n + 8 k (+ 256); no
+   alignment needed. Errors: ADASM_ERR_NULL, ADASM_ERR_SIZE (k), an
+   unbuilt index (ADASM_ERR_NULL). */
+ADASM_DEF adasm_result adasm_certified_workspace_size(
+    const adasm_certified_index *ix, const adasm_certified_params *params,
+    size_t *bytes);
+/* Top k rows of softmax(beta A x), exactly as the float32 exact path with
+   params->kern returns them (see above). x holding +-inf or NaN, or logits
+   that could pass FLT_MAX, fall back to the float32 exact path over every
+   row (rows_exact = n), so special values and errors are its own:
+   ADASM_ERR_NAN, ADASM_ERR_NO_FINITE_MAX, +inf logits sharing the mass.
+   Errors: ADASM_ERR_NULL (ix unbuilt, params, x, out, out->idx,
+   out->prob), ADASM_ERR_SIZE (k not in [1, n]), ADASM_ERR_PARAM (beta not
+   finite and > 0), ADASM_ERR_WORKSPACE; outputs untouched on these. */
+ADASM_DEF adasm_result adasm_certified_query(const adasm_certified_index *ix,
+                                             const adasm_certified_params *params,
+                                             const float *x, void *work,
+                                             size_t work_bytes,
+                                             adasm_certified_result *out);
 
 #ifdef __cplusplus
 }
@@ -7705,6 +7796,365 @@ ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
   res = adasm__topk_finish(&h, &st, log_norm);
   if (res != ADASM_OK && samples) *samples = 0;
   return res;
+}
+
+/* >>certified -------------------------------------------------------------
+   Certified exact top-k for float32 weights: a 16-bit screen with a
+   rigorous per-row bound, the float32 rows only where the bound cannot
+   decide. The contract and the bound are at adasm_certified_index. How:
+   - Each row is scaled by 2^s_i so its largest entry lies in [2^14, 2^15)
+     (s_i clamped to [-113, 126] so 2^-s_i is a normal float): every row
+     uses f16's full precision and none overflows it. The scaled value is
+     exact in double and in float down to 2^-126, below which f16 rounds to
+     0 anyway, so h = f16(A 2^s) is the correctly rounded copy.
+   - e_i, ||h_i|| and ||A_i|| are summed in double and rounded up when
+     stored in float, with a relative margin of (d + 8) 2^-52 for the
+     rounding of the double sums.
+   - A query's bound b_i is formed in double with margins that cover its
+     own rounding: each interval [s_i - b_i, s_i + b_i] contains the float32
+     path's logit y_i. The k largest lower bounds are kept in a min-heap of
+     doubles; T is its root. A row with upper bound < T has y_i < T <= y_j
+     for the k rows in the heap, so it is not in the top k (strictly, so
+     ties do not matter). The others are recomputed with the same kernel
+     the float32 path uses (dot_rows on a single row gives the same bits as
+     in a block: see the kernels) and fed, in index order, to the exact
+     path's heap: ties break by index as there.
+   - The normalizer runs the exact path's online (max, sum) over the
+     screened logits with the recomputed rows overwritten; each other row
+     is off by at most its b_i plus the rounding of s_i to float. */
+#define ADASM__CERT_ROWS 256 /* rows per screen block (1 KB of logits) */
+/* Powers of two as decimal constants (C++11 has no hex floats). */
+#define ADASM__P2M22 2.384185791015625e-07
+#define ADASM__P2M24 5.960464477539063e-08
+#define ADASM__P2M50 8.881784197001252e-16
+#define ADASM__P2M52 2.220446049250313e-16
+#define ADASM__P2M122 1.88079096131566e-37
+#define ADASM__P2M123 9.4039548065783e-38
+#define ADASM__P2P126 8.507059173023462e+37
+
+
+ADASM__PRIVATE float adasm__cert_up(double v) { /* float >= v */
+  float f = (float)v;
+  if ((double)f < v) f = nextafterf(f, adasm__inff());
+  return f;
+}
+
+/* Index layout from base (NULL: only measures); 0 on overflow. */
+ADASM__PRIVATE int adasm__cert_layout(size_t n, size_t d, unsigned char *base,
+                                      adasm_certified_index *ix,
+                                      size_t *total) {
+  size_t off = 0, at, nd;
+  if (adasm__mul_overflows(n, d, &nd)) return 0;
+#define ADASM__CERT_TAKE(field, type, count)                                   \
+  do {                                                                         \
+    if (!adasm__ada_take(&off, (count), sizeof(type), &at)) return 0;         \
+    if (base) ix->field = (type *)(void *)(base + at);                         \
+  } while (0)
+  ADASM__CERT_TAKE(h, uint16_t, nd);
+  ADASM__CERT_TAKE(scale, float, n);
+  ADASM__CERT_TAKE(c2, float, n);
+  ADASM__CERT_TAKE(c1, float, n);
+#undef ADASM__CERT_TAKE
+  if (off > (size_t)-1 - 64) return 0;
+  *total = off;
+  return 1;
+}
+
+/* Row i: the scaled copy and its bound coefficients. */
+ADASM__PRIVATE void adasm__cert_row(const adasm_kernels *k, const float *a,
+                                    size_t d, double gam, uint16_t *h,
+                                    float *scale, float *c2, float *c1) {
+  float tmp[256];
+  double mx = 0, e2 = 0, hn2 = 0, hn1 = 0, an2 = 0, an1 = 0, sg, up, fd = (double)d;
+  size_t j, j0;
+  int ex = 0, s;
+  for (j = 0; j < d; ++j)
+    if (fabs((double)a[j]) > mx) mx = fabs((double)a[j]);
+  if (mx > 0) (void)frexp(mx, &ex); /* mx in [2^(ex-1), 2^ex) */
+  s = mx > 0 ? 15 - ex : 0;
+  if (s > 126) s = 126;
+  if (s < -113) s = -113;
+  for (j0 = 0; j0 < d; j0 += 256) {
+    const size_t len = d - j0 < 256 ? d - j0 : 256;
+    for (j = 0; j < len; ++j) tmp[j] = (float)ldexp((double)a[j0 + j], s);
+    k->f32_to_f16(tmp, len, h + j0);
+  }
+  sg = ldexp(1.0, -s);
+  for (j = 0; j < d; ++j) {
+    const double hv = (double)adasm_f16_to_f32(h[j]), av = (double)a[j];
+    const double err = av - hv * sg;
+    e2 += err * err;
+    hn2 += hv * hv;
+    hn1 += fabs(hv);
+    an2 += av * av;
+    an1 += fabs(av);
+  }
+  up = 1.0 + (fd + 8.0) * ADASM__P2M52; /* the rounding of the d-term sums */
+  *scale = (float)sg;
+  *c2 = adasm__cert_up((sqrt(e2 * up) + gam * (sg * sqrt(hn2 * up) + sqrt(an2 * up))) * up);
+  *c1 = adasm__cert_up(
+      ADASM__P2M123 * fmax(sg * (fd + hn1) + fd + an1, sg + 1.0) * up);
+}
+
+ADASM_DEF adasm_result adasm_certified_build(adasm_certified_index *ix,
+                                             const adasm_matrix *A,
+                                             void *alloc_ctx) {
+  adasm_certified_index r;
+  const adasm_kernels *k = adasm__k(NULL);
+  const float *a;
+  size_t n, d, lda, extent, total, i, j;
+  unsigned char *block, *base;
+  double mu, gam;
+  int has_inf = 0;
+  if (!ix || !A || !A->data) return ADASM_ERR_NULL;
+  if (A->dtype != ADASM_F32) return ADASM_ERR_PARAM;
+  n = A->rows;
+  d = A->cols;
+  lda = A->ld;
+  a = (const float *)A->data;
+  if (n == 0 || d == 0 || lda < d) return ADASM_ERR_SIZE;
+  if (adasm__mul_overflows(n - 1, lda, &extent) || extent > (size_t)-1 - d ||
+      !adasm__cert_layout(n, d, NULL, &r, &total))
+    return ADASM_ERR_OVERFLOW;
+  for (i = 0; i < n; ++i) /* refuse non-finite entries before allocating */
+    for (j = 0; j < d; ++j) {
+      if (adasm__isnanf(a[i * lda + j])) return ADASM_ERR_NAN;
+      if (!adasm__isfinitef(a[i * lda + j])) has_inf = 1;
+    }
+  if (has_inf) return ADASM_ERR_PARAM;
+  block = (unsigned char *)ADASM_MALLOC(total + 64, alloc_ctx);
+  if (!block) return ADASM_ERR_NOMEM;
+  base = block + ((64u - (size_t)((uintptr_t)block & 63u)) & 63u);
+  (void)adasm__cert_layout(n, d, base, &r, &total);
+  r.n = n;
+  r.d = d;
+  r.lda = lda;
+  r.A = a;
+  r.block = block;
+  r.alloc_ctx = alloc_ctx;
+  mu = (double)ADASM__DOT_DEPTH(d) * ADASM__P2M24;
+  gam = mu < 0.5 ? mu / (1.0 - mu) : (double)adasm__inff(); /* inf: all
+                                                                recomputed */
+  for (i = 0; i < n; ++i)
+    adasm__cert_row(k, a + i * lda, d, gam, r.h + i * d, r.scale + i, r.c2 + i,
+                    r.c1 + i);
+  *ix = r;
+  return ADASM_OK;
+}
+
+ADASM_DEF void adasm_certified_free(adasm_certified_index *ix) {
+  if (!ix) return;
+  if (ix->block) ADASM_FREE(ix->block, ix->alloc_ctx);
+  memset(ix, 0, sizeof *ix);
+}
+
+ADASM_DEF adasm_certified_params adasm_certified_params_default(void) {
+  adasm_certified_params p;
+  p.k = 1;
+  p.beta = 1.0f;
+  p.kern = NULL;
+  return p;
+}
+
+typedef struct adasm__cert_ws {
+  float *z;  /* n: screened logits, then exact where recomputed */
+  float *u;  /* n: upper bounds (rounded up) */
+  double *lo; /* k: min-heap of the k largest lower bounds */
+} adasm__cert_ws;
+
+ADASM__PRIVATE int adasm__cert_ws_layout(size_t n, size_t k, unsigned char *base,
+                                         adasm__cert_ws *w, size_t *total) {
+  size_t off = 0, at;
+#define ADASM__CERT_TAKE(field, type, count)                                   \
+  do {                                                                         \
+    if (!adasm__ada_take(&off, (count), sizeof(type), &at)) return 0;         \
+    if (base) w->field = (type *)(void *)(base + at);                          \
+  } while (0)
+  ADASM__CERT_TAKE(z, float, n);
+  ADASM__CERT_TAKE(u, float, n);
+  ADASM__CERT_TAKE(lo, double, k);
+#undef ADASM__CERT_TAKE
+  if (off > (size_t)-1 - 64) return 0;
+  *total = off + 64;
+  return 1;
+}
+
+ADASM__PRIVATE adasm_result adasm__cert_check(const adasm_certified_index *ix,
+                                              const adasm_certified_params *p) {
+  if (!ix || !p || !ix->block || !ix->A || !ix->h) return ADASM_ERR_NULL;
+  if (p->k == 0 || p->k > ix->n) return ADASM_ERR_SIZE;
+  if (!adasm__isfinitef(p->beta) || !(p->beta > 0.0f)) return ADASM_ERR_PARAM;
+  return ADASM_OK;
+}
+
+ADASM_DEF adasm_result adasm_certified_workspace_size(
+    const adasm_certified_index *ix, const adasm_certified_params *params,
+    size_t *bytes) {
+  adasm__cert_ws w;
+  size_t total;
+  adasm_result r;
+  if (!bytes) return ADASM_ERR_NULL;
+  r = adasm__cert_check(ix, params);
+  if (r != ADASM_OK) return r;
+  if (!adasm__cert_ws_layout(ix->n, params->k, NULL, &w, &total))
+    return ADASM_ERR_OVERFLOW;
+  *bytes = total;
+  return ADASM_OK;
+}
+
+/* Min-heap of doubles (the k largest lower bounds): push or replace the
+   root when v beats it. */
+ADASM__PRIVATE void adasm__cert_keep(double *h, size_t *len, size_t cap,
+                                     double v) {
+  size_t i, c;
+  if (*len < cap) {
+    i = (*len)++;
+    while (i > 0 && h[(i - 1) / 2] > v) {
+      h[i] = h[(i - 1) / 2];
+      i = (i - 1) / 2;
+    }
+    h[i] = v;
+    return;
+  }
+  if (!(v > h[0])) return;
+  i = 0;
+  for (;;) {
+    c = 2 * i + 1;
+    if (c >= cap) break;
+    if (c + 1 < cap && h[c + 1] < h[c]) ++c;
+    if (!(h[c] < v)) break;
+    h[i] = h[c];
+    i = c;
+  }
+  h[i] = v;
+}
+
+/* Screen: z = beta 2^-s (h x) rounded to float, u = its upper bound, and
+   the k largest lower bounds in w->lo. 0 if some bound is not finite or
+   reaches 2^126 (the float32 logits might overflow: let the exact path
+   decide). */
+ADASM__PRIVATE int adasm__cert_screen(const adasm_certified_index *ix,
+                                      const adasm_kernels *k, const float *x,
+                                      float beta, double a2, double a1,
+                                      size_t kk, adasm__cert_ws *w) {
+  const size_t n = ix->n, d = ix->d;
+  size_t r0, i, len = 0;
+  int ok = 1;
+  for (r0 = 0; r0 < n; r0 += ADASM__CERT_ROWS) {
+    const size_t cnt = n - r0 < ADASM__CERT_ROWS ? n - r0 : ADASM__CERT_ROWS;
+    float *z = w->z + r0, *u = w->u + r0;
+    const float *sc = ix->scale + r0, *c2 = ix->c2 + r0, *c1 = ix->c1 + r0;
+    k->dot_rows_f16(ix->h + r0 * d, cnt, d, d, x, 1.0f, z);
+    for (i = 0; i < cnt; ++i) {
+      /* exact: float beta times a power of two times float z */
+      const double s = (double)beta * (double)sc[i] * (double)z[i];
+      double b = (double)c2[i] * a2 + (double)c1[i] * a1 + ADASM__P2M122;
+      b += (fabs(s) + b) * ADASM__P2M50; /* covers the rounding of b, s +- b */
+      ok &= fabs(s) + b < ADASM__P2P126; /* false for NaN too */
+      z[i] = (float)s;
+      u[i] = adasm__cert_up(s + b);
+      adasm__cert_keep(w->lo, &len, kk, s - b);
+    }
+  }
+  return ok;
+}
+
+/* Bound on |log Z^ - log Z|, Z^ = sum exp(z_i) as computed, Z the same with
+   the float32 path's logits y_i. Only the screened rows differ, each by
+   |z_i - y_i| <= e_i <= maxe, and |exp(z_i) - exp(y_i)| is at most
+   exp(z_i) (exp(e_i) - 1) and at most exp(u_i) (both below u_i), so
+   |Z^ - Z| <= delta Z^ with delta = min(exp(maxe) - 1, sum_i exp(u_i) / Z^)
+   and |log Z^ - log Z| <= -log(1 - delta). The second form keeps the bound
+   small when the uncertain rows carry no mass (huge logits far below the
+   top). u holds -inf for the recomputed rows. */
+ADASM__PRIVATE double adasm__cert_lse_err(const adasm_kernels *k,
+                                          const adasm__cert_ws *w, size_t n,
+                                          double maxe, double lse) {
+  adasm__online st;
+  double lse_u, delta;
+  size_t i;
+  adasm__online_init(&st);
+  for (i = 0; i < n; i += ADASM__BLOCK)
+    (void)adasm__online_feed(k, &st, w->u + i, n - i < ADASM__BLOCK ? n - i : ADASM__BLOCK);
+  if (adasm__online_result(&st, &lse_u) != ADASM_OK) return 0.0; /* none left */
+  /* 1e-6: the exp's own relative error in both sums, outward */
+  delta = fmin(expm1(maxe), exp(lse_u - lse) * (1.0 + 1e-6)) * (1.0 + 1e-6);
+  return delta < 1.0 ? -log1p(-delta) : (double)adasm__inff();
+}
+
+ADASM_DEF adasm_result adasm_certified_query(const adasm_certified_index *ix,
+                                             const adasm_certified_params *params,
+                                             const float *x, void *work,
+                                             size_t work_bytes,
+                                             adasm_certified_result *out) {
+  const adasm_kernels *k;
+  adasm__cert_ws w;
+  adasm__online st;
+  adasm__heap h;
+  size_t total, i, n, d, nex = 0;
+  double xn2 = 0, xn1 = 0, infl, thr, maxe = 0;
+  adasm_result r;
+  unsigned char *base;
+  int finite = 1;
+  if (!x || !out || !out->idx || !out->prob) return ADASM_ERR_NULL;
+  r = adasm__cert_check(ix, params);
+  if (r != ADASM_OK) return r;
+  n = ix->n;
+  d = ix->d;
+  if (!adasm__cert_ws_layout(n, params->k, NULL, &w, &total))
+    return ADASM_ERR_OVERFLOW;
+  if (!work || work_bytes < total) return ADASM_ERR_WORKSPACE;
+  base = (unsigned char *)work + ((64u - (size_t)((uintptr_t)work & 63u)) & 63u);
+  (void)adasm__cert_ws_layout(n, params->k, base, &w, &total);
+  k = adasm__k(params->kern);
+  out->madds = 0;
+  for (i = 0; i < d; ++i) {
+    const double v = (double)x[i];
+    finite &= adasm__isfinitef(x[i]);
+    xn2 += v * v;
+    xn1 += fabs(v);
+  }
+  /* the two norms, rounded up (relative error of a d-term sum: d 2^-53) */
+  infl = 1.0 + ((double)d + 4.0) * ADASM__P2M52;
+  if (finite) {
+    const double a2 = (double)params->beta * sqrt(xn2 * infl) * infl;
+    const double a1 = (double)params->beta * (1.0 + xn1 * infl) * infl;
+    finite = adasm__cert_screen(ix, k, x, params->beta, a2, a1, params->k, &w);
+    out->madds = (uint64_t)n * (uint64_t)d;
+  }
+  if (!finite) { /* special values: the float32 path, every row */
+    r = adasm_gemv_softmax_topk(k, ix->A, n, d, ix->lda, x, params->beta,
+                                params->k, out->idx, out->prob,
+                                &out->log_norm, NULL);
+    out->madds += (uint64_t)n * (uint64_t)d;
+    out->rows_exact = n;
+    out->log_norm_err = 0.0;
+    return r;
+  }
+  /* recompute the rows the bound cannot decide; the others keep their
+     screened logit, off by at most u - z plus z's own rounding */
+  thr = w.lo[0];
+  h.idx = out->idx; h.val = out->prob; h.size = 0; h.cap = params->k;
+  for (i = 0; i < n; ++i) {
+    if ((double)w.u[i] >= thr) {
+      k->dot_rows(ix->A + i * ix->lda, 1, d, ix->lda, x, params->beta, w.z + i);
+      adasm__heap_push(&h, w.z[i], i);
+      w.u[i] = -adasm__inff(); /* u now lists the rows left screened */
+      ++nex;
+    } else {
+      const double e = ((double)w.u[i] - (double)w.z[i]) * (1.0 + ADASM__P2M50) +
+                       fabs((double)w.z[i]) * ADASM__P2M22;
+      if (e > maxe) maxe = e;
+    }
+  }
+  adasm__online_init(&st);
+  for (i = 0; i < n; i += ADASM__BLOCK)
+    (void)adasm__online_feed(k, &st, w.z + i, n - i < ADASM__BLOCK ? n - i : ADASM__BLOCK);
+  r = adasm__topk_finish(&h, &st, &out->log_norm);
+  out->madds += (uint64_t)nex * (uint64_t)d;
+  out->rows_exact = nex;
+  out->log_norm_err = adasm__cert_lse_err(k, &w, n, maxe, out->log_norm);
+  return r;
 }
 
 #endif /* ADASOFTMAX_IMPLEMENTATION */

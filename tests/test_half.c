@@ -546,6 +546,272 @@ static void test_exact_query(void) {
   }
 }
 
+/* ---- certified top-k ---------------------------------------------------------------- */
+/* One query on every kernel set: the certified answer must be the float32
+   exact path's with the same kernels, bit for bit in the rows (ties
+   included), with probabilities and log_norm within the reported bound. */
+static size_t g_cert_queries, g_cert_rows_exact, g_cert_n;
+
+static void cert_compare(const char *what, const adasm_certified_index *ix,
+                         const float *A, size_t n, size_t d, size_t lda,
+                         const float *x, size_t kk, float beta) {
+  static size_t ic[64], ie[64];
+  static float pc[64], pe[64];
+  static unsigned char work[1 << 20];
+  size_t s, t;
+  for (s = 0; s < g_nks; ++s) {
+    adasm_certified_params cp = adasm_certified_params_default();
+    adasm_certified_result cr;
+    adasm_exact_params ep = adasm_exact_params_default();
+    adasm_exact_result er;
+    adasm_matrix m = adasm_matrix_f32(A, n, d, lda);
+    adasm_result rc, re;
+    size_t need = 0;
+    cp.k = ep.k = kk;
+    cp.beta = ep.beta = beta;
+    cp.kern = ep.kern = g_ks[s].k;
+    memset(&cr, 0, sizeof cr);
+    memset(&er, 0, sizeof er);
+    cr.idx = ic; cr.prob = pc;
+    er.idx = ie; er.prob = pe;
+    CHECK(adasm_certified_workspace_size(ix, &cp, &need) == ADASM_OK && need <= sizeof work - 3,
+          "%s: workspace %lu", what, (unsigned long)need);
+    rc = adasm_certified_query(ix, &cp, x, work + 3, need, &cr);
+    re = adasm_exact_query(&m, &ep, x, NULL, 0, &er);
+    CHECK(rc == re, "%s %s: result %d, exact path %d", what, g_ks[s].name, (int)rc, (int)re);
+    ++g_cert_queries;
+    g_cert_rows_exact += cr.rows_exact;
+    g_cert_n += n;
+    if (rc != ADASM_OK || re != ADASM_OK) continue;
+    CHECK(memcmp(ic, ie, kk * sizeof(size_t)) == 0,
+          "%s %s k=%lu: rows differ from the exact path's (first: %lu vs %lu; "
+          "%lu rows recomputed)", what, g_ks[s].name, (unsigned long)kk,
+          (unsigned long)ic[0], (unsigned long)ie[0], (unsigned long)cr.rows_exact);
+    CHECK(cr.rows_exact >= kk && cr.rows_exact <= n, "%s: rows_exact %lu", what,
+          (unsigned long)cr.rows_exact);
+    CHECK(cr.madds == (uint64_t)(n + cr.rows_exact) * d ||
+              (cr.rows_exact == n && cr.madds == (uint64_t)n * d), /* no screen */
+          "%s: madds", what);
+    CHECK(cr.log_norm_err >= 0 && (cr.rows_exact < n || cr.log_norm_err == 0.0),
+          "%s: log_norm_err %g", what, cr.log_norm_err);
+    CHECK(cr.log_norm == er.log_norm ||
+              fabs(cr.log_norm - er.log_norm) <= cr.log_norm_err + 2e-6 * fmax(1.0, fabs(er.log_norm)),
+          "%s %s: log_norm %.17g vs %.17g (bound %.3g)", what, g_ks[s].name,
+          cr.log_norm, er.log_norm, cr.log_norm_err);
+    for (t = 0; t < kk; ++t)
+      CHECK(cr.log_norm_err > 700.0 ||
+                fabs((double)pc[t] - (double)pe[t]) <=
+                    (expm1(cr.log_norm_err) + 4e-6) * (double)pe[t] + 1e-38,
+            "%s %s: p[%lu] %.9g vs %.9g (bound %.3g)", what, g_ks[s].name,
+            (unsigned long)t, (double)pc[t], (double)pe[t], cr.log_norm_err);
+  }
+}
+
+static void cert_case(const char *what, const float *A, size_t n, size_t d,
+                      size_t lda, const float *X, size_t q, size_t kk, float beta) {
+  adasm_certified_index ix;
+  adasm_matrix m = adasm_matrix_f32(A, n, d, lda);
+  adasm_result r = adasm_certified_build(&ix, &m, NULL);
+  size_t i;
+  CHECK(r == ADASM_OK, "%s: build %d", what, (int)r);
+  if (r != ADASM_OK) return;
+  for (i = 0; i < q; ++i) cert_compare(what, &ix, A, n, d, lda, X + i * d, kk, beta);
+  adasm_certified_free(&ix);
+  CHECK(ix.block == NULL && ix.h == NULL, "%s: free", what);
+}
+
+static void test_certified(void) {
+  enum { MN = 3000, MD = 200, Q = 6 };
+  static float A[MN * (MD + 3)], X[Q * MD];
+  char what[96];
+  size_t i, j, c;
+  const size_t nq = g_quick ? 2 : Q;
+  /* random heads of several shapes, k from 1 to n */
+  static const size_t shp[][3] = {{1, 1, 1}, {5, 3, 4}, {64, 17, 17}, {700, 33, 35},
+                                  {3000, 64, 64}, {1500, 200, 203}};
+  for (c = 0; c < sizeof shp / sizeof shp[0]; ++c) {
+    const size_t n = shp[c][0], d = shp[c][1], lda = shp[c][2];
+    static const size_t ks[] = {1, 2, 5, 40};
+    size_t t;
+    for (i = 0; i < n * lda; ++i) A[i] = unif(-1, 1);
+    for (i = 0; i < nq * d; ++i) X[i] = unif(-1, 1) * 3.0f / sqrtf((float)d) * 3.0f;
+    for (t = 0; t < 4; ++t) {
+      const size_t kk = ks[t] < n ? ks[t] : n;
+      snprintf(what, sizeof what, "random %lux%lu k=%lu", (unsigned long)n, (unsigned long)d,
+               (unsigned long)kk);
+      cert_case(what, A, n, d, lda, X, nq, kk, t == 3 ? 7.5f : 1.0f);
+    }
+  }
+  { /* ties: rows repeated, all rows equal, near-ties of one ulp */
+    const size_t n = 600, d = 48;
+    for (i = 0; i < n * d; ++i) A[i] = unif(-1, 1);
+    for (i = 0; i < d; ++i) X[i] = unif(-1, 1);
+    for (i = 1; i < 40; ++i) memcpy(A + (i * 13) * d, A + 5 * d, d * sizeof(float));
+    cert_case("repeated rows k=1", A, n, d, d, X, 1, 1, 1.0f);
+    cert_case("repeated rows k=30", A, n, d, d, X, 1, 30, 1.0f);
+    /* make row 5 the winner, then its copies tie with it */
+    for (j = 0; j < d; ++j) A[5 * d + j] = X[j] > 0 ? 1.0f : -1.0f;
+    for (i = 1; i < 40; ++i) memcpy(A + (i * 13) * d, A + 5 * d, d * sizeof(float));
+    cert_case("tied winners k=7", A, n, d, d, X, 1, 7, 1.0f);
+    /* one-ulp changes in one entry: the f16 copies are equal, the float32
+       logits differ in the last bits or tie */
+    for (i = 1; i < 40; ++i) {
+      float *row = A + (i * 13) * d;
+      const size_t jj = i % d;
+      uint32_t u = f2u(row[jj]);
+      u = (i % 3 == 0) ? u + 1u : (i % 3 == 1 ? u - 1u : u);
+      row[jj] = u2f(u);
+    }
+    cert_case("one-ulp near-ties k=1", A, n, d, d, X, 1, 1, 1.0f);
+    cert_case("one-ulp near-ties k=12", A, n, d, d, X, 1, 12, 1.0f);
+    for (i = 0; i < n; ++i) memcpy(A + i * d, A + 5 * d, d * sizeof(float));
+    cert_case("all rows equal k=3", A, n, d, d, X, 1, 3, 1.0f);
+  }
+  { /* adversarial near-ties: logits packed within the bound of each other
+       (rows = base + tiny multiples of a direction orthogonal-ish to x) */
+    const size_t n = 800, d = 40;
+    for (j = 0; j < d; ++j) X[j] = unif(-1, 1);
+    for (i = 0; i < n; ++i)
+      for (j = 0; j < d; ++j)
+        A[i * d + j] = (float)((double)X[j] * 0.5 + 1e-4 * (double)(i % 50) *
+                                                       (double)unif(-1, 1));
+    cert_case("packed logits k=1", A, n, d, d, X, 1, 1, 1.0f);
+    cert_case("packed logits k=25", A, n, d, d, X, 1, 25, 30.0f);
+  }
+  { /* magnitudes: huge, tiny, mixed in one row, zero rows, subnormals */
+    const size_t n = 300, d = 29;
+    for (i = 0; i < n; ++i)
+      for (j = 0; j < d; ++j) {
+        const int sc = (int)(i % 7) * 20 - 60; /* 2^-60 .. 2^60 by row */
+        A[i * d + j] = (float)ldexp((double)unif(-1, 1), sc + ((i % 11 == 0) ? (int)(j % 5) * 12 : 0));
+      }
+    for (j = 0; j < d; ++j) A[7 * d + j] = 0.0f;          /* zero row */
+    for (j = 0; j < d; ++j) A[8 * d + j] = 1e-42f * (float)j; /* subnormals */
+    for (j = 0; j < d; ++j) X[j] = (float)ldexp((double)unif(-1, 1), -20);
+    for (j = 0; j < d; ++j) X[d + j] = unif(-1, 1);
+    cert_case("magnitudes k=1", A, n, d, d, X, 2, 1, 1.0f);
+    cert_case("magnitudes k=9", A, n, d, d, X, 2, 9, 1e-3f);
+  }
+  { /* special values fall back to the exact path: x with inf and NaN,
+       logits past FLT_MAX */
+    const size_t n = 50, d = 10;
+    for (i = 0; i < n * d; ++i) A[i] = unif(-1, 1);
+    for (j = 0; j < 3 * d; ++j) X[j] = unif(-1, 1);
+    X[3] = u2f(0x7f800000u);
+    X[d + 4] = u2f(0x7fc00000u);
+    A[2 * d] = 3e38f;
+    X[2 * d] = 100.0f;
+    cert_case("special values k=2", A, n, d, d, X, 3, 2, 1.0f);
+  }
+  printf("  certified: %lu queries, %.2f%% of the rows recomputed\n",
+         (unsigned long)g_cert_queries,
+         g_cert_n ? 100.0 * (double)g_cert_rows_exact / (double)g_cert_n : 0.0);
+}
+
+/* Argument errors (outputs untouched) and build refusals. */
+static void test_certified_errors(void) {
+  float A[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, x[3] = {1, 0, -1};
+  uint16_t H[12];
+  adasm_certified_index ix, zero;
+  adasm_certified_params p = adasm_certified_params_default();
+  adasm_certified_result r;
+  adasm_matrix m = adasm_matrix_f32(A, 4, 3, 3);
+  size_t idx[4], need;
+  float prob[4];
+  unsigned char work[4096];
+  memset(&zero, 0, sizeof zero);
+  memset(&ix, 0x5a, sizeof ix);
+  CHECK(adasm_certified_build(NULL, &m, NULL) == ADASM_ERR_NULL, "build NULL ix");
+  CHECK(adasm_certified_build(&ix, NULL, NULL) == ADASM_ERR_NULL, "build NULL A");
+  m = adasm_matrix_f16(H, 4, 3, 3);
+  CHECK(adasm_certified_build(&ix, &m, NULL) == ADASM_ERR_PARAM, "build f16");
+  m = adasm_matrix_f32(A, 4, 3, 2);
+  CHECK(adasm_certified_build(&ix, &m, NULL) == ADASM_ERR_SIZE, "build ld < cols");
+  m = adasm_matrix_f32(A, 0, 3, 3);
+  CHECK(adasm_certified_build(&ix, &m, NULL) == ADASM_ERR_SIZE, "build 0 rows");
+  m = adasm_matrix_f32(A, (size_t)-1 / 2, 3, 3);
+  CHECK(adasm_certified_build(&ix, &m, NULL) == ADASM_ERR_OVERFLOW, "build overflow");
+  A[4] = u2f(0x7fc00000u);
+  m = adasm_matrix_f32(A, 4, 3, 3);
+  CHECK(adasm_certified_build(&ix, &m, NULL) == ADASM_ERR_NAN, "build NaN");
+  A[4] = u2f(0xff800000u);
+  CHECK(adasm_certified_build(&ix, &m, NULL) == ADASM_ERR_PARAM, "build -inf");
+  {
+    unsigned char junk[sizeof ix];
+    memset(junk, 0x5a, sizeof junk);
+    CHECK(memcmp(&ix, junk, sizeof ix) == 0, "failed builds wrote *ix");
+  }
+  A[4] = 5.0f;
+  CHECK(adasm_certified_build(&ix, &m, NULL) == ADASM_OK, "build");
+  memset(&r, 0, sizeof r);
+  r.idx = idx; r.prob = prob; r.log_norm = 7.0; r.madds = 9;
+  CHECK(adasm_certified_workspace_size(&ix, &p, &need) == ADASM_OK && need <= sizeof work, "ws");
+  CHECK(adasm_certified_workspace_size(&zero, &p, &need) == ADASM_ERR_NULL, "ws unbuilt");
+  CHECK(adasm_certified_query(&zero, &p, x, work, sizeof work, &r) == ADASM_ERR_NULL, "unbuilt");
+  CHECK(adasm_certified_query(&ix, NULL, x, work, sizeof work, &r) == ADASM_ERR_NULL, "NULL params");
+  CHECK(adasm_certified_query(&ix, &p, NULL, work, sizeof work, &r) == ADASM_ERR_NULL, "NULL x");
+  CHECK(adasm_certified_query(&ix, &p, x, NULL, sizeof work, &r) == ADASM_ERR_WORKSPACE, "NULL work");
+  CHECK(adasm_certified_query(&ix, &p, x, work, need - 1, &r) == ADASM_ERR_WORKSPACE, "small work");
+  p.k = 0;
+  CHECK(adasm_certified_query(&ix, &p, x, work, sizeof work, &r) == ADASM_ERR_SIZE, "k 0");
+  p.k = 5;
+  CHECK(adasm_certified_query(&ix, &p, x, work, sizeof work, &r) == ADASM_ERR_SIZE, "k > n");
+  p.k = 1;
+  p.beta = -1.0f;
+  CHECK(adasm_certified_query(&ix, &p, x, work, sizeof work, &r) == ADASM_ERR_PARAM, "beta < 0");
+  p.beta = u2f(0x7f800000u);
+  CHECK(adasm_certified_query(&ix, &p, x, work, sizeof work, &r) == ADASM_ERR_PARAM, "beta inf");
+  CHECK(r.log_norm == 7.0 && r.madds == 9, "outputs touched on argument errors");
+  p.beta = 1.0f;
+  CHECK(adasm_certified_query(&ix, &p, x, work, need, &r) == ADASM_OK && idx[0] == 0,
+        "query: top row %lu", (unsigned long)idx[0]);
+  adasm_certified_free(&ix);
+  adasm_certified_free(&ix); /* twice: no-op */
+  adasm_certified_free(NULL);
+}
+
+/* Every allocation of the build fails in turn: ADASM_ERR_NOMEM, nothing
+   leaked, *ix untouched. */
+static void test_certified_alloc(void) {
+  static float A[40 * 9];
+  adasm_matrix m = adasm_matrix_f32(A, 40, 9, 9);
+  adasm_certified_index ix;
+  test_ctx c;
+  long calls, f;
+  size_t i;
+  for (i = 0; i < 40 * 9; ++i) A[i] = unif(-1, 1);
+  test_ctx_init(&c);
+  ta.armed = 1;
+  ta.calls = 0;
+  ta.fail_at = 0;
+  CHECK(adasm_certified_build(&ix, &m, &c) == ADASM_OK, "alloc: build");
+  ta.armed = 0;
+  calls = ta.calls;
+  CHECK(calls >= 1 && c.live == 1 && ix.alloc_ctx == (void *)&c, "alloc: %ld calls, %ld live",
+        calls, c.live);
+  adasm_certified_free(&ix);
+  CHECK(c.live == 0, "alloc: free left %ld blocks", c.live);
+  for (f = 1; f <= calls; ++f) {
+    int rest;
+    for (rest = 0; rest < 2; ++rest) {
+      adasm_certified_index before;
+      memset(&ix, 0x33, sizeof ix);
+      before = ix;
+      ta.armed = 1;
+      ta.calls = 0;
+      ta.fail_at = f;
+      ta.fail_rest = rest;
+      CHECK(adasm_certified_build(&ix, &m, &c) == ADASM_ERR_NOMEM, "alloc: failure %ld", f);
+      ta.armed = 0;
+      ta.fail_at = 0;
+      ta.fail_rest = 0;
+      CHECK(memcmp(&ix, &before, sizeof ix) == 0 && c.live == 0,
+            "alloc: failure %ld touched *ix or leaked %ld", f, c.live);
+    }
+  }
+  CHECK(ta.bad == 0, "allocator misuse: %ld", ta.bad);
+}
+
 /* ---- main ------------------------------------------------------------------------- */
 #define TIMED(call)                                                            \
   do {                                                                         \
@@ -570,6 +836,9 @@ int main(void) {
   TIMED(test_convert_api());
   TIMED(test_dot_kernels());
   TIMED(test_exact_query());
+  TIMED(test_certified());
+  TIMED(test_certified_errors());
+  TIMED(test_certified_alloc());
   printf("%d checks, %d failed\n", g_checks, g_fails);
   return g_fails != 0;
 }
