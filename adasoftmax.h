@@ -7829,14 +7829,16 @@ ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
 #define ADASM__P2M50 8.881784197001252e-16
 #define ADASM__P2M52 2.220446049250313e-16
 #define ADASM__P2M122 1.88079096131566e-37
+#define ADASM__P2M148 2.802596928649634e-45
 #define ADASM__P2M123 9.4039548065783e-38
 #define ADASM__P2P126 8.507059173023462e+37
 
 
-ADASM__PRIVATE float adasm__cert_up(double v) { /* float >= v */
-  float f = (float)v;
-  if ((double)f < v) f = nextafterf(f, adasm__inff());
-  return f;
+/* A float >= v, without a branch: v moved up by 2^-22 |v| + 2^-148 is at
+   least half a float ulp above v (ulp <= 2^-23 |v|, or 2^-149 below
+   2^-126), so rounding it to nearest cannot land below v. */
+ADASM__PRIVATE float adasm__cert_up(double v) {
+  return (float)(v + fabs(v) * ADASM__P2M22 + ADASM__P2M148);
 }
 
 /* Index layout from base (NULL: only measures); 0 on overflow. */
@@ -8036,9 +8038,11 @@ ADASM__PRIVATE void adasm__cert_keep(double *h, size_t *len, size_t cap,
 ADASM__PRIVATE int adasm__cert_screen(const adasm_certified_index *ix,
                                       const adasm_kernels *k, const float *x,
                                       float beta, double a2, double a1,
-                                      size_t kk, adasm__cert_ws *w) {
+                                      size_t kk, adasm__cert_ws *w,
+                                      double *maxe) {
   const size_t n = ix->n, d = ix->d;
   size_t r0, i, len = 0;
+  double me = 0.0;
   int ok = 1;
   for (r0 = 0; r0 < n; r0 += ADASM__CERT_ROWS) {
     const size_t cnt = n - r0 < ADASM__CERT_ROWS ? n - r0 : ADASM__CERT_ROWS;
@@ -8050,18 +8054,22 @@ ADASM__PRIVATE int adasm__cert_screen(const adasm_certified_index *ix,
       const double s = (double)beta * (double)sc[i] * (double)z[i];
       double b = (double)c2[i] * a2 + (double)c1[i] * a1 + ADASM__P2M122;
       b += (fabs(s) + b) * ADASM__P2M50; /* covers the rounding of b, s +- b */
+      const double e = b + fabs(s) * ADASM__P2M22; /* >= |float(s) - y_i| */
       ok &= fabs(s) + b < ADASM__P2P126; /* false for NaN too */
       z[i] = (float)s;
       u[i] = adasm__cert_up(s + b);
-      adasm__cert_keep(w->lo, &len, kk, s - b);
+      me = e > me ? e : me;
+      if (len < kk || s - b > w->lo[0]) adasm__cert_keep(w->lo, &len, kk, s - b);
     }
   }
+  *maxe = me;
   return ok;
 }
 
 /* Bound on |log Z^ - log Z|, Z^ = sum exp(z_i) as computed, Z the same with
    the float32 path's logits y_i. Only the screened rows differ, each by
-   |z_i - y_i| <= e_i <= maxe, and |exp(z_i) - exp(y_i)| is at most
+   |z_i - y_i| <= maxe (the largest b_i + |s_i| 2^-22 of the screen), and
+   |exp(z_i) - exp(y_i)| is at most
    exp(z_i) (exp(e_i) - 1) and at most exp(u_i) (both below u_i), so
    |Z^ - Z| <= delta Z^ with delta = min(exp(maxe) - 1, sum_i exp(u_i) / Z^)
    and |log Z^ - log Z| <= -log(1 - delta). The second form keeps the bound
@@ -8119,7 +8127,8 @@ ADASM_DEF adasm_result adasm_certified_query(const adasm_certified_index *ix,
   if (finite) {
     const double a2 = (double)params->beta * sqrt(xn2 * infl) * infl;
     const double a1 = (double)params->beta * (1.0 + xn1 * infl) * infl;
-    finite = adasm__cert_screen(ix, k, x, params->beta, a2, a1, params->k, &w);
+    finite = adasm__cert_screen(ix, k, x, params->beta, a2, a1, params->k, &w,
+                                &maxe);
     out->madds = (uint64_t)n * (uint64_t)d;
   }
   if (!finite) { /* special values: the float32 path, every row */
@@ -8132,7 +8141,7 @@ ADASM_DEF adasm_result adasm_certified_query(const adasm_certified_index *ix,
     return r;
   }
   /* recompute the rows the bound cannot decide; the others keep their
-     screened logit, off by at most u - z plus z's own rounding */
+     screened logit, off by at most maxe */
   thr = w.lo[0];
   h.idx = out->idx; h.val = out->prob; h.size = 0; h.cap = params->k;
   for (i = 0; i < n; ++i) {
@@ -8141,10 +8150,6 @@ ADASM_DEF adasm_result adasm_certified_query(const adasm_certified_index *ix,
       adasm__heap_push(&h, w.z[i], i);
       w.u[i] = -adasm__inff(); /* u now lists the rows left screened */
       ++nex;
-    } else {
-      const double e = ((double)w.u[i] - (double)w.z[i]) * (1.0 + ADASM__P2M50) +
-                       fabs((double)w.z[i]) * ADASM__P2M22;
-      if (e > maxe) maxe = e;
     }
   }
   adasm__online_init(&st);
