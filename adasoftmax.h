@@ -718,6 +718,15 @@ ADASM_DEF adasm_result adasm_svd_build(adasm_svd_model *m,
                                        const adasm_kernels *k, const float *A,
                                        size_t n, size_t d, size_t lda,
                                        void *alloc_ctx);
+/* The same from a matrix of any dtype (adasm_matrix): f16 and bf16 rows are
+   widened exactly as they are packed (no float copy of A is made), so the
+   model is the one adasm_svd_build makes from the widened float rows, bit
+   for bit. Errors as adasm_svd_build (ADASM_ERR_NULL also for A->data
+   NULL), plus ADASM_ERR_PARAM for an unknown dtype. */
+ADASM_DEF adasm_result adasm_svd_build_matrix(adasm_svd_model *m,
+                                              const adasm_matrix *A,
+                                              const adasm_kernels *k,
+                                              void *alloc_ctx);
 /* Releases the model's memory and zeroes it; NULL or a zeroed model is a
    no-op (so is a second call). */
 ADASM_DEF void adasm_svd_free(adasm_svd_model *m);
@@ -6941,16 +6950,27 @@ ADASM__PRIVATE const adasm__svd_kset *adasm__svd_kset_for(adasm_isa isa) {
 /* ---- double GEMM on packed panels ---------------------------------------- */
 /* An operand: element (i, k) = scale * p[i*rs + k*cs], p double or float. */
 typedef struct adasm__svd_op {
-  const double *pd; /* double source, or NULL */
-  const float *pf;  /* float source when pd is NULL */
+  const double *pd;   /* double source, or NULL */
+  const float *pf;    /* float source when pd is NULL, or NULL */
+  const uint16_t *ph; /* else 16-bit source, of dtype ht */
   size_t rs, cs;
   double scale;
+  adasm_dtype ht;
 } adasm__svd_op;
+
+/* A 16-bit entry widened (exactly) to double. */
+ADASM__PRIVATE double adasm__svd_f16(uint16_t h) {
+  return (double)adasm_f16_to_f32(h);
+}
+ADASM__PRIVATE double adasm__svd_bf16(uint16_t h) {
+  return (double)adasm_bf16_to_f32(h);
+}
 
 ADASM__PRIVATE adasm__svd_op adasm__svd_opd(const double *p, size_t rs,
                                             size_t cs, double scale) {
   adasm__svd_op o;
-  o.pd = p; o.pf = NULL; o.rs = rs; o.cs = cs; o.scale = scale;
+  o.pd = p; o.pf = NULL; o.ph = NULL; o.rs = rs; o.cs = cs; o.scale = scale;
+  o.ht = ADASM_F32;
   return o;
 }
 
@@ -6984,8 +7004,12 @@ ADASM__PRIVATE void adasm__svd_pack(const adasm__svd_op *o, size_t i0,
   }
     if (o->pd) {
       ADASM__SVD_PACK(o->pd, (double))
-    } else {
+    } else if (o->pf) {
       ADASM__SVD_PACK(o->pf, (double))
+    } else if (o->ht == ADASM_F16) {
+      ADASM__SVD_PACK(o->ph, adasm__svd_f16)
+    } else {
+      ADASM__SVD_PACK(o->ph, adasm__svd_bf16)
     }
 #undef ADASM__SVD_PACK
   }
@@ -7332,10 +7356,10 @@ ADASM__PRIVATE void adasm__svd_ql(const adasm__svd_kset *ks, size_t d,
 
 /* B (panels) = A V, V = vt^T: float tiles of 12 rows x 2 panels over depth
    blocks of FKC; B must be zero on entry. */
-ADASM__PRIVATE void adasm__svd_bav(const adasm__svd_kset *ks, const float *A,
-                                   size_t n, size_t d, size_t lda,
-                                   const float *vt, size_t dp, float *B,
-                                   adasm__svd_tmp *w) {
+ADASM__PRIVATE void adasm__svd_bav(const adasm__svd_kset *ks, const void *A,
+                                   adasm_dtype dt, size_t n, size_t d,
+                                   size_t lda, const float *vt, size_t dp,
+                                   float *B, adasm__svd_tmp *w) {
   size_t k0, i0, jp, s, r, c, t, j;
   for (k0 = 0; k0 < d; k0 += ADASM__SVD_FKC) {
     const size_t kc = d - k0 < ADASM__SVD_FKC ? d - k0 : ADASM__SVD_FKC;
@@ -7356,8 +7380,17 @@ ADASM__PRIVATE void adasm__svd_bav(const adasm__svd_kset *ks, const float *A,
         for (t = 0; t < 12; ++t) {
           float *dst = w->fap + s * kc * 12 + t;
           if (s * 12 + t < mc) {
-            const float *src = A + (i0 + s * 12 + t) * lda + k0;
-            for (r = 0; r < kc; ++r) dst[r * 12] = src[r];
+            const size_t at = (i0 + s * 12 + t) * lda + k0;
+            if (dt == ADASM_F32) {
+              const float *src = (const float *)A + at;
+              for (r = 0; r < kc; ++r) dst[r * 12] = src[r];
+            } else { /* widened exactly, as the Gram matrix saw it */
+              const uint16_t *src = (const uint16_t *)A + at;
+              if (dt == ADASM_F16)
+                for (r = 0; r < kc; ++r) dst[r * 12] = adasm_f16_to_f32(src[r]);
+              else
+                for (r = 0; r < kc; ++r) dst[r * 12] = adasm_bf16_to_f32(src[r]);
+            }
           } else {
             for (r = 0; r < kc; ++r) dst[r * 12] = 0.0f;
           }
@@ -7430,17 +7463,48 @@ ADASM__PRIVATE int adasm__svd_tmp_layout(size_t d, size_t dpad,
 }
 
 /* ---- public -------------------------------------------------------------- */
+/* 1 if entry j of row i is NaN (*inf set if it is +-inf). */
+ADASM__PRIVATE int adasm__svd_nan(const adasm_matrix *A, size_t at, int *inf) {
+  if (A->dtype == ADASM_F32) {
+    const float v = ((const float *)A->data)[at];
+    *inf |= !adasm__isnanf(v) && !adasm__isfinitef(v);
+    return adasm__isnanf(v);
+  } else {
+    const uint16_t h = ((const uint16_t *)A->data)[at];
+    const uint16_t e = A->dtype == ADASM_F16 ? 0x7c00u : 0x7f80u;
+    if ((h & e) != e) return 0;
+    *inf |= (h & 0x7fffu) == e;
+    return (h & 0x7fffu) != e;
+  }
+}
+
 ADASM_DEF adasm_result adasm_svd_build(adasm_svd_model *m,
                                        const adasm_kernels *k, const float *A,
                                        size_t n, size_t d, size_t lda,
                                        void *alloc_ctx) {
+  adasm_matrix am;
+  if (!m || !A) return ADASM_ERR_NULL;
+  am = adasm_matrix_f32(A, n, d, lda);
+  return adasm_svd_build_matrix(m, &am, k, alloc_ctx);
+}
+
+ADASM_DEF adasm_result adasm_svd_build_matrix(adasm_svd_model *m,
+                                              const adasm_matrix *A,
+                                              const adasm_kernels *k,
+                                              void *alloc_ctx) {
   const adasm__svd_kset *ks;
   adasm_svd_model r;
   adasm__svd_tmp w;
   size_t dp, dpad, extent, nb, off = 0, at_b, at_v, at_s, tbytes, i, j, c;
+  size_t n, d, lda;
   unsigned char *block, *base, *tblock, *tbase;
   int has_inf = 0;
-  if (!m || !A) return ADASM_ERR_NULL;
+  if (!m || !A || !A->data) return ADASM_ERR_NULL;
+  if (A->dtype != ADASM_F32 && A->dtype != ADASM_F16 && A->dtype != ADASM_BF16)
+    return ADASM_ERR_PARAM;
+  n = A->rows;
+  d = A->cols;
+  lda = A->ld;
   if (n == 0 || d == 0 || lda < d) return ADASM_ERR_SIZE;
   /* A spans (n-1) lda + d floats; the model n dpad + d^2 floats + d doubles */
   if (d > (size_t)-1 - 15 || adasm__mul_overflows(n - 1, lda, &extent) ||
@@ -7456,13 +7520,9 @@ ADASM_DEF adasm_result adasm_svd_build(adasm_svd_model *m,
       !adasm__svd_tmp_layout(d, dpad, NULL, &w, &tbytes) ||
       tbytes > (size_t)-1 - 64)
     return ADASM_ERR_OVERFLOW;
-  for (i = 0; i < n; ++i) { /* refuse non-finite entries before allocating */
-    const float *row = A + i * lda;
-    for (j = 0; j < d; ++j) {
-      if (adasm__isnanf(row[j])) return ADASM_ERR_NAN;
-      if (!adasm__isfinitef(row[j])) has_inf = 1;
-    }
-  }
+  for (i = 0; i < n; ++i) /* refuse non-finite entries before allocating */
+    for (j = 0; j < d; ++j)
+      if (adasm__svd_nan(A, i * lda + j, &has_inf)) return ADASM_ERR_NAN;
   if (has_inf) return ADASM_ERR_PARAM;
   block = (unsigned char *)ADASM_MALLOC(off + 64, alloc_ctx);
   if (!block) return ADASM_ERR_NOMEM;
@@ -7487,7 +7547,10 @@ ADASM_DEF adasm_result adasm_svd_build(adasm_svd_model *m,
   /* 1. G = A^T A (upper triangle, double): in panels in q, then copied by
      rows to s */
   {
-    const adasm__svd_op oa = {NULL, A, 1, lda, 1.0};
+    adasm__svd_op oa = adasm__svd_opd(NULL, 1, lda, 1.0);
+    if (A->dtype == ADASM_F32) oa.pf = (const float *)A->data;
+    else oa.ph = (const uint16_t *)A->data; /* widened as packed */
+    oa.ht = A->dtype;
     memset(w.q, 0, dpad * d * sizeof(double));
     adasm__svd_dgemm(ks, d, d, n, &oa, &oa, w.q, d, 1, 1, w.apack, w.bpack);
     for (i = 0; i < d; ++i)
@@ -7529,7 +7592,7 @@ ADASM_DEF adasm_result adasm_svd_build(adasm_svd_model *m,
   }
   /* 6. B = A V */
   memset(r.B, 0, n * dpad * sizeof(float));
-  adasm__svd_bav(ks, A, n, d, lda, r.vt, dp, r.B, &w);
+  adasm__svd_bav(ks, A->data, A->dtype, n, d, lda, r.vt, dp, r.B, &w);
   ADASM_SVD_PROF(4);
   ADASM_FREE(tblock, alloc_ctx);
   for (i = 0; i < n * dpad; ++i)
@@ -7876,12 +7939,13 @@ ADASM__PRIVATE void adasm__cert_row(const adasm_kernels *k, const float *a,
   s = mx > 0 ? 15 - ex : 0;
   if (s > 126) s = 126;
   if (s < -113) s = -113;
+  sg = ldexp(1.0, -s);
   for (j0 = 0; j0 < d; j0 += 256) {
     const size_t len = d - j0 < 256 ? d - j0 : 256;
-    for (j = 0; j < len; ++j) tmp[j] = (float)ldexp((double)a[j0 + j], s);
+    const double p2 = ldexp(1.0, s); /* exact products in double */
+    for (j = 0; j < len; ++j) tmp[j] = (float)((double)a[j0 + j] * p2);
     k->f32_to_f16(tmp, len, h + j0);
   }
-  sg = ldexp(1.0, -s);
   for (j = 0; j < d; ++j) {
     const double hv = (double)adasm_f16_to_f32(h[j]), av = (double)a[j];
     const double err = av - hv * sg;

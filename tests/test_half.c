@@ -812,6 +812,106 @@ static void test_certified_alloc(void) {
   CHECK(ta.bad == 0, "allocator misuse: %ld", ta.bad);
 }
 
+/* ---- SVD-softmax from 16-bit weights ------------------------------------------------ */
+/* The model from an f16 / bf16 matrix is the model from its widened float
+   rows, bit for bit, and queries on it behave the same; refusals of
+   non-finite entries; every allocation failing in turn. */
+static void test_svd_matrix(void) {
+  static const size_t shp[][3] = {{40, 7, 9}, {300, 33, 33}, {9, 20, 21}};
+  size_t c, s, i;
+  for (c = 0; c < sizeof shp / sizeof shp[0]; ++c) {
+    const size_t n = shp[c][0], d = shp[c][1], ld = shp[c][2];
+    uint16_t *H = (uint16_t *)xmalloc(n * ld * sizeof(uint16_t));
+    float *W = (float *)xmalloc(n * ld * sizeof(float));
+    int bf;
+    for (bf = 0; bf < 2; ++bf) {
+      for (i = 0; i < n * ld; ++i) H[i] = rand16(bf, 3);
+      for (i = 0; i < n * ld; ++i) W[i] = wid(H[i], bf);
+      for (s = 0; s < g_nks; ++s) {
+        adasm_svd_model m16, m32;
+        adasm_matrix mh = bf ? adasm_matrix_bf16(H, n, d, ld) : adasm_matrix_f16(H, n, d, ld);
+        adasm_result r16 = adasm_svd_build_matrix(&m16, &mh, g_ks[s].k, NULL);
+        adasm_result r32 = adasm_svd_build(&m32, g_ks[s].k, W, n, d, ld, NULL);
+        CHECK(r16 == ADASM_OK && r32 == ADASM_OK, "svd %s %s %lux%lu: %d %d", g_ks[s].name,
+              bf ? "bf16" : "f16", (unsigned long)n, (unsigned long)d, (int)r16, (int)r32);
+        if (r16 == ADASM_OK && r32 == ADASM_OK) {
+          CHECK(m16.n == m32.n && m16.d == m32.d && m16.panels == m32.panels &&
+                    memcmp(m16.B, m32.B, n * m16.panels * 16 * sizeof(float)) == 0 &&
+                    memcmp(m16.vt, m32.vt, d * d * sizeof(float)) == 0 &&
+                    memcmp(m16.sigma, m32.sigma, d * sizeof(double)) == 0,
+                "svd %s %s %lux%lu: not the widened matrix's model bit for bit",
+                g_ks[s].name, bf ? "bf16" : "f16", (unsigned long)n, (unsigned long)d);
+        }
+        if (r16 == ADASM_OK) adasm_svd_free(&m16);
+        if (r32 == ADASM_OK) adasm_svd_free(&m32);
+      }
+    }
+    free(H);
+    free(W);
+  }
+  { /* refusals, *m untouched */
+    uint16_t H[12];
+    adasm_svd_model m, before;
+    adasm_matrix mh = adasm_matrix_f16(H, 3, 4, 4);
+    for (i = 0; i < 12; ++i) H[i] = adasm_f32_to_f16((float)i);
+    memset(&m, 0x77, sizeof m);
+    before = m;
+    H[5] = 0x7e00u;
+    CHECK(adasm_svd_build_matrix(&m, &mh, NULL, NULL) == ADASM_ERR_NAN, "svd f16 NaN");
+    H[5] = 0xfc00u;
+    CHECK(adasm_svd_build_matrix(&m, &mh, NULL, NULL) == ADASM_ERR_PARAM, "svd f16 -inf");
+    mh = adasm_matrix_bf16(H, 3, 4, 4);
+    H[5] = 0x7f80u;
+    CHECK(adasm_svd_build_matrix(&m, &mh, NULL, NULL) == ADASM_ERR_PARAM, "svd bf16 inf");
+    H[5] = 0xffc1u;
+    CHECK(adasm_svd_build_matrix(&m, &mh, NULL, NULL) == ADASM_ERR_NAN, "svd bf16 NaN");
+    mh.dtype = (adasm_dtype)3;
+    CHECK(adasm_svd_build_matrix(&m, &mh, NULL, NULL) == ADASM_ERR_PARAM, "svd bad dtype");
+    mh = adasm_matrix_bf16(NULL, 3, 4, 4);
+    CHECK(adasm_svd_build_matrix(&m, &mh, NULL, NULL) == ADASM_ERR_NULL, "svd NULL data");
+    CHECK(adasm_svd_build_matrix(&m, NULL, NULL, NULL) == ADASM_ERR_NULL, "svd NULL matrix");
+    mh = adasm_matrix_f16(H, 3, 4, 3);
+    CHECK(adasm_svd_build_matrix(&m, &mh, NULL, NULL) == ADASM_ERR_SIZE, "svd ld < cols");
+    CHECK(memcmp(&m, &before, sizeof m) == 0, "svd: a refused build wrote *m");
+  }
+  { /* allocation failures */
+    uint16_t H[30 * 6];
+    adasm_matrix mh = adasm_matrix_bf16(H, 30, 6, 6);
+    adasm_svd_model m;
+    test_ctx tc;
+    long calls, f;
+    for (i = 0; i < 30 * 6; ++i) H[i] = rand16(1, 2);
+    test_ctx_init(&tc);
+    ta.armed = 1;
+    ta.calls = 0;
+    CHECK(adasm_svd_build_matrix(&m, &mh, NULL, &tc) == ADASM_OK, "svd alloc: build");
+    ta.armed = 0;
+    calls = ta.calls;
+    adasm_svd_free(&m);
+    CHECK(calls >= 2 && tc.live == 0, "svd alloc: %ld calls, %ld live", calls, tc.live);
+    for (f = 1; f <= calls; ++f) {
+      int rest;
+      for (rest = 0; rest < 2; ++rest) {
+        adasm_svd_model before;
+        memset(&m, 0x44, sizeof m);
+        before = m;
+        ta.armed = 1;
+        ta.calls = 0;
+        ta.fail_at = f;
+        ta.fail_rest = rest;
+        CHECK(adasm_svd_build_matrix(&m, &mh, NULL, &tc) == ADASM_ERR_NOMEM,
+              "svd alloc: failure %ld", f);
+        ta.armed = 0;
+        ta.fail_at = 0;
+        ta.fail_rest = 0;
+        CHECK(memcmp(&m, &before, sizeof m) == 0 && tc.live == 0,
+              "svd alloc: failure %ld touched *m or leaked %ld", f, tc.live);
+      }
+    }
+    CHECK(ta.bad == 0, "allocator misuse: %ld", ta.bad);
+  }
+}
+
 /* ---- main ------------------------------------------------------------------------- */
 #define TIMED(call)                                                            \
   do {                                                                         \
@@ -839,6 +939,7 @@ int main(void) {
   TIMED(test_certified());
   TIMED(test_certified_errors());
   TIMED(test_certified_alloc());
+  TIMED(test_svd_matrix());
   printf("%d checks, %d failed\n", g_checks, g_fails);
   return g_fails != 0;
 }
