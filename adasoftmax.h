@@ -343,10 +343,23 @@ ADASM_DEF adasm_exact_params adasm_exact_params_default(void);
 
 /* Exact softmax(beta A x) of a matrix of any dtype: adasm_gemv_softmax_topk
    (one streaming read of A, logits, log-normalizer and top-k fused) with
-   16-bit rows converted as they are read; x and the accumulation are
-   float. Needs no workspace: work may be NULL and work_bytes 0. Errors and
-   accuracy as adasm_gemv_softmax_topk; also ADASM_ERR_PARAM for an unknown
-   dtype. */
+   16-bit rows widened as they are read (f16: F16C / vcvtph2ps / FCVTL;
+   bf16: a shift, or on a CPU with AVX-512 BF16 the vdpbf16ps dot product);
+   x and every sum are float. A 16-bit matrix reads 2 bytes per entry.
+   Accuracy, against the exact value on the same 16-bit entries a_j (the
+   rounding of the weights to 16 bits is the caller's): every logit obeys
+     |logit - beta sum_j a_j x_j| <= gamma(d/4 + 16) beta sum_j |a_j x_j|,
+   gamma(m) = m 2^-24 / (1 - m 2^-24), on every ISA (ADASM__DOT_DEPTH; the
+   typical error is near 2^-24 sqrt(d/16) of the same sum), plus 2^-123 (d
+   + sum_j |a_j| + sum_j |x_j|) beta with vdpbf16ps, which flushes
+   subnormals. Except with vdpbf16ps, a 16-bit matrix gives bit for bit
+   the answer of its widened float32 copy (same kernel, same order).
+   Special values as adasm_gemv_softmax_topk (vdpbf16ps rows that are not
+   finite are recomputed the plain way, so inf and NaN entries behave the
+   same; where the float partial sums pass FLT_MAX, vdpbf16ps may return
+   the finite value). Needs no workspace: work may be NULL and work_bytes
+   0. Errors as adasm_gemv_softmax_topk; also ADASM_ERR_PARAM for an
+   unknown dtype. */
 ADASM_DEF adasm_result adasm_exact_query(const adasm_matrix *A,
                                          const adasm_exact_params *params,
                                          const float *x, void *work,
@@ -814,6 +827,8 @@ typedef struct adasm_certified_index {
   float *scale;       /* 2^-s_i */
   float *c2, *c1;     /* per-row bound: c2 ||x||_2 + c1 (1 + ||x||_1), times
                          beta (rounded up) */
+  double anorm;       /* max_i ||A_i||_2 (rounded up): with ||x||_2 it tells
+                         whether the float32 path's sums could overflow */
   void *block;        /* the one allocation, for adasm_certified_free */
   void *alloc_ctx;    /* passed to ADASM_MALLOC / ADASM_FREE */
 } adasm_certified_index;
@@ -858,10 +873,12 @@ ADASM_DEF adasm_result adasm_certified_workspace_size(
     const adasm_certified_index *ix, const adasm_certified_params *params,
     size_t *bytes);
 /* Top k rows of softmax(beta A x), exactly as the float32 exact path with
-   params->kern returns them (see above). x holding +-inf or NaN, or logits
-   that could pass FLT_MAX, fall back to the float32 exact path over every
-   row (rows_exact = n), so special values and errors are its own:
-   ADASM_ERR_NAN, ADASM_ERR_NO_FINITE_MAX, +inf logits sharing the mass.
+   params->kern returns them (see above). x holding +-inf or NaN, logits
+   that could reach 2^126, or max_i ||A_i|| ||x|| >= 2^126 (the float32
+   path's sums, formed before beta scales them, could overflow) fall back
+   to the float32 exact path over every row (rows_exact = n), so special
+   values and errors are its own: ADASM_ERR_NAN, ADASM_ERR_NO_FINITE_MAX,
+   +inf logits sharing the mass.
    Errors: ADASM_ERR_NULL (ix unbuilt, params, x, out, out->idx,
    out->prob), ADASM_ERR_SIZE (k not in [1, n]), ADASM_ERR_PARAM (beta not
    finite and > 0), ADASM_ERR_WORKSPACE; outputs untouched on these. */
@@ -1301,8 +1318,8 @@ struct adasm_kernels {
                    const float *x, float beta, float *y);
   /* The same for rows of f16 and bf16 bits, x and the sums in float. Each
      is dot_rows with the load widened (same lanes, same order of additions:
-     bit for bit dot_rows on the widened rows), except the AVX-512 BF16
-     variant of dot_rows_bf16 (vdpbf16ps, see >>k_avx512). Every dot
+     bit for bit dot_rows on the widened rows, NaN payloads aside), except
+     the AVX-512 BF16 variant of dot_rows_bf16 (vdpbf16ps, >>k_avx512). Every dot
      kernel, float or 16-bit, rounds at most ADASM__DOT_DEPTH(d) times on
      the way from a product to y[r] (its error budget, see there). */
   void (*dot_rows_f16)(const uint16_t *A, size_t rows, size_t d, size_t lda,
@@ -7928,7 +7945,8 @@ ADASM__PRIVATE int adasm__cert_layout(size_t n, size_t d, unsigned char *base,
 /* Row i: the scaled copy and its bound coefficients. */
 ADASM__PRIVATE void adasm__cert_row(const adasm_kernels *k, const float *a,
                                     size_t d, double gam, uint16_t *h,
-                                    float *scale, float *c2, float *c1) {
+                                    float *scale, float *c2, float *c1,
+                                    double *anorm) {
   float tmp[256];
   double mx = 0, e2 = 0, hn2 = 0, hn1 = 0, an2 = 0, an1 = 0, sg, up, fd = (double)d;
   size_t j, j0;
@@ -7960,6 +7978,7 @@ ADASM__PRIVATE void adasm__cert_row(const adasm_kernels *k, const float *a,
   *c2 = adasm__cert_up((sqrt(e2 * up) + gam * (sg * sqrt(hn2 * up) + sqrt(an2 * up))) * up);
   *c1 = adasm__cert_up(
       ADASM__P2M123 * fmax(sg * (fd + hn1) + fd + an1, sg + 1.0) * up);
+  *anorm = fmax(*anorm, sqrt(an2 * up) * up);
 }
 
 ADASM_DEF adasm_result adasm_certified_build(adasm_certified_index *ix,
@@ -8001,9 +8020,10 @@ ADASM_DEF adasm_result adasm_certified_build(adasm_certified_index *ix,
   mu = (double)ADASM__DOT_DEPTH(d) * ADASM__P2M24;
   gam = mu < 0.5 ? mu / (1.0 - mu) : (double)adasm__inff(); /* inf: all
                                                                 recomputed */
+  r.anorm = 0.0;
   for (i = 0; i < n; ++i)
     adasm__cert_row(k, a + i * lda, d, gam, r.h + i * d, r.scale + i, r.c2 + i,
-                    r.c1 + i);
+                    r.c1 + i, &r.anorm);
   *ix = r;
   return ADASM_OK;
 }
@@ -8188,6 +8208,10 @@ ADASM_DEF adasm_result adasm_certified_query(const adasm_certified_index *ix,
   }
   /* the two norms, rounded up (relative error of a d-term sum: d 2^-53) */
   infl = 1.0 + ((double)d + 4.0) * ADASM__P2M52;
+  /* the float32 path sums A_i x before scaling by beta: if those sums
+     could pass FLT_MAX (|partial sum| <= ||A_i|| ||x||), its overflow
+     decides the answer */
+  finite &= ix->anorm * sqrt(xn2 * infl) * infl < ADASM__P2P126;
   if (finite) {
     const double a2 = (double)params->beta * sqrt(xn2 * infl) * infl;
     const double a1 = (double)params->beta * (1.0 + xn1 * infl) * infl;
