@@ -39,6 +39,8 @@
        ADASM_NO_SIMD         impl  scalar kernels only
        ADASM_NO_AVX2         impl  leave out the AVX2+FMA kernels
        ADASM_NO_AVX512       impl  leave out the AVX-512 kernels
+       ADASM_NO_AVX512BF16   impl  leave out the vdpbf16ps variant of the
+                                   AVX-512 bf16 dot kernel
        ADASM_NO_NEON         impl  leave out the NEON kernels
        ADASM_ASSERT(x)       impl  default: assert(x) from <assert.h>
        ADASM_MALLOC(sz,ctx)  impl  default: malloc(sz); define both or neither
@@ -53,6 +55,12 @@
       instead of crashing on a CPU that lacks it.
       Exact softmax(A x): A is n x d, row-major float32 with leading dimension
       lda >= d; the logits are beta * (A x).
+      Matrices: adasm_matrix describes rows of float32, IEEE float16 or
+      bfloat16 (adasm_dtype); the methods in the shared query shape take one
+      (adasm_exact_query; adasm_svd_build_matrix). 16-bit weights read half
+      the bytes; x and every sum stay float. adasm_convert converts arrays.
+      Certified top-k (adasm_certified_*): the float32 exact top-k, read
+      mostly from a 16-bit copy of A with a proof per row (no probability).
 
    5. THREADING
       No mutable global state except a cached CPU-feature mask (written with
@@ -86,8 +94,19 @@
                         +inf entries   -> they share the mass equally (the limit).
       Results may differ by a few ulp between ISAs (FMA contraction); sampling
       with the same seed draws the same random numbers on every ISA.
+      16-bit weights: conversions to f16/bf16 round to nearest even (no
+      dependence on MXCSR/FPCR), from them are exact; the same bits on every
+      ISA. A logit from 16-bit rows is within gamma(d/4 + 16) beta sum_j
+      |a_j x_j| of the exact value on the same 16-bit a_j (see
+      adasm_exact_query; vdpbf16ps adds a subnormal-flush term).
 
    8. CHANGELOG
+      next   half-precision weights: adasm_matrix / adasm_dtype, f16 and bf16
+             dot kernels on every ISA (F16C, AVX-512 with vdpbf16ps where
+             the CPU has it, NEON), adasm_exact_query, adasm_convert;
+             certified float32 top-k (adasm_certified_*); SVD-softmax from
+             16-bit weights (adasm_svd_build_matrix). AVX2 now also
+             requires F16C.
       0.2.0  AdaSoftmax (index, query, calibration); SVD-softmax with the
              SVD computed in the header; hierarchical softmax with a strict
              fastText .bin reader.
@@ -148,8 +167,9 @@ ADASM_DEF const char *adasm_result_string(adasm_result r);
 typedef enum adasm_isa {
   ADASM_ISA_AUTO = 0, /* the best this CPU and build support */
   ADASM_ISA_SCALAR = 1,
-  ADASM_ISA_AVX2 = 2,   /* AVX2 + FMA (x86-64) */
-  ADASM_ISA_AVX512 = 3, /* AVX-512 F/DQ/BW/VL (x86-64) */
+  ADASM_ISA_AVX2 = 2,   /* AVX2 + FMA + F16C (x86-64) */
+  ADASM_ISA_AVX512 = 3, /* AVX-512 F/DQ/BW/VL (x86-64); bf16 dots use
+                           vdpbf16ps where the CPU has AVX512_BF16 */
   ADASM_ISA_NEON = 4,   /* AArch64 Advanced SIMD */
   ADASM_ISA_COUNT = 5
 } adasm_isa;
