@@ -1900,8 +1900,18 @@ ADASM__TARGET_AVX2 ADASM__FORCEINLINE void adasm__dot_rows_h_avx2(
     const uint16_t *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     __m256 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+    /* the next 4 rows, one line per row every 32 columns (an address
+       formed as an integer: past the end of A it is only a hint) */
+    const uintptr_t pf = (uintptr_t)a0 + 4u * lda * sizeof(uint16_t);
     for (j = 0; j + 16 <= d; j += 16) {
       __m256 xa = _mm256_loadu_ps(x + j), xb = _mm256_loadu_ps(x + j + 8);
+      if ((j & 31u) == 0) {
+        const uintptr_t pj = pf + j * sizeof(uint16_t);
+        _mm_prefetch((const char *)pj, _MM_HINT_T0);
+        _mm_prefetch((const char *)(pj + lda * sizeof(uint16_t)), _MM_HINT_T0);
+        _mm_prefetch((const char *)(pj + 2u * lda * sizeof(uint16_t)), _MM_HINT_T0);
+        _mm_prefetch((const char *)(pj + 3u * lda * sizeof(uint16_t)), _MM_HINT_T0);
+      }
       s0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a0 + j, bf), xa, s0);
       s1 = _mm256_fmadd_ps(adasm__ld8h_avx2(a1 + j, bf), xa, s1);
       s2 = _mm256_fmadd_ps(adasm__ld8h_avx2(a2 + j, bf), xa, s2);
