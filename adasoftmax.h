@@ -1336,10 +1336,11 @@ struct adasm_kernels {
   /* y[r] = beta * dot(A[r*lda ..], x) for r < rows */
   void (*dot_rows)(const float *A, size_t rows, size_t d, size_t lda,
                    const float *x, float beta, float *y);
-  /* The same for rows of f16 and bf16 bits, x and the sums in float. Each
-     is dot_rows with the load widened (same lanes, same order of additions:
-     bit for bit dot_rows on the widened rows, NaN payloads aside), except
-     the AVX-512 BF16 variant of dot_rows_bf16 (vdpbf16ps, >>k_avx512). Every dot
+  /* The same for rows of f16 and bf16 bits, x and the sums in float. The
+     scalar and NEON ones are dot_rows with the load widened (bit for bit
+     dot_rows on the widened rows, NaN payloads aside); AVX2 and AVX-512
+     stream one row at a time with their own lanes (see >>k_avx512), and
+     the AVX-512 BF16 variant of dot_rows_bf16 uses vdpbf16ps. Every dot
      kernel, float or 16-bit, rounds at most ADASM__DOT_DEPTH(d) times on
      the way from a product to y[r] (its error budget, see there). */
   void (*dot_rows_f16)(const uint16_t *A, size_t rows, size_t d, size_t lda,
@@ -1359,8 +1360,9 @@ struct adasm_kernels {
      |y[r] - beta sum_j a_j x_j| <= gamma(ADASM__DOT_DEPTH(d)) beta
                                      sum_j |a_j x_j|,  gamma(m) = m u/(1-m u),
    u = 2^-24, in round-to-nearest without underflow (the scalar kernels sum
-   in double, far inside it). The widest chains: NEON 8 lanes (d/8 + 11),
-   AVX-512 BF16 four roundings per 32 columns (d/8 + 10). */
+   in double, far inside it). The longest chains: NEON 8 lanes (d/8 + 11),
+   AVX-512 vdpbf16ps over 4 rows (d > 4096; four roundings per 32 columns:
+   d/8 + 10); the others d/16 + 7 or less. */
 #define ADASM__DOT_DEPTH(d) ((d) / 4 + 16)
 
 /* The polynomial and reduction constants, shared by every ISA. */
@@ -1888,78 +1890,39 @@ ADASM__TARGET_AVX2 ADASM__FORCEINLINE __m256 adasm__ld8h_tail_avx2(
   return adasm__ld8h_avx2(buf, bf);
 }
 
-/* adasm__dot_rows_avx2 with the loads widened (same lanes and order). */
+/* Rows one after another, four accumulators of 8 lanes, a prefetch
+   ADASM__PF16_AVX2 bytes ahead (as the AVX-512 kernel: a single stream).
+   Rounding depth d/32 + 8. */
+#define ADASM__PF16_AVX2 4096u
 ADASM__TARGET_AVX2 ADASM__FORCEINLINE void adasm__dot_rows_h_avx2(
     const uint16_t *A, size_t rows, size_t d, size_t lda, const float *x,
     float beta, float *y, int bf) {
   static const int32_t mtab[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
                                    0,  0,  0,  0,  0,  0,  0,  0};
-  size_t r = 0, j, rem = d & 7u;
-  __m256i tm = _mm256_loadu_si256((const __m256i *)(const void *)(mtab + 8 - rem));
-  for (; r + 4 <= rows; r += 4) {
-    const uint16_t *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+  const size_t rem = d & 7u;
+  const __m256i tm = _mm256_loadu_si256((const __m256i *)(const void *)(mtab + 8 - rem));
+  size_t r, j;
+  for (r = 0; r < rows; ++r) {
+    const uint16_t *a = A + r * lda;
+    const uintptr_t pf = (uintptr_t)a + ADASM__PF16_AVX2;
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    __m256 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
-    /* the next 4 rows, one line per row every 32 columns (an address
-       formed as an integer: past the end of A it is only a hint) */
-    const uintptr_t pf = (uintptr_t)a0 + 4u * lda * sizeof(uint16_t);
-    for (j = 0; j + 16 <= d; j += 16) {
-      __m256 xa = _mm256_loadu_ps(x + j), xb = _mm256_loadu_ps(x + j + 8);
-      if ((j & 31u) == 0) {
-        const uintptr_t pj = pf + j * sizeof(uint16_t);
-        _mm_prefetch((const char *)pj, _MM_HINT_T0);
-        _mm_prefetch((const char *)(pj + lda * sizeof(uint16_t)), _MM_HINT_T0);
-        _mm_prefetch((const char *)(pj + 2u * lda * sizeof(uint16_t)), _MM_HINT_T0);
-        _mm_prefetch((const char *)(pj + 3u * lda * sizeof(uint16_t)), _MM_HINT_T0);
-      }
-      s0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a0 + j, bf), xa, s0);
-      s1 = _mm256_fmadd_ps(adasm__ld8h_avx2(a1 + j, bf), xa, s1);
-      s2 = _mm256_fmadd_ps(adasm__ld8h_avx2(a2 + j, bf), xa, s2);
-      s3 = _mm256_fmadd_ps(adasm__ld8h_avx2(a3 + j, bf), xa, s3);
-      t0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a0 + j + 8, bf), xb, t0);
-      t1 = _mm256_fmadd_ps(adasm__ld8h_avx2(a1 + j + 8, bf), xb, t1);
-      t2 = _mm256_fmadd_ps(adasm__ld8h_avx2(a2 + j + 8, bf), xb, t2);
-      t3 = _mm256_fmadd_ps(adasm__ld8h_avx2(a3 + j + 8, bf), xb, t3);
-    }
-    for (; j + 8 <= d; j += 8) {
-      __m256 xa = _mm256_loadu_ps(x + j);
-      s0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a0 + j, bf), xa, s0);
-      s1 = _mm256_fmadd_ps(adasm__ld8h_avx2(a1 + j, bf), xa, s1);
-      s2 = _mm256_fmadd_ps(adasm__ld8h_avx2(a2 + j, bf), xa, s2);
-      s3 = _mm256_fmadd_ps(adasm__ld8h_avx2(a3 + j, bf), xa, s3);
-    }
-    if (rem) {
-      __m256 xa = _mm256_maskload_ps(x + j, tm);
-      t0 = _mm256_fmadd_ps(adasm__ld8h_tail_avx2(a0 + j, rem, bf), xa, t0);
-      t1 = _mm256_fmadd_ps(adasm__ld8h_tail_avx2(a1 + j, rem, bf), xa, t1);
-      t2 = _mm256_fmadd_ps(adasm__ld8h_tail_avx2(a2 + j, rem, bf), xa, t2);
-      t3 = _mm256_fmadd_ps(adasm__ld8h_tail_avx2(a3 + j, rem, bf), xa, t3);
-    }
-    {
-      __m256 u0 = _mm256_hadd_ps(_mm256_add_ps(s0, t0), _mm256_add_ps(s1, t1));
-      __m256 u1 = _mm256_hadd_ps(_mm256_add_ps(s2, t2), _mm256_add_ps(s3, t3));
-      __m256 u = _mm256_hadd_ps(u0, u1);
-      __m128 w = _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1));
-      _mm_storeu_ps(y + r, _mm_mul_ps(w, _mm_set1_ps(beta)));
-    }
-  }
-  for (; r < rows; ++r) {
-    const uint16_t *a0 = A + r * lda;
-    __m256 s0 = _mm256_setzero_ps(), t0 = s0;
     __m128 w;
-    for (j = 0; j + 16 <= d; j += 16) {
-      s0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a0 + j, bf), _mm256_loadu_ps(x + j), s0);
-      t0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a0 + j + 8, bf), _mm256_loadu_ps(x + j + 8), t0);
+    for (j = 0; j + 32 <= d; j += 32) {
+      _mm_prefetch((const char *)(pf + j * sizeof(uint16_t)), _MM_HINT_T0);
+      s0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a + j, bf), _mm256_loadu_ps(x + j), s0);
+      s1 = _mm256_fmadd_ps(adasm__ld8h_avx2(a + j + 8, bf), _mm256_loadu_ps(x + j + 8), s1);
+      s2 = _mm256_fmadd_ps(adasm__ld8h_avx2(a + j + 16, bf), _mm256_loadu_ps(x + j + 16), s2);
+      s3 = _mm256_fmadd_ps(adasm__ld8h_avx2(a + j + 24, bf), _mm256_loadu_ps(x + j + 24), s3);
     }
     for (; j + 8 <= d; j += 8)
-      s0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a0 + j, bf), _mm256_loadu_ps(x + j), s0);
+      s0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a + j, bf), _mm256_loadu_ps(x + j), s0);
     if (rem)
-      t0 = _mm256_fmadd_ps(adasm__ld8h_tail_avx2(a0 + j, rem, bf),
-                           _mm256_maskload_ps(x + j, tm), t0);
-    s0 = _mm256_add_ps(s0, t0);
-    s0 = _mm256_hadd_ps(s0, s0);
-    s0 = _mm256_hadd_ps(s0, s0);
+      s1 = _mm256_fmadd_ps(adasm__ld8h_tail_avx2(a + j, rem, bf),
+                           _mm256_maskload_ps(x + j, tm), s1);
+    s0 = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
     w = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+    w = _mm_add_ps(w, _mm_movehl_ps(w, w));
+    w = _mm_add_ss(w, _mm_shuffle_ps(w, w, 1));
     y[r] = beta * _mm_cvtss_f32(w);
   }
 }
@@ -2396,68 +2359,37 @@ ADASM__TARGET_AVX512 ADASM__FORCEINLINE __m512 adasm__ld16h_mask_avx512(
   return adasm__wid16_avx512(_mm256_maskz_loadu_epi16(k, p), bf);
 }
 
-/* adasm__dot_rows_avx512 with the loads widened (same lanes and order;
-   the prefetch runs one line per row ahead, as the rows are half as
-   long). */
+/* Rows one after another (a single stream, which the hardware prefetcher
+   follows; four interleaved rows, as dot_rows reads float rows, were 15-30%
+   slower here: with 2 bytes per entry the rows are short streams and x, in
+   float, is twice their size in L1), four accumulators of 16 lanes, and a
+   software prefetch ADASM__PF16 bytes ahead. Rounding depth d/64 + 10. */
+#define ADASM__PF16 4096u
 ADASM__TARGET_AVX512 ADASM__FORCEINLINE void adasm__dot_rows_h_avx512(
     const uint16_t *A, size_t rows, size_t d, size_t lda, const float *x,
     float beta, float *y, int bf) {
-  size_t r = 0, j;
-  __mmask16 tk = adasm__tailmask_avx512(d & 15u);
-  for (; r + 4 <= rows; r += 4) {
-    const uint16_t *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+  const __mmask16 tk = adasm__tailmask_avx512(d & 15u);
+  size_t r, j;
+  for (r = 0; r < rows; ++r) {
+    const uint16_t *a = A + r * lda;
+    /* an address formed as an integer: past the end of A only a hint */
+    const uintptr_t pf = (uintptr_t)a + ADASM__PF16;
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    __m512 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
-    const uintptr_t pf = (uintptr_t)a0 + 4u * lda * sizeof(uint16_t);
-    for (j = 0; j + 32 <= d; j += 32) {
-      __m512 xa = _mm512_loadu_ps(x + j), xb = _mm512_loadu_ps(x + j + 16);
-      const uintptr_t pj = pf + j * sizeof(uint16_t);
-      _mm_prefetch((const char *)pj, _MM_HINT_T0);
-      _mm_prefetch((const char *)(pj + lda * sizeof(uint16_t)), _MM_HINT_T0);
-      _mm_prefetch((const char *)(pj + 2u * lda * sizeof(uint16_t)), _MM_HINT_T0);
-      _mm_prefetch((const char *)(pj + 3u * lda * sizeof(uint16_t)), _MM_HINT_T0);
-      s0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a0 + j, bf), xa, s0);
-      s1 = _mm512_fmadd_ps(adasm__ld16h_avx512(a1 + j, bf), xa, s1);
-      s2 = _mm512_fmadd_ps(adasm__ld16h_avx512(a2 + j, bf), xa, s2);
-      s3 = _mm512_fmadd_ps(adasm__ld16h_avx512(a3 + j, bf), xa, s3);
-      t0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a0 + j + 16, bf), xb, t0);
-      t1 = _mm512_fmadd_ps(adasm__ld16h_avx512(a1 + j + 16, bf), xb, t1);
-      t2 = _mm512_fmadd_ps(adasm__ld16h_avx512(a2 + j + 16, bf), xb, t2);
-      t3 = _mm512_fmadd_ps(adasm__ld16h_avx512(a3 + j + 16, bf), xb, t3);
-    }
-    for (; j + 16 <= d; j += 16) {
-      __m512 xa = _mm512_loadu_ps(x + j);
-      s0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a0 + j, bf), xa, s0);
-      s1 = _mm512_fmadd_ps(adasm__ld16h_avx512(a1 + j, bf), xa, s1);
-      s2 = _mm512_fmadd_ps(adasm__ld16h_avx512(a2 + j, bf), xa, s2);
-      s3 = _mm512_fmadd_ps(adasm__ld16h_avx512(a3 + j, bf), xa, s3);
-    }
-    if (tk) {
-      __m512 xa = _mm512_maskz_loadu_ps(tk, x + j);
-      t0 = _mm512_fmadd_ps(adasm__ld16h_mask_avx512(tk, a0 + j, bf), xa, t0);
-      t1 = _mm512_fmadd_ps(adasm__ld16h_mask_avx512(tk, a1 + j, bf), xa, t1);
-      t2 = _mm512_fmadd_ps(adasm__ld16h_mask_avx512(tk, a2 + j, bf), xa, t2);
-      t3 = _mm512_fmadd_ps(adasm__ld16h_mask_avx512(tk, a3 + j, bf), xa, t3);
-    }
-    y[r] = beta * adasm__hsum_avx512(_mm512_add_ps(s0, t0));
-    y[r + 1] = beta * adasm__hsum_avx512(_mm512_add_ps(s1, t1));
-    y[r + 2] = beta * adasm__hsum_avx512(_mm512_add_ps(s2, t2));
-    y[r + 3] = beta * adasm__hsum_avx512(_mm512_add_ps(s3, t3));
-  }
-  for (; r < rows; ++r) {
-    const uint16_t *a0 = A + r * lda;
-    __m512 s0 = _mm512_setzero_ps(), t0 = s0;
-    for (j = 0; j + 32 <= d; j += 32) {
-      s0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a0 + j, bf), _mm512_loadu_ps(x + j), s0);
-      t0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a0 + j + 16, bf),
-                           _mm512_loadu_ps(x + j + 16), t0);
+    for (j = 0; j + 64 <= d; j += 64) {
+      _mm_prefetch((const char *)(pf + j * sizeof(uint16_t)), _MM_HINT_T0);
+      _mm_prefetch((const char *)(pf + j * sizeof(uint16_t) + 64u), _MM_HINT_T0);
+      s0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a + j, bf), _mm512_loadu_ps(x + j), s0);
+      s1 = _mm512_fmadd_ps(adasm__ld16h_avx512(a + j + 16, bf), _mm512_loadu_ps(x + j + 16), s1);
+      s2 = _mm512_fmadd_ps(adasm__ld16h_avx512(a + j + 32, bf), _mm512_loadu_ps(x + j + 32), s2);
+      s3 = _mm512_fmadd_ps(adasm__ld16h_avx512(a + j + 48, bf), _mm512_loadu_ps(x + j + 48), s3);
     }
     for (; j + 16 <= d; j += 16)
-      s0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a0 + j, bf), _mm512_loadu_ps(x + j), s0);
+      s0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a + j, bf), _mm512_loadu_ps(x + j), s0);
     if (tk)
-      t0 = _mm512_fmadd_ps(adasm__ld16h_mask_avx512(tk, a0 + j, bf),
-                           _mm512_maskz_loadu_ps(tk, x + j), t0);
-    y[r] = beta * adasm__hsum_avx512(_mm512_add_ps(s0, t0));
+      s1 = _mm512_fmadd_ps(adasm__ld16h_mask_avx512(tk, a + j, bf),
+                           _mm512_maskz_loadu_ps(tk, x + j), s1);
+    y[r] = beta * adasm__hsum_avx512(_mm512_add_ps(_mm512_add_ps(s0, s1),
+                                                   _mm512_add_ps(s2, s3)));
   }
 }
 ADASM__TARGET_AVX512 static void adasm__dot_rows_f16_avx512(
@@ -2573,7 +2505,9 @@ adasm__ldbh_avx512bf16(const uint16_t *p) {
   return (__m512bh)_mm512_loadu_si512((const void *)p);
 }
 
-ADASM__TARGET_AVX512BF16 static void adasm__dot_rows_bf16_avx512bf16(
+/* d > ADASM__DP_MAXD: four rows at a time, x split on the fly for each
+   group of four. */
+ADASM__TARGET_AVX512BF16 static void adasm__dot_rows_bf16_dp4_avx512bf16(
     const uint16_t *A, size_t rows, size_t d, size_t lda, const float *x,
     float beta, float *y) {
   const size_t rem = d & 31u;
@@ -2586,7 +2520,10 @@ ADASM__TARGET_AVX512BF16 static void adasm__dot_rows_bf16_avx512bf16(
     const uint16_t *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
     __m512 h0 = _mm512_setzero_ps(), h1 = h0, h2 = h0, h3 = h0;
     __m512 l0 = h0, l1 = h0, l2 = h0, l3 = h0;
-    const uintptr_t pf = (uintptr_t)a0 + 4u * lda * sizeof(uint16_t);
+    /* each row ADASM__PF16 bytes ahead of where it is read (four rows of
+       the next group at the same offset would be 4 rows ahead: too far
+       for L1 when rows are long) */
+    const uintptr_t pf = (uintptr_t)a0 + ADASM__PF16;
     for (j = 0; j + 32 <= d; j += 32) {
       const uintptr_t pj = pf + j * sizeof(uint16_t);
       __m512bh v0, v1, v2, v3;
@@ -2653,6 +2590,65 @@ ADASM__TARGET_AVX512BF16 static void adasm__dot_rows_bf16_avx512bf16(
   }
   for (t = 0; t < rows; ++t) /* special values: as the plain path */
     if (!adasm__isfinitef(y[t])) adasm__dot_rows_bf16_avx512(A + t * lda, 1, d, lda, x, beta, y + t);
+}
+
+/* d <= ADASM__DP_MAXD: x split once per call into a stack buffer (3 d bf16,
+   24 KB at most), then rows one after another as the plain kernel, six
+   accumulators (hi, mid, lo of two 32-column chunks: vdpbf16ps has twice
+   the latency of an FMA). Rounding depth d/32 + 10. */
+#define ADASM__DP_MAXD 4096
+ADASM__TARGET_AVX512BF16 static void adasm__dot_rows_bf16_avx512bf16(
+    const uint16_t *A, size_t rows, size_t d, size_t lda, const float *x,
+    float beta, float *y) {
+  uint16_t xp[3 * ADASM__DP_MAXD]; /* hi | mid | lo, zero past d */
+  const size_t rem = d & 31u, dc = d - rem, dp = (d + 31u) & ~(size_t)31u;
+  const __mmask32 tka = rem ? (__mmask32)((1u << rem) - 1u) : 0;
+  const __mmask16 tx0 = adasm__tailmask_avx512(rem < 16 ? rem : 16);
+  const __mmask16 tx1 = adasm__tailmask_avx512(rem > 16 ? rem - 16 : 0);
+  size_t r, j;
+  __m512bh xh, xm, xl;
+  if (d > ADASM__DP_MAXD) {
+    adasm__dot_rows_bf16_dp4_avx512bf16(A, rows, d, lda, x, beta, y);
+    return;
+  }
+  for (j = 0; j < dp; j += 32) {
+    const __mmask16 k0 = j < dc ? (__mmask16)0xffff : tx0;
+    const __mmask16 k1 = j < dc ? (__mmask16)0xffff : tx1;
+    adasm__xsplit_avx512bf16(_mm512_maskz_loadu_ps(k0, x + j),
+                             _mm512_maskz_loadu_ps(k1, x + j + 16), &xh, &xm, &xl);
+    _mm512_storeu_si512((void *)(xp + j), (__m512i)xh);
+    _mm512_storeu_si512((void *)(xp + ADASM__DP_MAXD + j), (__m512i)xm);
+    _mm512_storeu_si512((void *)(xp + 2 * ADASM__DP_MAXD + j), (__m512i)xl);
+  }
+  for (r = 0; r < rows; ++r) {
+    const uint16_t *a = A + r * lda;
+    const uintptr_t pf = (uintptr_t)a + ADASM__PF16;
+    __m512 h0 = _mm512_setzero_ps(), m0 = h0, l0 = h0, h1 = h0, m1 = h0, l1 = h0;
+    for (j = 0; j + 64 <= d; j += 64) {
+      const __m512bh v0 = adasm__ldbh_avx512bf16(a + j);
+      const __m512bh v1 = adasm__ldbh_avx512bf16(a + j + 32);
+      _mm_prefetch((const char *)(pf + j * sizeof(uint16_t)), _MM_HINT_T0);
+      _mm_prefetch((const char *)(pf + j * sizeof(uint16_t) + 64u), _MM_HINT_T0);
+      h0 = _mm512_dpbf16_ps(h0, v0, adasm__ldbh_avx512bf16(xp + j));
+      m0 = _mm512_dpbf16_ps(m0, v0, adasm__ldbh_avx512bf16(xp + ADASM__DP_MAXD + j));
+      l0 = _mm512_dpbf16_ps(l0, v0, adasm__ldbh_avx512bf16(xp + 2 * ADASM__DP_MAXD + j));
+      h1 = _mm512_dpbf16_ps(h1, v1, adasm__ldbh_avx512bf16(xp + j + 32));
+      m1 = _mm512_dpbf16_ps(m1, v1, adasm__ldbh_avx512bf16(xp + ADASM__DP_MAXD + j + 32));
+      l1 = _mm512_dpbf16_ps(l1, v1, adasm__ldbh_avx512bf16(xp + 2 * ADASM__DP_MAXD + j + 32));
+    }
+    for (; j < dp; j += 32) { /* a last whole chunk, then the masked tail */
+      const __m512bh v0 = j < dc ? adasm__ldbh_avx512bf16(a + j)
+                                 : (__m512bh)_mm512_maskz_loadu_epi16(tka, a + j);
+      h0 = _mm512_dpbf16_ps(h0, v0, adasm__ldbh_avx512bf16(xp + j));
+      m0 = _mm512_dpbf16_ps(m0, v0, adasm__ldbh_avx512bf16(xp + ADASM__DP_MAXD + j));
+      l0 = _mm512_dpbf16_ps(l0, v0, adasm__ldbh_avx512bf16(xp + 2 * ADASM__DP_MAXD + j));
+    }
+    y[r] = beta * adasm__hsum_avx512(_mm512_add_ps(
+                      _mm512_add_ps(_mm512_add_ps(l0, l1), _mm512_add_ps(m0, m1)),
+                      _mm512_add_ps(h0, h1)));
+    if (!adasm__isfinitef(y[r])) /* special values: as the plain path */
+      adasm__dot_rows_bf16_avx512(a, 1, d, lda, x, beta, y + r);
+  }
 }
 
 static const adasm_kernels adasm__kernels_avx512bf16 = {

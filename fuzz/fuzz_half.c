@@ -8,11 +8,12 @@
    0 conversions: every array kernel (adasm_convert) bit for bit against
      the scalar functions, and those against a reference in double;
    1 exact path on 16-bit weights (byte 1: dtype, 2: rows, 3: cols, 4:
-     extra leading dimension, 5: k, 6: beta): on every ISA whose kernel
-     widens the loads, bit for bit the answer on the widened float matrix;
-     the vdpbf16ps kernel's logits within the header's bound of a double
-     reference, the same special values, its top-k and normalizer
-     consistent with its logits;
+     extra leading dimension, 5: k, 6: beta): where the kernels widen the
+     float ones (scalar, NEON), bit for bit the answer on the widened float
+     matrix; elsewhere (AVX2, AVX-512, vdpbf16ps) logits within the
+     header's bound of a double reference, the special values of inf and
+     NaN inputs as the scalar kernel's, the top-k consistent with the
+     logits;
    2 certified (same header bytes): the build refuses non-finite A with the
      documented codes; otherwise every query returns what the float32 exact
      path returns with the same kernels: the same code, the same rows in
@@ -66,6 +67,12 @@ static void kernel_sets(void) {
     }
 #endif
   }
+}
+static int widens(const adasm_kernels *k) { /* scalar, NEON: see the header */
+#if defined(ADASM__HAVE_NEON)
+  if (k == &adasm__kernels_neon) return 1;
+#endif
+  return k == &adasm__kernels_scalar;
 }
 static int is_dp(const adasm_kernels *k) {
 #if defined(ADASM__HAVE_AVX512BF16)
@@ -203,8 +210,8 @@ static void op_exact(const uint8_t *data, size_t size) {
     b.idx = i32; b.prob = p32; b.logits = l32;
     ra = adasm_exact_query(&mh, &pr, x, NULL, 0, &a);
     rb = adasm_exact_query(&mw, &pr, x, NULL, 0, &b);
-    if (!(sh.bf && is_dp(g_k[s]))) { /* the same values (NaN payloads may
-                                         differ: operand order in FMA) */
+    if (widens(g_k[s])) { /* the same values (NaN payloads may differ:
+                             operand order in FMA) */
       if (ra != rb) fail("result vs widened", g_name[s], ra, rb);
       for (i = 0; i < sh.n; ++i)
         if (!same(l16[i], l32[i])) fail("logit vs widened", g_name[s], l16[i], l32[i]);
@@ -214,36 +221,41 @@ static void op_exact(const uint8_t *data, size_t size) {
         fail("log_norm vs widened", g_name[s], a.log_norm, b.log_norm);
       continue;
     }
-    /* vdpbf16ps: its logits against the plain kernel's and a double reference */
-#if defined(ADASM__HAVE_AVX512)
-    adasm__kernels_avx512.dot_rows_bf16(H, sh.n, sh.d, sh.ld, x, sh.beta, lp);
-#else
-    abort(); /* no vdpbf16ps kernel without the AVX-512 set */
-#endif
+    /* other orders: the logits against the scalar kernel's (special
+       values) and a double reference (the bound) */
+    (sh.bf ? adasm__kernels_scalar.dot_rows_bf16 : adasm__kernels_scalar.dot_rows_f16)(
+        H, sh.n, sh.d, sh.ld, x, sh.beta, lp);
     for (i = 0; i < sh.n; ++i) {
-      double ref = 0, mag = 0, l1 = 0;
-      int special = !adasm__isfinitef(sh.beta);
-      for (j = 0; j < sh.d; ++j)
+      double ref = 0, mag = 0, l1 = 0, magf = 0;
+      int special = 0;
+      for (j = 0; j < sh.d; ++j) {
+        const double t = (double)W[i * sh.ld + j] * (double)x[j];
         special |= !adasm__isfinitef(W[i * sh.ld + j]) || !adasm__isfinitef(x[j]);
-      if (!adasm__isfinitef(lp[i])) {
-        /* inf or NaN inputs: exactly the plain path's value; a sum past
-           FLT_MAX: that, or a finite value (other partial sums) */
-        if (!same(l16[i], lp[i]) && (special || !adasm__isfinitef(l16[i])))
-          fail("special value vs plain", g_name[s], l16[i], lp[i]);
+        if (t == t && fabs(t) < HUGE_VAL) magf += fabs(t);
+      }
+      if (special) { /* inf or NaN inputs: NaN exactly where the scalar
+                        kernel has NaN (sums of infinities of both signs
+                        are NaN whatever the order), else the same inf;
+                        unless the finite products could overflow a float
+                        partial sum on the way */
+        if (magf * (double)sh.beta < 1e37 && magf < 1e37 && !same(l16[i], lp[i]))
+          fail("special value vs scalar", g_name[s], l16[i], lp[i]);
         continue;
       }
-      if (!adasm__isfinitef(l16[i])) fail("finite plain, non-finite dp", g_name[s], l16[i], lp[i]);
+      /* finite inputs: partial sums past FLT_MAX (the scalar kernel sums in
+         double) give inf or NaN, or the finite value; nothing to check */
       for (j = 0; j < sh.d; ++j) {
         const double t = (double)W[i * sh.ld + j] * (double)x[j];
         ref += t;
         mag += fabs(t);
         l1 += fabs((double)W[i * sh.ld + j]) + fabs((double)x[j]);
       }
-      if (mag * (double)sh.beta > 1e37) continue; /* partial sums may overflow */
+      if (mag * (double)sh.beta > 1e37 || mag > 1e37) continue; /* partial sums may overflow */
       if (fabs((double)l16[i] - (double)sh.beta * ref) >
           gamma_d(sh.d) * (double)sh.beta * mag +
-              (double)sh.beta * ldexp((double)sh.d + l1, -123) + ldexp(1.0, -126))
-        fail("dp logit bound", g_name[s], l16[i], (double)sh.beta * ref);
+              (is_dp(g_k[s]) ? (double)sh.beta * ldexp((double)sh.d + l1, -123) : 0.0) +
+              ldexp(1.0, -126))
+        fail("logit bound", g_name[s], l16[i], (double)sh.beta * ref);
     }
     if (ra == ADASM_OK) { /* the answer is the exact path's on these logits */
       size_t t;
@@ -251,7 +263,7 @@ static void op_exact(const uint8_t *data, size_t size) {
         size_t rank = 0;
         for (i = 0; i < sh.n; ++i)
           rank += l16[i] > l16[i16[t]] || (l16[i] == l16[i16[t]] && i < i16[t]);
-        if (rank != t) fail("dp top-k rank", g_name[s], (double)rank, (double)t);
+        if (rank != t) fail("top-k rank", g_name[s], (double)rank, (double)t);
       }
     }
   }
