@@ -372,8 +372,9 @@ ADASM_DEF adasm_exact_params adasm_exact_params_default(void);
    gamma(m) = m 2^-24 / (1 - m 2^-24), on every ISA (ADASM__DOT_DEPTH; the
    typical error is near 2^-24 sqrt(d/16) of the same sum), plus 2^-123 (d
    + sum_j |a_j| + sum_j |x_j|) beta with vdpbf16ps, which flushes
-   subnormals. Except with vdpbf16ps, a 16-bit matrix gives bit for bit
-   the answer of its widened float32 copy (same kernel, same order).
+   subnormals. With the scalar and NEON kernels a 16-bit matrix gives bit
+   for bit the answer of its widened float32 copy (same order of sums);
+   AVX2 and AVX-512 sum in their own order (one row at a time: faster).
    Special values as adasm_gemv_softmax_topk (vdpbf16ps rows that are not
    finite are recomputed the plain way, so inf and NaN entries behave the
    same; where the float partial sums pass FLT_MAX, vdpbf16ps may return
