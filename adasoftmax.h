@@ -1365,6 +1365,9 @@ struct adasm_kernels {
    AVX-512 vdpbf16ps over 4 rows (d > 4096; four roundings per 32 columns:
    d/8 + 10); the others d/16 + 7 or less. */
 #define ADASM__DOT_DEPTH(d) ((d) / 4 + 16)
+/* The 16-bit SIMD dot kernels read rows of d >= this four at a time, and
+   shorter rows one after another (measured: see >>k_avx512). */
+#define ADASM__ROWS4_MIN 2048u
 
 /* The polynomial and reduction constants, shared by every ISA. */
 #define ADASM__C1 0.9999998f
@@ -1891,10 +1894,16 @@ ADASM__TARGET_AVX2 ADASM__FORCEINLINE __m256 adasm__ld8h_tail_avx2(
   return adasm__ld8h_avx2(buf, bf);
 }
 
-/* Rows one after another, four accumulators of 8 lanes, a prefetch
-   ADASM__PF16_AVX2 bytes ahead (as the AVX-512 kernel: a single stream).
-   Rounding depth d/32 + 8. */
+/* The AVX-512 kernel's two structures (see there) in 8 lanes: short rows
+   one after another with four accumulators and a prefetch 4 KB ahead;
+   long rows (d >= ADASM__ROWS4_MIN) four at a time, the next group
+   prefetched. Rounding depth d/16 + 8 at most. */
 #define ADASM__PF16_AVX2 4096u
+ADASM__TARGET_AVX2 ADASM__FORCEINLINE __m128 adasm__hsum4_avx2(__m256 v) {
+  __m128 w = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  w = _mm_add_ps(w, _mm_movehl_ps(w, w));
+  return _mm_add_ss(w, _mm_shuffle_ps(w, w, 1));
+}
 ADASM__TARGET_AVX2 ADASM__FORCEINLINE void adasm__dot_rows_h_avx2(
     const uint16_t *A, size_t rows, size_t d, size_t lda, const float *x,
     float beta, float *y, int bf) {
@@ -1902,12 +1911,55 @@ ADASM__TARGET_AVX2 ADASM__FORCEINLINE void adasm__dot_rows_h_avx2(
                                    0,  0,  0,  0,  0,  0,  0,  0};
   const size_t rem = d & 7u;
   const __m256i tm = _mm256_loadu_si256((const __m256i *)(const void *)(mtab + 8 - rem));
-  size_t r, j;
-  for (r = 0; r < rows; ++r) {
+  size_t r = 0, j;
+  if (d >= ADASM__ROWS4_MIN)
+    for (; r + 4 <= rows; r += 4) {
+      const uint16_t *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+      const uintptr_t pf = (uintptr_t)a0 + 4u * lda * sizeof(uint16_t);
+      const size_t ld2 = lda * sizeof(uint16_t);
+      __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+      __m256 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+      for (j = 0; j + 16 <= d; j += 16) {
+        const __m256 xa = _mm256_loadu_ps(x + j), xb = _mm256_loadu_ps(x + j + 8);
+        if ((j & 31u) == 0) {
+          const uintptr_t pj = pf + j * sizeof(uint16_t);
+          _mm_prefetch((const char *)pj, _MM_HINT_T0);
+          _mm_prefetch((const char *)(pj + ld2), _MM_HINT_T0);
+          _mm_prefetch((const char *)(pj + 2u * ld2), _MM_HINT_T0);
+          _mm_prefetch((const char *)(pj + 3u * ld2), _MM_HINT_T0);
+        }
+        s0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a0 + j, bf), xa, s0);
+        s1 = _mm256_fmadd_ps(adasm__ld8h_avx2(a1 + j, bf), xa, s1);
+        s2 = _mm256_fmadd_ps(adasm__ld8h_avx2(a2 + j, bf), xa, s2);
+        s3 = _mm256_fmadd_ps(adasm__ld8h_avx2(a3 + j, bf), xa, s3);
+        t0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a0 + j + 8, bf), xb, t0);
+        t1 = _mm256_fmadd_ps(adasm__ld8h_avx2(a1 + j + 8, bf), xb, t1);
+        t2 = _mm256_fmadd_ps(adasm__ld8h_avx2(a2 + j + 8, bf), xb, t2);
+        t3 = _mm256_fmadd_ps(adasm__ld8h_avx2(a3 + j + 8, bf), xb, t3);
+      }
+      for (; j + 8 <= d; j += 8) {
+        const __m256 xa = _mm256_loadu_ps(x + j);
+        s0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a0 + j, bf), xa, s0);
+        s1 = _mm256_fmadd_ps(adasm__ld8h_avx2(a1 + j, bf), xa, s1);
+        s2 = _mm256_fmadd_ps(adasm__ld8h_avx2(a2 + j, bf), xa, s2);
+        s3 = _mm256_fmadd_ps(adasm__ld8h_avx2(a3 + j, bf), xa, s3);
+      }
+      if (rem) {
+        const __m256 xa = _mm256_maskload_ps(x + j, tm);
+        t0 = _mm256_fmadd_ps(adasm__ld8h_tail_avx2(a0 + j, rem, bf), xa, t0);
+        t1 = _mm256_fmadd_ps(adasm__ld8h_tail_avx2(a1 + j, rem, bf), xa, t1);
+        t2 = _mm256_fmadd_ps(adasm__ld8h_tail_avx2(a2 + j, rem, bf), xa, t2);
+        t3 = _mm256_fmadd_ps(adasm__ld8h_tail_avx2(a3 + j, rem, bf), xa, t3);
+      }
+      y[r] = beta * _mm_cvtss_f32(adasm__hsum4_avx2(_mm256_add_ps(s0, t0)));
+      y[r + 1] = beta * _mm_cvtss_f32(adasm__hsum4_avx2(_mm256_add_ps(s1, t1)));
+      y[r + 2] = beta * _mm_cvtss_f32(adasm__hsum4_avx2(_mm256_add_ps(s2, t2)));
+      y[r + 3] = beta * _mm_cvtss_f32(adasm__hsum4_avx2(_mm256_add_ps(s3, t3)));
+    }
+  for (; r < rows; ++r) {
     const uint16_t *a = A + r * lda;
     const uintptr_t pf = (uintptr_t)a + ADASM__PF16_AVX2;
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    __m128 w;
     for (j = 0; j + 32 <= d; j += 32) {
       _mm_prefetch((const char *)(pf + j * sizeof(uint16_t)), _MM_HINT_T0);
       s0 = _mm256_fmadd_ps(adasm__ld8h_avx2(a + j, bf), _mm256_loadu_ps(x + j), s0);
@@ -1920,11 +1972,8 @@ ADASM__TARGET_AVX2 ADASM__FORCEINLINE void adasm__dot_rows_h_avx2(
     if (rem)
       s1 = _mm256_fmadd_ps(adasm__ld8h_tail_avx2(a + j, rem, bf),
                            _mm256_maskload_ps(x + j, tm), s1);
-    s0 = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-    w = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-    w = _mm_add_ps(w, _mm_movehl_ps(w, w));
-    w = _mm_add_ss(w, _mm_shuffle_ps(w, w, 1));
-    y[r] = beta * _mm_cvtss_f32(w);
+    y[r] = beta * _mm_cvtss_f32(adasm__hsum4_avx2(
+                      _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3))));
   }
 }
 ADASM__TARGET_AVX2 static void adasm__dot_rows_f16_avx2(const uint16_t *A,
@@ -2360,38 +2409,103 @@ ADASM__TARGET_AVX512 ADASM__FORCEINLINE __m512 adasm__ld16h_mask_avx512(
   return adasm__wid16_avx512(_mm256_maskz_loadu_epi16(k, p), bf);
 }
 
-/* Rows one after another (a single stream, which the hardware prefetcher
-   follows; four interleaved rows, as dot_rows reads float rows, were 15-30%
-   slower here: with 2 bytes per entry the rows are short streams and x, in
-   float, is twice their size in L1), four accumulators of 16 lanes, and a
-   software prefetch ADASM__PF16 bytes ahead. Rounding depth d/64 + 10. */
+/* Two loop structures, measured on 16-bit rows (Zen 5, DRAM, against a
+   read of the same bytes in the same run):
+   - short rows (d < ADASM__ROWS4_MIN): one row after another, a single
+     stream the hardware prefetcher follows, four accumulators of 16 lanes,
+     a prefetch ADASM__PF16 bytes ahead: 1.00-1.10x the read at d = 768,
+     where four interleaved rows (short streams, x twice their size in L1)
+     cost 1.2-1.3x;
+   - long rows: four rows at a time, as dot_rows reads float rows, so each
+     x load feeds four rows, 64 columns per step and the next group
+     prefetched: 1.0-1.2x at d = 4096, where one row at a time cost
+     1.3-1.4x (it reloads 16 KB of x per 8 KB row).
+   Rounding depth d/32 + 10 at most. */
 #define ADASM__PF16 4096u
+ADASM__TARGET_AVX512 ADASM__FORCEINLINE void adasm__dot_row1_h_avx512(
+    const uint16_t *a, size_t d, const float *x, float beta, float *y,
+    __mmask16 tk, int bf) {
+  /* an address formed as an integer: past the end of A only a hint */
+  const uintptr_t pf = (uintptr_t)a + ADASM__PF16;
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  size_t j;
+  for (j = 0; j + 64 <= d; j += 64) {
+    _mm_prefetch((const char *)(pf + j * sizeof(uint16_t)), _MM_HINT_T0);
+    _mm_prefetch((const char *)(pf + j * sizeof(uint16_t) + 64u), _MM_HINT_T0);
+    s0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a + j, bf), _mm512_loadu_ps(x + j), s0);
+    s1 = _mm512_fmadd_ps(adasm__ld16h_avx512(a + j + 16, bf), _mm512_loadu_ps(x + j + 16), s1);
+    s2 = _mm512_fmadd_ps(adasm__ld16h_avx512(a + j + 32, bf), _mm512_loadu_ps(x + j + 32), s2);
+    s3 = _mm512_fmadd_ps(adasm__ld16h_avx512(a + j + 48, bf), _mm512_loadu_ps(x + j + 48), s3);
+  }
+  for (; j + 16 <= d; j += 16)
+    s0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a + j, bf), _mm512_loadu_ps(x + j), s0);
+  if (tk)
+    s1 = _mm512_fmadd_ps(adasm__ld16h_mask_avx512(tk, a + j, bf),
+                         _mm512_maskz_loadu_ps(tk, x + j), s1);
+  *y = beta * adasm__hsum_avx512(_mm512_add_ps(_mm512_add_ps(s0, s1),
+                                               _mm512_add_ps(s2, s3)));
+}
 ADASM__TARGET_AVX512 ADASM__FORCEINLINE void adasm__dot_rows_h_avx512(
     const uint16_t *A, size_t rows, size_t d, size_t lda, const float *x,
     float beta, float *y, int bf) {
   const __mmask16 tk = adasm__tailmask_avx512(d & 15u);
-  size_t r, j;
-  for (r = 0; r < rows; ++r) {
-    const uint16_t *a = A + r * lda;
-    /* an address formed as an integer: past the end of A only a hint */
-    const uintptr_t pf = (uintptr_t)a + ADASM__PF16;
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    for (j = 0; j + 64 <= d; j += 64) {
-      _mm_prefetch((const char *)(pf + j * sizeof(uint16_t)), _MM_HINT_T0);
-      _mm_prefetch((const char *)(pf + j * sizeof(uint16_t) + 64u), _MM_HINT_T0);
-      s0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a + j, bf), _mm512_loadu_ps(x + j), s0);
-      s1 = _mm512_fmadd_ps(adasm__ld16h_avx512(a + j + 16, bf), _mm512_loadu_ps(x + j + 16), s1);
-      s2 = _mm512_fmadd_ps(adasm__ld16h_avx512(a + j + 32, bf), _mm512_loadu_ps(x + j + 32), s2);
-      s3 = _mm512_fmadd_ps(adasm__ld16h_avx512(a + j + 48, bf), _mm512_loadu_ps(x + j + 48), s3);
+  size_t r = 0, j;
+  if (d >= ADASM__ROWS4_MIN)
+    for (; r + 4 <= rows; r += 4) {
+      const uint16_t *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+      const uintptr_t pf = (uintptr_t)a0 + 4u * lda * sizeof(uint16_t);
+      const size_t ld2 = lda * sizeof(uint16_t);
+      __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+      __m512 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+      for (j = 0; j + 64 <= d; j += 64) {
+        const __m512 xa = _mm512_loadu_ps(x + j), xb = _mm512_loadu_ps(x + j + 16);
+        const __m512 xc = _mm512_loadu_ps(x + j + 32), xd = _mm512_loadu_ps(x + j + 48);
+        const uintptr_t pj = pf + j * sizeof(uint16_t);
+        _mm_prefetch((const char *)pj, _MM_HINT_T0);
+        _mm_prefetch((const char *)(pj + 64u), _MM_HINT_T0);
+        _mm_prefetch((const char *)(pj + ld2), _MM_HINT_T0);
+        _mm_prefetch((const char *)(pj + ld2 + 64u), _MM_HINT_T0);
+        _mm_prefetch((const char *)(pj + 2u * ld2), _MM_HINT_T0);
+        _mm_prefetch((const char *)(pj + 2u * ld2 + 64u), _MM_HINT_T0);
+        _mm_prefetch((const char *)(pj + 3u * ld2), _MM_HINT_T0);
+        _mm_prefetch((const char *)(pj + 3u * ld2 + 64u), _MM_HINT_T0);
+        s0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a0 + j, bf), xa, s0);
+        s1 = _mm512_fmadd_ps(adasm__ld16h_avx512(a1 + j, bf), xa, s1);
+        s2 = _mm512_fmadd_ps(adasm__ld16h_avx512(a2 + j, bf), xa, s2);
+        s3 = _mm512_fmadd_ps(adasm__ld16h_avx512(a3 + j, bf), xa, s3);
+        t0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a0 + j + 16, bf), xb, t0);
+        t1 = _mm512_fmadd_ps(adasm__ld16h_avx512(a1 + j + 16, bf), xb, t1);
+        t2 = _mm512_fmadd_ps(adasm__ld16h_avx512(a2 + j + 16, bf), xb, t2);
+        t3 = _mm512_fmadd_ps(adasm__ld16h_avx512(a3 + j + 16, bf), xb, t3);
+        s0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a0 + j + 32, bf), xc, s0);
+        s1 = _mm512_fmadd_ps(adasm__ld16h_avx512(a1 + j + 32, bf), xc, s1);
+        s2 = _mm512_fmadd_ps(adasm__ld16h_avx512(a2 + j + 32, bf), xc, s2);
+        s3 = _mm512_fmadd_ps(adasm__ld16h_avx512(a3 + j + 32, bf), xc, s3);
+        t0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a0 + j + 48, bf), xd, t0);
+        t1 = _mm512_fmadd_ps(adasm__ld16h_avx512(a1 + j + 48, bf), xd, t1);
+        t2 = _mm512_fmadd_ps(adasm__ld16h_avx512(a2 + j + 48, bf), xd, t2);
+        t3 = _mm512_fmadd_ps(adasm__ld16h_avx512(a3 + j + 48, bf), xd, t3);
+      }
+      for (; j + 16 <= d; j += 16) {
+        const __m512 xa = _mm512_loadu_ps(x + j);
+        s0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a0 + j, bf), xa, s0);
+        s1 = _mm512_fmadd_ps(adasm__ld16h_avx512(a1 + j, bf), xa, s1);
+        s2 = _mm512_fmadd_ps(adasm__ld16h_avx512(a2 + j, bf), xa, s2);
+        s3 = _mm512_fmadd_ps(adasm__ld16h_avx512(a3 + j, bf), xa, s3);
+      }
+      if (tk) {
+        const __m512 xa = _mm512_maskz_loadu_ps(tk, x + j);
+        t0 = _mm512_fmadd_ps(adasm__ld16h_mask_avx512(tk, a0 + j, bf), xa, t0);
+        t1 = _mm512_fmadd_ps(adasm__ld16h_mask_avx512(tk, a1 + j, bf), xa, t1);
+        t2 = _mm512_fmadd_ps(adasm__ld16h_mask_avx512(tk, a2 + j, bf), xa, t2);
+        t3 = _mm512_fmadd_ps(adasm__ld16h_mask_avx512(tk, a3 + j, bf), xa, t3);
+      }
+      y[r] = beta * adasm__hsum_avx512(_mm512_add_ps(s0, t0));
+      y[r + 1] = beta * adasm__hsum_avx512(_mm512_add_ps(s1, t1));
+      y[r + 2] = beta * adasm__hsum_avx512(_mm512_add_ps(s2, t2));
+      y[r + 3] = beta * adasm__hsum_avx512(_mm512_add_ps(s3, t3));
     }
-    for (; j + 16 <= d; j += 16)
-      s0 = _mm512_fmadd_ps(adasm__ld16h_avx512(a + j, bf), _mm512_loadu_ps(x + j), s0);
-    if (tk)
-      s1 = _mm512_fmadd_ps(adasm__ld16h_mask_avx512(tk, a + j, bf),
-                           _mm512_maskz_loadu_ps(tk, x + j), s1);
-    y[r] = beta * adasm__hsum_avx512(_mm512_add_ps(_mm512_add_ps(s0, s1),
-                                                   _mm512_add_ps(s2, s3)));
-  }
+  for (; r < rows; ++r) adasm__dot_row1_h_avx512(A + r * lda, d, x, beta, y + r, tk, bf);
 }
 ADASM__TARGET_AVX512 static void adasm__dot_rows_f16_avx512(
     const uint16_t *A, size_t rows, size_t d, size_t lda, const float *x,
