@@ -397,13 +397,14 @@ static int agree_main(const char *name, const char *pa, const char *px) {
    a trained head, with the ties a certificate must get right: rank-32
    structure plus noise, row norms spread over a factor 8, 2% of the rows
    repeated and 2% repeated with one entry moved by one ulp, queries aimed
-   at a row (often one with copies: the top-k is then decided by ties and
-   near-ties). */
+   at a row, every other one at a repeated row (the top-k is then decided
+   by exact ties and one-ulp near-ties). */
 static int synth_main(void) {
   const size_t n = 50257, d = 768, r = 32;
   const size_t q = (size_t)bench_env_long("BENCH_SYNTH_QUERIES", 300);
   float *A = (float *)bench_alloc(n * d * 4), *X = (float *)bench_alloc(q * d * 4);
   float *U = (float *)bench_alloc(n * r * 4), *V = (float *)bench_alloc(r * d * 4);
+  size_t *copies = (size_t *)bench_alloc(q * sizeof(size_t));
   bench_rng g;
   size_t i, j, t;
   bench_fill_uniform(A, n * d, 11, -1.0f, 1.0f);
@@ -427,6 +428,7 @@ static int synth_main(void) {
   for (i = 0; i < n / 50; ++i) { /* repeated rows and one-ulp neighbours */
     const size_t src = (size_t)(bench_rng_next(&g) % n), dst = (size_t)(bench_rng_next(&g) % n);
     const size_t dst2 = (size_t)(bench_rng_next(&g) % n);
+    if (i < q) copies[i] = dst;
     uint32_t u;
     memcpy(A + dst * d, A + src * d, d * 4);
     memcpy(A + dst2 * d, A + src * d, d * 4);
@@ -434,8 +436,9 @@ static int synth_main(void) {
     u += (i & 1) ? 1u : (uint32_t)-1;
     memcpy(A + dst2 * d + i % d, &u, 4);
   }
-  for (t = 0; t < q; ++t) { /* aimed at a row, with noise */
-    const size_t row = (size_t)(bench_rng_next(&g) % n);
+  for (t = 0; t < q; ++t) { /* aimed at a row, with noise; every other
+                                 query at a repeated row (exact ties) */
+    const size_t row = t % 2 && t / 2 < n / 50 ? copies[t / 2] : (size_t)(bench_rng_next(&g) % n);
     for (j = 0; j < d; ++j) X[t * d + j] = 6.0f * A[row * d + j] + 0.5f * X[t * d + j];
   }
   agree("structured", A, n, d, X, q);
@@ -443,6 +446,7 @@ static int synth_main(void) {
   free(X);
   free(U);
   free(V);
+  free(copies);
   return 0;
 }
 
