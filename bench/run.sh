@@ -10,6 +10,11 @@
 #                           build_llm_heads.sh if they are not cached; about
 #                           30 minutes once they are; BENCH_HEADS="words wide
 #                           llm-gpt2 llm-llama2 llm-llama3" picks them)
+#   bench/run.sh half       f32 / f16 / bf16 weights and the certified top-k
+#                           on the GPT-2, Llama-2, Llama-3 shapes, and the
+#                           certified top-k against the exact path on every
+#                           query of the real and synthetic heads
+#                           (bench_half; about 5 minutes, 6 GB of memory)
 #
 # Output (stdout, also saved to $BUILD/bench-results.md): a machine line, then
 # one markdown table per benchmark, ready to paste into README.md. Progress
@@ -27,8 +32,8 @@ WHICH=all
 for arg in "$@"; do
   case $arg in
     --quick) BENCH_QUICK=1; export BENCH_QUICK ;;
-    softmax|gemv|heads) WHICH=$arg ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    softmax|gemv|heads|half) WHICH=$arg ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -60,12 +65,13 @@ meson_build() {
       -Dtests=disabled -Dexamples=disabled -Dfuzz=disabled >&2 || return 1
   fi
   ninja -C "$BUILD" -j 2 bench/bench_softmax bench/bench_gemv \
-    bench/bench_heads >&2
+    bench/bench_heads bench/bench_half >&2
 }
 if meson_build; then
   SOFTMAX=$BUILD/bench/bench_softmax
   GEMV=$BUILD/bench/bench_gemv
   HEADS=$BUILD/bench/bench_heads
+  HALF=$BUILD/bench/bench_half
 else
   echo "run.sh: no usable Meson setup: building with ${CC:-gcc}" >&2
   BUILD=$BUILD-cc
@@ -82,9 +88,12 @@ else
   # shellcheck disable=SC2086
   ${CC:-gcc} $CFLAGS $OPENBLAS_CFLAGS bench/bench_heads.c \
     -o "$BUILD/bench_heads" $OPENBLAS_LIBS -lm
+  # shellcheck disable=SC2086
+  ${CC:-gcc} $CFLAGS bench/bench_half.c -o "$BUILD/bench_half" -lm
   SOFTMAX=$BUILD/bench_softmax
   GEMV=$BUILD/bench_gemv
   HEADS=$BUILD/bench_heads
+  HALF=$BUILD/bench_half
 fi
 
 # Run private copies: other jobs on a shared machine may wipe build dirs.
@@ -93,6 +102,8 @@ trap 'rm -rf "$RUNDIR"' EXIT INT TERM
 cp "$SOFTMAX" "$RUNDIR/bench_softmax" 2>/dev/null || true
 cp "$GEMV" "$RUNDIR/bench_gemv" 2>/dev/null || true
 cp "$HEADS" "$RUNDIR/bench_heads" 2>/dev/null || true
+cp "$HALF" "$RUNDIR/bench_half" 2>/dev/null || true
+HALF=$RUNDIR/bench_half
 SOFTMAX=$RUNDIR/bench_softmax
 GEMV=$RUNDIR/bench_gemv
 HEADS=$RUNDIR/bench_heads
@@ -108,6 +119,10 @@ if [ "$WHICH" = heads ]; then
       *) echo "run.sh: unknown head '$h'" >&2; exit 2 ;;
     esac
   done
+fi
+if [ "$WHICH" = half ] &&
+  { [ ! -f "$DATA/words/X.npy" ] || [ ! -f "$DATA/wide/X.npy" ]; }; then
+  bash bench/data/build_heads.sh >&2
 fi
 
 # 3. One thread everywhere: OpenBLAS pthread and OpenMP builds, XNNPACK gets
@@ -139,6 +154,18 @@ RESULTS=$BUILD/bench-results.md
       "$HEADS" "$h" "$DATA/$h/A.npy" "$DATA/$h/X.npy" ||
         echo "**bench_heads $h failed (exit status $?)**"
     done
+    echo
+  fi
+  if [ "$WHICH" = half ]; then
+    "$HALF" || echo "**bench_half failed (exit status $?)**"
+    echo
+    echo "Certified top-k against the float32 exact path, every query:"
+    echo
+    "$HALF" agree words "$DATA/words/A.npy" "$DATA/words/X.npy" ||
+      echo "**bench_half agree failed (exit status $?)**"
+    BENCH_NO_HEADER=1 "$HALF" agree wide "$DATA/wide/A.npy" "$DATA/wide/X.npy" ||
+      echo "**bench_half agree failed (exit status $?)**"
+    "$HALF" synth | tail -n +3 || echo "**bench_half synth failed (exit status $?)**"
     echo
   fi
   if [ "$WHICH" = all ] || [ "$WHICH" = softmax ]; then

@@ -188,10 +188,20 @@ static const char usage_text[] =
     "commands:\n"
     "  query --weights A.npy --queries X.npy [options]\n"
     "      A is n x d, X is q x d (one query per row); both 2-D C-order\n"
-    "      float32 ('<f4') NumPy files.\n"
-    "      --method exact|ada|svd|hs  method (default ada): exact product,\n"
+    "      NumPy files, X float32 ('<f4'), A float32 or float16 ('<f2').\n"
+    "      --method exact|ada|svd|hs|certified\n"
+    "                                 method (default ada): exact product,\n"
     "                                 AdaSoftmax, SVD-softmax, hierarchical\n"
-    "                                 softmax\n"
+    "                                 softmax, or the exact float32 top-k\n"
+    "                                 through a 16-bit screen (certified)\n"
+    "      --weights-dtype f32|f16|bf16\n"
+    "                                 how to hold A (default: as the file):\n"
+    "                                 '<f4' and '<f2' files are converted\n"
+    "                                 (rounded to nearest even); a '<u2'\n"
+    "                                 file holds raw bfloat16 bits and needs\n"
+    "                                 bf16. ada and certified work on float32\n"
+    "                                 rows: 16-bit weights are widened for\n"
+    "                                 them (exactly)\n"
     "      --k K                      top-k, 1 <= K <= n (default 1)\n"
     "      --eps E --delta D          PAC parameters in (0,1) (default 0.3, "
     "0.1)\n"
@@ -260,6 +270,7 @@ enum opt_id {
   OPT_HS_MODEL,
   OPT_OUT,
   OPT_ISA,
+  OPT_WEIGHTS_DTYPE,
   OPT_N,
   OPT_D,
   OPT_COUNT
@@ -286,14 +297,15 @@ static const opt_def opt_defs[] = {
     {"hs-model", OPT_HS_MODEL, CMD_QUERY},
     {"out", OPT_OUT, CMD_QUERY},
     {"isa", OPT_ISA, CMD_QUERY | CMD_DEMO},
+    {"weights-dtype", OPT_WEIGHTS_DTYPE, CMD_QUERY},
     {"n", OPT_N, CMD_DEMO},
     {"d", OPT_D, CMD_DEMO},
 };
 
 enum method_id { METHOD_EXACT, METHOD_ADA, METHOD_SVD, METHOD_HS,
-                 METHOD_COUNT };
+                 METHOD_CERTIFIED, METHOD_COUNT };
 static const char *const method_names[METHOD_COUNT] = {"exact", "ada", "svd",
-                                                       "hs"};
+                                                       "hs", "certified"};
 
 typedef struct options {
   const char *weights, *queries, *out, *hs_model;
@@ -305,6 +317,7 @@ typedef struct options {
   uint64_t seed;
   size_t svd_window, svd_top;
   adasm_isa isa;
+  int weights_dtype;             /* an adasm_dtype, or -1: as the file */
   size_t demo_n, demo_d, demo_q; /* demo only */
 } options;
 
@@ -317,6 +330,7 @@ static void options_default(options *o) {
   o->beta = 1.0f;
   o->seed = 42;
   o->isa = ADASM_ISA_AUTO;
+  o->weights_dtype = -1;
   o->demo_n = 50257; /* GPT-2's vocabulary and width */
   o->demo_d = 768;
   o->demo_q = 20;
@@ -425,8 +439,8 @@ static int apply_option(options *o, const opt_def *def, const char *val) {
         o->method = (enum method_id)m;
         return 0;
       }
-    errorf("option --method: unknown method '%s' (expected exact, ada, svd "
-           "or hs)", val);
+    errorf("option --method: unknown method '%s' (expected exact, ada, svd, "
+           "hs or certified)", val);
     return EXIT_INPUT;
   }
   case OPT_K: return opt_size("k", val, 1, SIZE_MAX, &o->k);
@@ -464,6 +478,16 @@ static int apply_option(options *o, const opt_def *def, const char *val) {
   case OPT_HS_MODEL: o->hs_model = val; return 0;
   case OPT_OUT: o->out = val; return 0;
   case OPT_ISA: return parse_isa(val, &o->isa);
+  case OPT_WEIGHTS_DTYPE:
+    if (strcmp(val, "f32") == 0) o->weights_dtype = ADASM_F32;
+    else if (strcmp(val, "f16") == 0) o->weights_dtype = ADASM_F16;
+    else if (strcmp(val, "bf16") == 0) o->weights_dtype = ADASM_BF16;
+    else {
+      errorf("option --weights-dtype: unknown dtype '%s' (expected f32, f16 "
+             "or bf16)", val);
+      return EXIT_INPUT;
+    }
+    return 0;
   case OPT_N: return opt_size("n", val, 1, (size_t)UINT32_MAX, &o->demo_n);
   case OPT_D: return opt_size("d", val, 1, (size_t)1 << 24, &o->demo_d);
   case OPT_COUNT: break;
@@ -548,7 +572,9 @@ static int get_kernels(adasm_isa isa, const adasm_kernels **k) {
 /* What every method sees. Inputs are read-only; `state` is the method's. */
 typedef struct method_ctx {
   const adasm_kernels *kern;
-  const float *A; /* n x d, row-major */
+  adasm_matrix W; /* the weights as held (--weights-dtype), n x d */
+  const float *A; /* n x d, row-major float32: W itself, or W widened for
+                     the methods that need float rows (ada, certified) */
   size_t n, d, k;
   float beta;
   double eps, delta;
@@ -582,14 +608,22 @@ typedef struct method_def {
 static int exact_query(method_ctx *m, const float *x, size_t *top, float *p,
                        double *log_norm, uint64_t *samples, char *err,
                        size_t errlen) {
-  adasm_result r = adasm_gemv_softmax_topk(m->kern, m->A, m->n, m->d, m->d, x,
-                                           m->beta, m->k, top, p, log_norm,
-                                           NULL);
+  adasm_exact_params pr = adasm_exact_params_default();
+  adasm_exact_result res;
+  adasm_result r;
+  memset(&res, 0, sizeof res);
+  res.idx = top;
+  res.prob = p;
+  pr.k = m->k;
+  pr.beta = m->beta;
+  pr.kern = m->kern;
+  r = adasm_exact_query(&m->W, &pr, x, NULL, 0, &res);
   if (r != ADASM_OK) {
     snprintf(err, errlen, "%s", adasm_result_string(r));
     return EXIT_INTERNAL;
   }
-  *samples = (uint64_t)m->n * (uint64_t)m->d;
+  *log_norm = res.log_norm;
+  *samples = res.madds;
   return 0;
 }
 
@@ -819,7 +853,7 @@ static int svd_prepare(method_ctx *m, char *err, size_t errlen) {
   adasm_result r;
   if (!st) return ada_fail(err, errlen, "model", ADASM_ERR_NOMEM);
   m->state = st;
-  r = adasm_svd_build(&st->model, m->kern, m->A, m->n, m->d, m->d, NULL);
+  r = adasm_svd_build_matrix(&st->model, &m->W, m->kern, NULL);
   if (r != ADASM_OK) return ada_fail(err, errlen, "factorising A", r);
   r = adasm_svd_workspace_size(&st->model, m->svd_window, m->svd_top,
                                &st->work_bytes);
@@ -841,12 +875,70 @@ static int svd_query(method_ctx *m, const float *x, size_t *top, float *p,
   return 0;
 }
 
+/* ---- certified: the index (f16 copy + bounds) is the preparation; one
+   workspace serves every query. */
+typedef struct cert_state {
+  adasm_certified_index ix;
+  adasm_certified_params params;
+  void *work;
+  size_t work_bytes;
+} cert_state;
+
+static void cert_release(method_ctx *m) {
+  cert_state *st = (cert_state *)m->state;
+  if (!st) return;
+  adasm_certified_free(&st->ix);
+  free(st->work);
+  free(st);
+  m->state = NULL;
+}
+
+static int cert_prepare(method_ctx *m, char *err, size_t errlen) {
+  cert_state *st = (cert_state *)calloc(1, sizeof *st);
+  adasm_matrix a = adasm_matrix_f32(m->A, m->n, m->d, m->d);
+  adasm_result r;
+  if (!st) return ada_fail(err, errlen, "index", ADASM_ERR_NOMEM);
+  m->state = st;
+  r = adasm_certified_build(&st->ix, &a, NULL);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "building the index", r);
+  st->params = adasm_certified_params_default();
+  st->params.k = m->k;
+  st->params.beta = m->beta;
+  st->params.kern = m->kern;
+  r = adasm_certified_workspace_size(&st->ix, &st->params, &st->work_bytes);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "workspace", r);
+  st->work = malloc(st->work_bytes);
+  if (!st->work) return ada_fail(err, errlen, "workspace", ADASM_ERR_NOMEM);
+  return 0;
+}
+
+static int cert_query(method_ctx *m, const float *x, size_t *top, float *p,
+                      double *log_norm, uint64_t *samples, char *err,
+                      size_t errlen) {
+  cert_state *st = (cert_state *)m->state;
+  adasm_certified_result res;
+  adasm_result r;
+  memset(&res, 0, sizeof res);
+  res.idx = top;
+  res.prob = p;
+  r = adasm_certified_query(&st->ix, &st->params, x, st->work, st->work_bytes,
+                            &res);
+  if (r != ADASM_OK) {
+    snprintf(err, errlen, "%s", adasm_result_string(r));
+    return EXIT_INTERNAL;
+  }
+  *log_norm = res.log_norm;
+  *samples = res.madds;
+  return 0;
+}
+
 /* Indexed by enum method_id. */
 static const method_def methods[METHOD_COUNT] = {
     {NULL, NULL, exact_query, NULL},                   /* exact */
     {ada_prepare, ada_calibrate, ada_query, ada_release}, /* ada */
     {svd_prepare, NULL, svd_query, svd_release},       /* svd */
     {hs_prepare, NULL, hs_query, hs_release},          /* hs */
+    {cert_prepare, NULL, cert_query, cert_release},    /* certified */
 };
 
 static int method_check(enum method_id id) {
@@ -1078,6 +1170,7 @@ static void method_ctx_init(method_ctx *m, const options *o,
                             size_t n, size_t d) {
   memset(m, 0, sizeof *m);
   m->kern = kern;
+  m->W = adasm_matrix_f32(A, n, d, d);
   m->A = A;
   m->n = n;
   m->d = d;
@@ -1095,6 +1188,74 @@ static void method_ctx_init(method_ctx *m, const options *o,
 
 /* ---- query command ----------------------------------------------------- */
 
+static const char *dtype_name(adasm_dtype t) {
+  return t == ADASM_F32 ? "f32" : t == ADASM_F16 ? "f16" : "bf16";
+}
+
+/* The weights as --weights-dtype asks (want < 0: as the file): a '<f4' or
+   '<f2' file is converted if needed (rounded to nearest even), a '<u2' file
+   is raw bfloat16 bits and only read as bf16. *W views the held rows (the
+   file's buffer in a->data, or *conv). When need_f32, *F32 gets float32
+   rows: W's own, or *wide, W widened exactly. Shapes are checked by the
+   caller. One error line; 0 or an exit code. */
+static int load_weights(const char *path, int want, int need_f32,
+                        npy_array *a, void **conv, float **wide,
+                        adasm_matrix *W, const float **F32) {
+  char err[512];
+  size_t n, d, count;
+  adasm_dtype ft, t;
+  int r = npy_read(path, NPY_F4 | NPY_F2 | NPY_U2, 2, a, err, sizeof err);
+  if (r != NPY_OK) {
+    errorf("%s: %s", path ? path : "?", err);
+    return r == NPY_ERR_NOMEM ? EXIT_INTERNAL : EXIT_INPUT;
+  }
+  n = a->shape[0];
+  d = a->shape[1];
+  count = n * d; /* npy checked that it fits */
+  if (count > SIZE_MAX / sizeof(float)) {
+    errorf("%s: %zu x %zu weights are too large to hold", path, n, d);
+    return EXIT_INPUT;
+  }
+  ft = a->dtype == NPY_F4 ? ADASM_F32 : a->dtype == NPY_F2 ? ADASM_F16 : ADASM_BF16;
+  if (a->dtype == NPY_U2 && want != ADASM_BF16) {
+    errorf("%s: '<u2' weights are raw bfloat16 bits: they need "
+           "--weights-dtype bf16", path);
+    return EXIT_INPUT;
+  }
+  t = want < 0 ? ft : (adasm_dtype)want;
+  *W = adasm_matrix_f32((const float *)a->data, n, d, d);
+  W->dtype = t;
+  if (t != ft) { /* convert, then drop the file's copy */
+    *conv = malloc(count ? count * (t == ADASM_F32 ? 4 : 2) : 1);
+    if (!*conv) {
+      errorf("%s: out of memory converting %zu x %zu weights to %s", path, n,
+             d, dtype_name(t));
+      return EXIT_INTERNAL;
+    }
+    if (adasm_convert(NULL, a->data, ft, count, *conv, t) != ADASM_OK) {
+      errorf("%s: cannot convert the weights to %s", path, dtype_name(t));
+      return EXIT_INTERNAL;
+    }
+    npy_free(a);
+    W->data = *conv;
+  }
+  *F32 = t == ADASM_F32 ? (const float *)W->data : NULL;
+  if (need_f32 && t != ADASM_F32) {
+    *wide = (float *)malloc(count ? count * sizeof(float) : 1);
+    if (!*wide) {
+      errorf("%s: out of memory widening %zu x %zu weights to float32", path,
+             n, d);
+      return EXIT_INTERNAL;
+    }
+    if (adasm_convert(NULL, W->data, t, count, *wide, ADASM_F32) != ADASM_OK) {
+      errorf("%s: cannot widen the weights to float32", path);
+      return EXIT_INTERNAL;
+    }
+    *F32 = *wide;
+  }
+  return 0;
+}
+
 static int load_matrix(const char *path, npy_array *a) {
   char err[512];
   int r = npy_read(path, NPY_F4, 2, a, err, sizeof err);
@@ -1110,6 +1271,8 @@ static int load_matrix(const char *path, npy_array *a) {
 static int cmd_query(int argc, char **argv) {
   options o;
   npy_array A, X;
+  void *conv = NULL; /* the weights converted to --weights-dtype */
+  float *wide = NULL; /* 16-bit weights widened for ada and certified */
   const adasm_kernels *kern = NULL;
   method_ctx m;
   run_result res;
@@ -1138,6 +1301,11 @@ static int cmd_query(int argc, char **argv) {
     if (o.beta != 1.0f) {
       errorf("option --temperature: not supported by --method hs (its "
              "probabilities are products of sigmoids)");
+      return EXIT_INPUT;
+    }
+    if (o.weights_dtype >= 0) {
+      errorf("option --weights-dtype: only used with --weights (--method hs "
+             "reads its model's float32 vectors)");
       return EXIT_INPUT;
     }
   } else {
@@ -1169,16 +1337,20 @@ static int cmd_query(int argc, char **argv) {
     n = m.n;
     d = m.d;
   } else {
-    if ((rc = load_matrix(o.weights, &A)) != 0) goto done;
-    n = A.shape[0];
-    d = A.shape[1];
+    /* ada and certified read float32 rows: 16-bit weights are widened for
+       them (the ada index will take an adasm_matrix itself) */
+    const int need_f32 = o.method == METHOD_ADA || o.method == METHOD_CERTIFIED;
+    if ((rc = load_weights(o.weights, o.weights_dtype, need_f32, &A, &conv,
+                           &wide, &m.W, &m.A)) != 0)
+      goto done;
+    n = m.W.rows;
+    d = m.W.cols;
     if (n == 0 || d == 0) {
       errorf("%s: the weights have no %s (shape (%zu, %zu))", o.weights,
              n == 0 ? "rows" : "columns", n, d);
       rc = EXIT_INPUT;
       goto done;
     }
-    m.A = (const float *)A.data;
     m.n = n;
     m.d = d;
   }
@@ -1263,6 +1435,8 @@ done:
   run_free(&res);
   npy_free(&A);
   npy_free(&X);
+  free(conv);
+  free(wide);
   return rc;
 }
 

@@ -13,7 +13,7 @@
    dict literal with exactly the keys 'descr', 'fortran_order' and 'shape'
    (any order, any whitespace between tokens, optional trailing comma,
    whitespace padding after the closing brace); C order only; the dtypes
-   '<f4', '<f2' and '<i4', each only when the caller allows it.
+   '<f4', '<f2', '<i4' and '<u2', each only when the caller allows it.
    Everything else is refused with a one-line message naming the problem:
    Fortran order, big-endian or other dtypes, a rank other than the one asked
    for, negative or non-integer dimensions, sizes that overflow, a header
@@ -56,6 +56,7 @@ extern "C" {
 #define NPY_F4 1u /* '<f4' float32 */
 #define NPY_F2 2u /* '<f2' float16 (raw bits; convert with npy_f16_to_f32) */
 #define NPY_I4 4u /* '<i4' int32 */
+#define NPY_U2 8u /* '<u2' uint16 (e.g. raw bfloat16 bits) */
 
 #define NPY_MAX_RANK 8
 
@@ -68,7 +69,7 @@ typedef enum npy_status {
 } npy_status;
 
 typedef struct npy_array {
-  unsigned dtype;              /* one of NPY_F4, NPY_F2, NPY_I4 */
+  unsigned dtype;              /* one of NPY_F4, NPY_F2, NPY_I4, NPY_U2 */
   size_t itemsize;             /* bytes per element */
   int version;                 /* format major version: 1, 2 or 3 */
   int ndim;                    /* number of dimensions */
@@ -167,6 +168,7 @@ NPY_DEF const char *npy_dtype_descr(unsigned dtype) {
   case NPY_F4: return "<f4";
   case NPY_F2: return "<f2";
   case NPY_I4: return "<i4";
+  case NPY_U2: return "<u2";
   default: return "?";
   }
 }
@@ -373,11 +375,11 @@ NPY__PRIVATE void npy__format_shape(const npy_array *a, char *buf,
 }
 
 NPY__PRIVATE void npy__expected(unsigned dtypes, char *buf, size_t cap) {
-  static const unsigned all[3] = {NPY_F4, NPY_F2, NPY_I4};
+  static const unsigned all[4] = {NPY_F4, NPY_F2, NPY_I4, NPY_U2};
   size_t used = 0;
   int k, shown = 0;
   buf[0] = '\0';
-  for (k = 0; k < 3 && used < cap; k++)
+  for (k = 0; k < 4 && used < cap; k++)
     if (dtypes & all[k])
       used += (size_t)snprintf(buf + used, cap - used, "%s'%s'",
                                shown++ ? " or " : "", npy_dtype_descr(all[k]));
@@ -551,6 +553,8 @@ NPY_DEF int npy_parse_header(const void *buf, size_t len, unsigned dtypes,
     out->dtype = NPY_F2;
   else if (strcmp(descr, "<i4") == 0)
     out->dtype = NPY_I4;
+  else if (strcmp(descr, "<u2") == 0)
+    out->dtype = NPY_U2;
   if ((out->dtype & dtypes) == 0) {
     char want[48];
     npy__expected(dtypes, want, sizeof want);
@@ -559,7 +563,7 @@ NPY_DEF int npy_parse_header(const void *buf, size_t len, unsigned dtypes,
     out->dtype = 0;
     return NPY_ERR_FORMAT;
   }
-  out->itemsize = out->dtype == NPY_F2 ? 2 : 4;
+  out->itemsize = out->dtype == NPY_F2 || out->dtype == NPY_U2 ? 2 : 4;
   if (fortran) {
     npy__fail(err, errlen, "fortran_order=True is not supported");
     return NPY_ERR_FORMAT;

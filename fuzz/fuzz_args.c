@@ -9,7 +9,8 @@
    one printable line to stderr and nothing to stdout; on "go on" nothing
    was printed and every option holds a value the tool documents (k >= 1,
    eps and delta in (0, 1), temperature finite and > 0 as a float, a known
-   method and ISA, non-empty file names, demo sizes in range).
+   method, ISA and weights dtype, non-empty file names, demo sizes in
+   range).
 
    stdout and stderr are redirected to temporary files for the check (the
    tool prints through the stdio macros, renamed below before its code is
@@ -60,6 +61,9 @@ static void check_options(const options *o, unsigned cmd) {
   if (!(o->delta > 0.0 && o->delta < 1.0)) abort();
   if (!(o->beta > 0.0f) || !isfinite(o->beta)) abort();
   if ((int)o->method < 0 || o->method >= METHOD_COUNT) abort();
+  if (o->weights_dtype != -1 && o->weights_dtype != ADASM_F32 &&
+      o->weights_dtype != ADASM_F16 && o->weights_dtype != ADASM_BF16)
+    abort();
   if (o->isa != ADASM_ISA_AUTO && o->isa != ADASM_ISA_SCALAR &&
       o->isa != ADASM_ISA_AVX2 && o->isa != ADASM_ISA_AVX512 &&
       o->isa != ADASM_ISA_NEON)

@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char err[256];
   npy_array a;
-  unsigned mask = size ? (data[0] & 7u) : 1u; /* allowed dtypes */
+  unsigned mask = size ? (data[0] & 15u) : 1u; /* allowed dtypes */
   int rank = size > 1 ? data[1] % 4 : 2;      /* 0 = any rank */
   if (size > 2) {
     data += 2;

@@ -50,6 +50,43 @@ f32le() {
        } }' <<<"$*"
 }
 
+# f16le X... / bf16le X...: the same for IEEE float16 and bfloat16 (values
+# exactly representable in the format: these fixtures need no rounding).
+f16le() {
+  awk 'function bits(x,   s, e, m) {
+         if (x == "inf") return 31744            # 0x7c00
+         x += 0
+         if (x == 0) return 0
+         s = 0; if (x < 0) { s = 1; x = -x }
+         e = 0
+         while (x >= 2) { x /= 2; e++ }
+         while (x < 1) { x *= 2; e-- }
+         m = int((x - 1) * 1024 + 0.5)
+         return s * 32768 + (e + 15) * 1024 + m
+       }
+       { for (i = 1; i <= NF; i++) {
+           b = bits($i)
+           for (k = 0; k < 2; k++) { printf "\\x%02x", b % 256; b = int(b / 256) }
+       } }' <<<"$*"
+}
+bf16le() {
+  awk 'function bits(x,   s, e, m) {
+         if (x == "nan") return 32704            # 0x7fc0
+         x += 0
+         if (x == 0) return 0
+         s = 0; if (x < 0) { s = 1; x = -x }
+         e = 0
+         while (x >= 2) { x /= 2; e++ }
+         while (x < 1) { x *= 2; e-- }
+         m = int((x - 1) * 128 + 0.5)
+         return s * 32768 + (e + 127) * 128 + m
+       }
+       { for (i = 1; i <= NF; i++) {
+           b = bits($i)
+           for (k = 0; k < 2; k++) { printf "\\x%02x", b % 256; b = int(b / 256) }
+       } }' <<<"$*"
+}
+
 # le BYTES VALUE: escapes of VALUE as a little-endian integer of BYTES bytes.
 le() {
   local n=$1 v=$2 i s=""
@@ -372,9 +409,10 @@ fail_file() {
   expect_fail "$1" "$2" "$3" query --weights "$4" --queries "${5:-$T/X.npy}" --method exact
 }
 fail_file "fortran" 2 "fortran.npy: fortran_order=True is not supported" "$T/fortran.npy"
-fail_file ">f4" 2 "big_endian.npy: big-endian dtype '>f4' is not supported (expected '<f4')" "$T/big_endian.npy"
+fail_file ">f4" 2 "big_endian.npy: big-endian dtype '>f4' is not supported (expected '<f4' or '<f2' or '<u2')" "$T/big_endian.npy"
+fail_file ">f4 queries" 2 "big_endian.npy: big-endian dtype '>f4' is not supported (expected '<f4')" "$T/A.npy" "$T/big_endian.npy"
 fail_file "<f8" 2 "f8.npy: dtype '<f8' is not supported" "$T/f8.npy"
-fail_file "<f2" 2 "f2.npy: dtype '<f2' is not supported" "$T/f2.npy"
+fail_file "<f2 queries" 2 "f2.npy: dtype '<f2' is not supported (expected '<f4')" "$T/A.npy" "$T/f2.npy"
 fail_file "|u1" 2 "dtype '|u1' is not supported" "$T/u1.npy"
 fail_file "1-D weights" 2 "one_d.npy: expected a 2-D array, found shape (6,)" "$T/one_d.npy"
 fail_file "1-D queries" 2 "one_d.npy: expected a 2-D array" "$T/A.npy" "$T/one_d.npy"
@@ -423,6 +461,84 @@ fail_file "not a dict" 2 "the header is not a dict" "$T/not_dict.npy"
 fail_file "trailing text" 2 "unexpected text after the header dict" "$T/trailing_text.npy"
 fail_file "non-ASCII" 2 "non-ASCII byte 0xe9 in the header" "$T/nonascii.npy"
 
+# ---- 16-bit weights: '<f2' files, --weights-dtype, raw bfloat16 '<u2' ---------
+
+# A of the fixtures above in float16, in bfloat16 bits ('<u2'), and with
+# values that round: R (2 x 1) = [[1.01], [0]] is 1.009765625 in f16 and
+# 1.0078125 in bf16, so the logits of x = 1 tell the three apart.
+npy "$T/A16.npy" 1 "$(dict '<f2' False '(3, 2)')" "$(f16le 1 0 0 1 1 1)"
+npy "$T/Abf.npy" 1 "$(dict '<u2' False '(3, 2)')" "$(bf16le 1 0 0 1 1 1)"
+npy "$T/A16_v3.npy" 3 "$(dict '<f2' False '(3, 2)')" "$(f16le 1 0 0 1 1 1)"
+npy "$T/R.npy" 1 "$(dict '<f4' False '(2, 1)')" "$(f32le 1.01 0)"
+npy "$T/XR.npy" 1 "$(dict '<f4' False '(1, 1)')" "$(f32le 1)"
+npy "$T/I16.npy" 1 "$(dict '<f2' False '(4, 4)')" "$(f16le 2 0 0 0 0 2 0 0 0 0 2 0 0 0 0 2)"
+npy "$T/nan_bf.npy" 1 "$(dict '<u2' False '(3, 2)')" "$(bf16le 1 0 nan 1 1 1)"
+npy "$T/inf16.npy" 1 "$(dict '<f2' False '(3, 2)')" "$(f16le 1 0 inf 1 1 1)"
+npy "$T/u2_1d.npy" 1 "$(dict '<u2' False '(6,)')" "$(bf16le 1 0 0 1 1 1)"
+
+# every method on every way in: the fixtures are exact in all three dtypes,
+# so every answer is the float32 one
+for w in "A16.npy" "A16_v3.npy" "A16.npy --weights-dtype f32" "A16.npy --weights-dtype bf16" \
+  "Abf.npy --weights-dtype bf16" "A.npy --weights-dtype f16" "A.npy --weights-dtype bf16" \
+  "A.npy --weights-dtype f32"; do
+  for meth in exact ada svd certified; do
+    # shellcheck disable=SC2086
+    if expect_ok "[$w] $meth" 2 query --weights "$T/"$w --queries "$T/X.npy" --method $meth --k 2; then
+      check_query "[$w] $meth q0" "$(sed -n 1p "$T/out")" 2 "2 1 3"
+      check_query "[$w] $meth q1" "$(sed -n 2p "$T/out")" 2 "0.5 -1 -0.5"
+      if grep -qF "\"method\": \"$meth\"" <<<"$(tail -n 1 "$T/out")"; then ok; else bad "[$w] $meth: summary"; fi
+    fi
+  done
+done
+for isa in scalar avx2 avx512 neon; do
+  for w in "A16.npy" "Abf.npy --weights-dtype bf16"; do
+    # shellcheck disable=SC2086
+    run query --weights "$T/"$w --queries "$T/X.npy" --method exact --k 3 --isa "$isa"
+    if [ "$RC" -eq 0 ]; then
+      check_query "[$w] isa $isa q0" "$(sed -n 1p "$T/out")" 3 "2 1 3"
+    fi
+  done
+done
+if expect_ok "identity f16" 4 query --weights "$T/I16.npy" --queries "$T/XI.npy" --method certified; then
+  got=$(grep '^{"query"' "$T/out" | while read -r l; do field "$l" top; done | paste -sd' ')
+  if [ "$got" = "3 1 2 0" ]; then ok; else bad "identity f16 certified: tops $got"; fi
+fi
+# the conversion rounds (to nearest even): the logit is the rounded weight
+for dt in "f32 1.00999999" "f16 1.009765625" "bf16 1.0078125"; do
+  set -- $dt
+  if expect_ok "rounding $1" 1 query --weights "$T/R.npy" --queries "$T/XR.npy" --method exact --k 2 --weights-dtype "$1"; then
+    check_query "rounding $1" "$(sed -n 1p "$T/out")" 2 "$2 0"
+  fi
+done
+# samples: n d multiply-adds for exact; certified adds its recomputed rows
+if expect_ok "certified samples" 2 query --weights "$T/A.npy" --queries "$T/X.npy" --method certified; then
+  smp=$(field "$(sed -n 1p "$T/out")" samples)
+  if [ "$smp" -ge 8 ] && [ "$smp" -le 12 ]; then ok; else bad "certified samples $smp (n d = 6, plus 1..3 rows of 2)"; fi
+fi
+expect_fail "<u2 without bf16" 2 "Abf.npy: '<u2' weights are raw bfloat16 bits: they need --weights-dtype bf16" \
+  query --weights "$T/Abf.npy" --queries "$T/X.npy" --method exact
+expect_fail "<u2 as f16" 2 "they need --weights-dtype bf16" \
+  query --weights "$T/Abf.npy" --queries "$T/X.npy" --method exact --weights-dtype f16
+expect_fail "--weights-dtype f64" 2 "option --weights-dtype: unknown dtype 'f64' (expected f32, f16 or bf16)" \
+  query --weights "$T/A.npy" --queries "$T/X.npy" --method exact --weights-dtype f64
+expect_fail "--weights-dtype empty" 2 "option --weights-dtype: empty value" \
+  query --weights "$T/A.npy" --queries "$T/X.npy" --method exact --weights-dtype=
+expect_fail "--weights-dtype twice" 2 "option --weights-dtype is given twice" \
+  query --weights "$T/A.npy" --queries "$T/X.npy" --weights-dtype f16 --weights-dtype f16
+expect_fail "--weights-dtype with hs" 2 "option --weights-dtype: only used with --weights" \
+  query --method hs --hs-model "$T/A.npy" --queries "$T/X.npy" --weights-dtype f16
+expect_fail "--weights-dtype in demo" 2 "demo: unknown option '--weights-dtype'" demo --weights-dtype f16
+expect_fail "1-D <u2" 2 "u2_1d.npy: expected a 2-D array, found shape (6,)" \
+  query --weights "$T/u2_1d.npy" --queries "$T/X.npy" --weights-dtype bf16
+expect_fail "NaN in bf16 A" 1 "query 0: the input contains NaN" \
+  query --weights "$T/nan_bf.npy" --queries "$T/X.npy" --method exact --weights-dtype bf16
+expect_fail "inf in f16 A" 1 "query 0: the logits overflow float" \
+  query --weights "$T/inf16.npy" --queries "$T/X.npy" --method exact
+expect_fail "NaN in A, certified" 2 "certified: preparation failed: building the index: the input contains NaN" \
+  query --weights "$T/nan.npy" --queries "$T/X.npy" --method certified
+expect_fail "certified k > n" 2 "option --k: 4 is larger than the number of rows" \
+  query --weights "$T/A16.npy" --queries "$T/X.npy" --method certified --k 4
+
 # ---- invalid command lines -------------------------------------------------------
 
 A=(--weights "$T/A.npy" --queries "$T/X.npy")
@@ -444,7 +560,7 @@ expect_fail "--temperature 1e-50" 2 "option --temperature: 1e-50 is out of range
 expect_fail "--seed -1" 2 "option --seed: '-1' is not" query "${A[@]}" --method exact --seed=-1
 expect_fail "--seed 2^64" 2 "option --seed: 18446744073709551616 is out of range" query "${A[@]}" --method exact --seed 18446744073709551616
 expect_fail "--calibrate q" 2 "option --calibrate: 2 must be smaller than the number of queries" query "${A[@]}" --method exact --calibrate 2
-expect_fail "--method bogus" 2 "unknown method 'bogus'" query "${A[@]}" --method bogus
+expect_fail "--method bogus" 2 "unknown method 'bogus' (expected exact, ada, svd, hs or certified)" query "${A[@]}" --method bogus
 expect_fail "--isa bogus" 2 "unknown instruction set 'bogus'" query "${A[@]}" --method exact --isa bogus
 expect_fail "unknown option" 2 "query: unknown option '--frobnicate'" query "${A[@]}" --method exact --frobnicate 3
 expect_fail "missing value" 2 "option --k needs a value" query "${A[@]}" --method exact --k
