@@ -199,9 +199,9 @@ static const char usage_text[] =
     "                                 '<f4' and '<f2' files are converted\n"
     "                                 (rounded to nearest even); a '<u2'\n"
     "                                 file holds raw bfloat16 bits and needs\n"
-    "                                 bf16. ada and certified work on float32\n"
-    "                                 rows: 16-bit weights are widened for\n"
-    "                                 them (exactly)\n"
+    "                                 bf16. certified works on float32 rows:\n"
+    "                                 16-bit weights are widened for it\n"
+    "                                 (exactly)\n"
     "      --k K                      top-k, 1 <= K <= n (default 1)\n"
     "      --eps E --delta D          PAC parameters in (0,1) (default 0.3, "
     "0.1)\n"
@@ -574,7 +574,7 @@ typedef struct method_ctx {
   const adasm_kernels *kern;
   adasm_matrix W; /* the weights as held (--weights-dtype), n x d */
   const float *A; /* n x d, row-major float32: W itself, or W widened for
-                     the methods that need float rows (ada, certified) */
+                     the method that needs float rows (certified) */
   size_t n, d, k;
   float beta;
   double eps, delta;
@@ -656,10 +656,7 @@ static int ada_prepare(method_ctx *m, char *err, size_t errlen) {
   adasm_result r;
   if (!st) return ada_fail(err, errlen, "index", ADASM_ERR_NOMEM);
   m->state = st;
-  {
-    const adasm_matrix M = adasm_matrix_f32(m->A, m->n, m->d, m->d);
-    r = adasm_ada_index_build(&st->ix, &M, 0u, NULL);
-  }
+  r = adasm_ada_index_build(&st->ix, &m->W, 0u, NULL);
   if (r != ADASM_OK) return ada_fail(err, errlen, "building the index", r);
   st->params = adasm_ada_params_default();
   st->params.k = m->k;
@@ -1337,9 +1334,8 @@ static int cmd_query(int argc, char **argv) {
     n = m.n;
     d = m.d;
   } else {
-    /* ada and certified read float32 rows: 16-bit weights are widened for
-       them (the ada index will take an adasm_matrix itself) */
-    const int need_f32 = o.method == METHOD_ADA || o.method == METHOD_CERTIFIED;
+    /* certified screens float32 rows: 16-bit weights are widened for it */
+    const int need_f32 = o.method == METHOD_CERTIFIED;
     if ((rc = load_weights(o.weights, o.weights_dtype, need_f32, &A, &conv,
                            &wide, &m.W, &m.A)) != 0)
       goto done;
