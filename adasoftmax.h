@@ -5519,14 +5519,14 @@ ADASM__PRIVATE void adasm__ada_sort_top(size_t *top, double *zs, size_t k) {
 /* The exact answer: the top k by double logits (ranked as a double
    reference ranks them) and the log-normalizer; writes idx and zs (k each,
    zs the logits) and *log_norm. Scratch: zf (n floats), cand (n), zc (n).
-   For a float32 A the logits are first the float kernels' (one streaming
-   read, the exact path's speed), each within e_i = g_d ||A_i|| ||x|| of
-   the truth whatever the summation order (g_d = d u / (1 - d u),
-   u = 2^-24); only the rows whose float logit plus e_i reaches the k-th
+   The logits are first the float kernels' (one streaming read, the exact
+   path's speed), each within e_i = g_d ||A_i|| ||x|| of the truth
+   (g_d = m u / (1 - m u), u = 2^-24, m = ADASM__DOT_DEPTH(d) the most
+   roundings any dot kernel makes); only the rows whose float logit plus e_i reaches the k-th
    largest float lower bound can be in the top k, and only they are
    recomputed in double. The normalizer comes from the float logits
-   (relative error below 2 beta max_i e_i). 16-bit matrices, and float
-   logits that overflow, go through double dots of every row. */
+   (relative error below 2 beta max_i e_i). Float logits that overflow
+   send every row through double dots. */
 /* The double pass: every logit in double into zc, and the log-normalizer. */
 ADASM__PRIVATE void adasm__ada_pass_f64(const adasm_ada_index *ix,
                                         const adasm_kernels *kern,
@@ -5568,10 +5568,11 @@ ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
                                           size_t *cand, double *zc,
                                           float *xs) {
   const size_t n = ix->n, d = ix->d;
-  const double gd = (double)d * 5.9604644775390625e-8; /* d 2^-24 */
+  /* the dot kernels round at most ADASM__DOT_DEPTH(d) times per logit */
+  const double gd = (double)ADASM__DOT_DEPTH(d) * 5.9604644775390625e-8;
   double xn = 0.0, lk, m = -HUGE_VAL, s = 0.0, xmax = 0.0, sc;
   size_t t, r0, cnt = 0, nc = 0, ci;
-  int screen = ix->A.dtype == ADASM_F32 && gd < 0.5, ex = 0;
+  int screen = gd < 0.5, ex = 0;
   /* the float screen sees x 2^-(ex + aexp): its products are the same bits
      however beta A x is split between beta, A and x (powers of two) */
   for (t = 0; t < d; ++t)
@@ -5581,8 +5582,13 @@ ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
   sc = ldexp(beta, ex + ix->aexp); /* beta times the screen's scale */
   for (r0 = 0; screen && r0 < n; r0 += ADASM__ADA_XBLOCK) {
     const size_t len = n - r0 < ADASM__ADA_XBLOCK ? n - r0 : ADASM__ADA_XBLOCK;
-    kern->dot_rows((const float *)ix->A.data + r0 * ix->A.ld, len, d, ix->A.ld,
-                   xs, 1.0f, zf + r0);
+    if (ix->A.dtype == ADASM_F32)
+      kern->dot_rows((const float *)ix->A.data + r0 * ix->A.ld, len, d,
+                     ix->A.ld, xs, 1.0f, zf + r0);
+    else
+      (ix->A.dtype == ADASM_F16 ? kern->dot_rows_f16 : kern->dot_rows_bf16)(
+          (const uint16_t *)ix->A.data + r0 * ix->A.ld, len, d, ix->A.ld, xs,
+          1.0f, zf + r0);
     for (t = r0; t < r0 + len; ++t) screen &= adasm__isfinitef(zf[t]);
   }
   if (!screen) {
