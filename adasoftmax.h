@@ -42,6 +42,8 @@
        ADASM_NO_AVX512BF16   impl  leave out the vdpbf16ps variant of the
                                    AVX-512 bf16 dot kernel
        ADASM_NO_NEON         impl  leave out the NEON kernels
+       ADASM_NO_SVD          all   leave out SVD-softmax (the baseline)
+       ADASM_NO_HS           all   leave out hierarchical softmax (baseline)
        ADASM_ASSERT(x)       impl  default: assert(x) from <assert.h>
        ADASM_MALLOC(sz,ctx)  impl  default: malloc(sz); define both or neither
        ADASM_FREE(p,ctx)     impl  default: free(p)
@@ -570,6 +572,7 @@ ADASM_DEF adasm_result adasm_ada_calibrate(const adasm_ada_index *ix,
                                            adasm_ada_calibration *out);
 
 
+#ifndef ADASM_NO_HS
 /* ---- Hierarchical softmax (word2vec / fastText binary tree) ------------
    The classes are the leaves of a binary tree whose internal nodes carry a
    vector each. Going from internal node v to its right child has
@@ -765,6 +768,9 @@ ADASM_DEF adasm_result adasm_hs_log_prob(const adasm_hs_model *m,
                                          double *log_prob);
 
 
+#endif /* ADASM_NO_HS */
+
+#ifndef ADASM_NO_SVD
 /* ---- SVD-softmax: preview logits from the SVD of A ----------------------
    Shim, Lee, Kim, Park, "SVD-Softmax: Fast Softmax Approximation on Large
    Vocabulary Neural Networks", NeurIPS 2017.
@@ -884,6 +890,8 @@ ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
                                        size_t topk, size_t *idx, float *prob,
                                        double *log_norm, uint64_t *samples,
                                        void *work, size_t work_bytes);
+
+#endif /* ADASM_NO_SVD */
 
 /* ---- Certified exact top-k of softmax(beta A x) for float32 A -----------
    The exact top-k, read mostly from a 16-bit copy: an index keeps A in f16
@@ -6071,6 +6079,7 @@ ADASM_DEF adasm_result adasm_ada_calibrate(const adasm_ada_index *ix,
   return ADASM_OK;
 }
 
+#ifndef ADASM_NO_HS
 /* >>hs --------------------------------------------------------------------
    Hierarchical softmax: fastText's tree, a strict .bin reader, and top-k.
    Why it looks like this:
@@ -6899,6 +6908,9 @@ ADASM_DEF adasm_result adasm_hs_log_prob(const adasm_hs_model *m,
 }
 
 
+#endif /* ADASM_NO_HS */
+
+#ifndef ADASM_NO_SVD
 /* >>svd -------------------------------------------------------------------
    SVD-softmax. Why it is built this way:
    - The SVD comes from the d x d Gram matrix G = A^T A (double): for a
@@ -8489,6 +8501,8 @@ ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
   if (res != ADASM_OK && samples) *samples = 0;
   return res;
 }
+
+#endif /* ADASM_NO_SVD */
 
 /* >>certified -------------------------------------------------------------
    Certified exact top-k for float32 weights: a 16-bit screen with a

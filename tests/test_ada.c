@@ -255,7 +255,7 @@ static void test_errors(void) {
   CHECK(adasm_ada_index_build(&ix, NULL, 0u, NULL) == ADASM_ERR_NULL, "build NULL A");
   bad = M; bad.data = NULL;
   CHECK(adasm_ada_index_build(&ix, &bad, 0u, NULL) == ADASM_ERR_NULL, "build NULL data");
-  bad = M; bad.dtype = (adasm_dtype)7;
+  bad = M; bad.dtype = (adasm_dtype)3;
   CHECK(adasm_ada_index_build(&ix, &bad, 0u, NULL) == ADASM_ERR_PARAM, "build dtype");
   CHECK(adasm_ada_index_build(&ix, &M, 2u, NULL) == ADASM_ERR_PARAM, "build flag");
   bad = M; bad.rows = 0;
