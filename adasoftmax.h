@@ -1149,6 +1149,85 @@ ADASM_DEF adasm_matrix adasm_matrix_bf16(const uint16_t *data, size_t rows,
    Statistically Good Algorithms for Random Number Generation", 2014). */
 #define ADASM__PCG_MULT 6364136223846793005ull
 
+/* Jumps of the PCG32 LCG s -> a s + inc, as constants: d steps map s to
+   a^d s + inc h_d with h_d = sum_{k<d} a^k (mod 2^64), and neither power
+   depends on the increment. ja[i], jh[i]: d = 2^i; la[l], lh[l]: d = 2 l
+   (token l of a sampler scan, two outputs per token). Generated with
+   Python's pow(a, d, 2**64); tests/test_sample.c checks them against
+   adasm_pcg32_advance. */
+static const uint64_t adasm__pcg_ja[64] = {
+    0x5851f42d4c957f2dull, 0x685f98a2018fade9ull, 0xfb4d3ae39272be11ull,
+    0xb59dda5f38413d21ull, 0x8d5e2ddc895abe41ull, 0x96481983e5188c81ull,
+    0x4425ebbf6f4d5901ull, 0x8980d00b878bb201ull, 0x02078e0dd6db6401ull,
+    0x659acb4fecc6c801ull, 0xaa1421b9d5cd9001ull, 0x88f21a239c9b2001ull,
+    0x469c6146fd364001ull, 0x1dd8088d0a6c8001ull, 0x7fa1b91654d90001ull,
+    0x52ae921da9b20001ull, 0x902da3ff53640001ull, 0xb4bd470ea6c80001ull,
+    0x04028a5d4d900001ull, 0xba2505ba9b200001ull, 0x7cc9cf7536400001ull,
+    0x1b92aeea6c800001ull, 0xbf219dd4d9000001ull, 0x9e343ba9b2000001ull,
+    0xbc2c775364000001ull, 0x7768eea6c8000001ull, 0xeb11dd4d90000001ull,
+    0xc723ba9b20000001ull, 0x5247753640000001ull, 0xb48eea6c80000001ull,
+    0xa91dd4d900000001ull, 0x523ba9b200000001ull, 0xa477536400000001ull,
+    0x48eea6c800000001ull, 0x91dd4d9000000001ull, 0x23ba9b2000000001ull,
+    0x4775364000000001ull, 0x8eea6c8000000001ull, 0x1dd4d90000000001ull,
+    0x3ba9b20000000001ull, 0x7753640000000001ull, 0xeea6c80000000001ull,
+    0xdd4d900000000001ull, 0xba9b200000000001ull, 0x7536400000000001ull,
+    0xea6c800000000001ull, 0xd4d9000000000001ull, 0xa9b2000000000001ull,
+    0x5364000000000001ull, 0xa6c8000000000001ull, 0x4d90000000000001ull,
+    0x9b20000000000001ull, 0x3640000000000001ull, 0x6c80000000000001ull,
+    0xd900000000000001ull, 0xb200000000000001ull, 0x6400000000000001ull,
+    0xc800000000000001ull, 0x9000000000000001ull, 0x2000000000000001ull,
+    0x4000000000000001ull, 0x8000000000000001ull, 0x0000000000000001ull,
+    0x0000000000000001ull};
+static const uint64_t adasm__pcg_jh[64] = {
+    0x0000000000000001ull, 0x5851f42d4c957f2eull, 0xcbb5f646404a560cull,
+    0x9a8b7f78da6ef4d8ull, 0xfd8341fcddebfcb0ull, 0x375216576241c560ull,
+    0xb5eb8df53e56bac0ull, 0x76e04ee60f5a3580ull, 0x41f7c92a64676b00ull,
+    0x3950e877b79ad600ull, 0xfe942169ea65ac00ull, 0x20706e33c18b5800ull,
+    0x5eeb75973616b000ull, 0x7c7aad6d382d6000ull, 0x19ef4fd5a05ac000ull,
+    0x151dd39800b58000ull, 0x39f376e3016b0000ull, 0x089e2c9202d60000ull,
+    0x12d9545405ac0000ull, 0xa22695680b580000ull, 0xe61cddd016b00000ull,
+    0xd37887a02d600000ull, 0xc3ec3f405ac00000ull, 0xfbc53e80b5800000ull,
+    0xc73d7d016b000000ull, 0xcd46fa02d6000000ull, 0x95bdf405ac000000ull,
+    0x183be80b58000000ull, 0xe377d016b0000000ull, 0x92efa02d60000000ull,
+    0x55df405ac0000000ull, 0x6bbe80b580000000ull, 0xd77d016b00000000ull,
+    0xaefa02d600000000ull, 0x5df405ac00000000ull, 0xbbe80b5800000000ull,
+    0x77d016b000000000ull, 0xefa02d6000000000ull, 0xdf405ac000000000ull,
+    0xbe80b58000000000ull, 0x7d016b0000000000ull, 0xfa02d60000000000ull,
+    0xf405ac0000000000ull, 0xe80b580000000000ull, 0xd016b00000000000ull,
+    0xa02d600000000000ull, 0x405ac00000000000ull, 0x80b5800000000000ull,
+    0x016b000000000000ull, 0x02d6000000000000ull, 0x05ac000000000000ull,
+    0x0b58000000000000ull, 0x16b0000000000000ull, 0x2d60000000000000ull,
+    0x5ac0000000000000ull, 0xb580000000000000ull, 0x6b00000000000000ull,
+    0xd600000000000000ull, 0xac00000000000000ull, 0x5800000000000000ull,
+    0xb000000000000000ull, 0x6000000000000000ull, 0xc000000000000000ull,
+    0x8000000000000000ull};
+static const uint64_t adasm__pcg_la[17] = {
+    0x0000000000000001ull, 0x685f98a2018fade9ull, 0xfb4d3ae39272be11ull,
+    0xf08d02b0115f7a79ull, 0xb59dda5f38413d21ull, 0xc07a0e3e901ef009ull,
+    0x2baa1c4032658d31ull, 0x384115c58e369e99ull, 0x8d5e2ddc895abe41ull,
+    0x98f1d81bdd781629ull, 0xcaf41223432ce051ull, 0x3b0114b115ade6b9ull,
+    0x6ea923efda890361ull, 0x55c522eac22ba049ull, 0x9ec7d51306cd3771ull,
+    0x493d9145485dd2d9ull, 0x96481983e5188c81ull};
+static const uint64_t adasm__pcg_lh[17] = {
+    0x0000000000000000ull, 0x5851f42d4c957f2eull, 0xcbb5f646404a560cull,
+    0x30705b042917ec1aull, 0x9a8b7f78da6ef4d8ull, 0xab894868b3b04fc6ull,
+    0x88cdb7ff5390e864ull, 0x70a3a52b7c609632ull, 0xfd8341fcddebfcb0ull,
+    0x742d2f7a98716b5eull, 0x76035e0908e0bdbcull, 0x6fa72ca5f95e3b4aull,
+    0x58a0df7459c07788ull, 0xae533cc45a8131f6ull, 0x6de3b115d9593614ull,
+    0xf043bfa4b17f3b62ull, 0x375216576241c560ull};
+
+/* The state s advanced by d steps of increment inc, by the table: one
+   multiply-add per set bit of d. */
+ADASM__PRIVATE uint64_t adasm__pcg_jump(uint64_t s, uint64_t inc, uint64_t d) {
+  while (d != 0) {
+    const unsigned i = (uint32_t)d ? adasm__ctz32((uint32_t)d)
+                                   : 32u + adasm__ctz32((uint32_t)(d >> 32));
+    s = adasm__pcg_ja[i] * s + inc * adasm__pcg_jh[i];
+    d &= d - 1u;
+  }
+  return s;
+}
+
 /* The XSH-RR output of a state (before the state advances). */
 ADASM__PRIVATE uint32_t adasm__pcg_out(uint64_t old) {
   const uint32_t xorshifted = (uint32_t)(((old >> 18u) ^ old) >> 27u);
@@ -1502,8 +1581,7 @@ ADASM__PRIVATE double adasm__texpsum_scalar(const float *z, size_t n,
 ADASM__PRIVATE size_t adasm__race_scalar(const float *z, size_t n,
                                          adasm__race *r) {
   /* one token = two generator steps: s -> a2 s + c2 */
-  const uint64_t a2 = ADASM__PCG_MULT * ADASM__PCG_MULT;
-  const uint64_t c2 = r->inc * (ADASM__PCG_MULT + 1u);
+  const uint64_t a2 = adasm__pcg_la[1], c2 = r->inc * adasm__pcg_lh[1];
   const double ci = (double)r->cinv;
   uint64_t s = r->state, cnt = r->count_v;
   double sa = r->sum_all, sv = r->sum_v;
@@ -1865,8 +1943,6 @@ ADASM__TARGET_AVX2 static inline __m256i adasm__pcg_out4_avx2(__m256i s) {
    at most V_j. Sums go through float over 8 steps, then double. */
 ADASM__TARGET_AVX2 static size_t adasm__race_avx2(const float *z, size_t n,
                                                  adasm__race *r) {
-  const uint64_t a2 = ADASM__PCG_MULT * ADASM__PCG_MULT;
-  const uint64_t c2 = r->inc * (ADASM__PCG_MULT + 1u);
   adasm__expp ep;
   adasm__expv_avx2 ev;
   const __m256 vm = _mm256_set1_ps(r->m), vi = _mm256_set1_ps(r->invt);
@@ -1878,17 +1954,14 @@ ADASM__TARGET_AVX2 static size_t adasm__race_avx2(const float *z, size_t n,
   __m256i s0, s1, alo, ahi, cc;
   __m256 fa = _mm256_setzero_ps(), fv = fa;
   __m256d da = _mm256_setzero_pd(), dv = da;
-  uint64_t st[8], A = 1u, C = 0u, cnt = r->count_v;
+  uint64_t st[8], cnt = r->count_v;
+  const uint64_t A = adasm__pcg_la[8], C = r->inc * adasm__pcg_lh[8];
   float buf[8];
   size_t j = 0, l, steps = 0;
   adasm__expp_unit(&ep);
   adasm__expv_init_avx2(&ev, &ep);
-  st[0] = r->state;
-  for (l = 1; l < 8; ++l) st[l] = st[l - 1] * a2 + c2;
-  for (l = 0; l < 8; ++l) { /* the map of eight tokens: s -> A s + C */
-    C = C * a2 + c2;
-    A *= a2;
-  }
+  for (l = 0; l < 8; ++l) /* token l's state; eight tokens: s -> A s + C */
+    st[l] = adasm__pcg_la[l] * r->state + r->inc * adasm__pcg_lh[l];
   s0 = _mm256_loadu_si256((const __m256i *)(const void *)st);
   s1 = _mm256_loadu_si256((const __m256i *)(const void *)(st + 4));
   alo = _mm256_set1_epi64x((long long)(A & 0xffffffffu));
@@ -2453,8 +2526,6 @@ ADASM__TARGET_AVX512 static inline __m256i adasm__pcg_out8_avx512(__m512i s) {
 ADASM__TARGET_AVX512 static size_t adasm__race_avx512(const float *z,
                                                      size_t n,
                                                      adasm__race *r) {
-  const uint64_t a2 = ADASM__PCG_MULT * ADASM__PCG_MULT;
-  const uint64_t c2 = r->inc * (ADASM__PCG_MULT + 1u);
   adasm__expp ep;
   adasm__expv_avx512 ev;
   const __m512 vm = _mm512_set1_ps(r->m), vi = _mm512_set1_ps(r->invt);
@@ -2465,16 +2536,13 @@ ADASM__TARGET_AVX512 static size_t adasm__race_avx512(const float *z,
   __m512i s0, s1, va, vcc;
   __m512 fa = _mm512_setzero_ps(), fv = fa;
   __m512d da = _mm512_setzero_pd(), dv = da;
-  uint64_t st[16], A = 1u, C = 0u, cnt = r->count_v;
+  uint64_t st[16], cnt = r->count_v;
+  const uint64_t A = adasm__pcg_la[16], C = r->inc * adasm__pcg_lh[16];
   size_t j = 0, l, steps = 0;
   adasm__expp_unit(&ep);
   adasm__expv_init_avx512(&ev, &ep);
-  st[0] = r->state;
-  for (l = 1; l < 16; ++l) st[l] = st[l - 1] * a2 + c2;
-  for (l = 0; l < 16; ++l) { /* the map of sixteen tokens: s -> A s + C */
-    C = C * a2 + c2;
-    A *= a2;
-  }
+  for (l = 0; l < 16; ++l) /* token l's state; 16 tokens: s -> A s + C */
+    st[l] = adasm__pcg_la[l] * r->state + r->inc * adasm__pcg_lh[l];
   s0 = _mm512_loadu_si512((const void *)st);
   s1 = _mm512_loadu_si512((const void *)(st + 8));
   va = _mm512_set1_epi64((long long)A);
@@ -3551,6 +3619,7 @@ ADASM_DEF adasm_result adasm_exact_query(const adasm_matrix *A,
 #define ADASM__SAMPLE_MAX_DRAW ((uint64_t)1 << 31)
 #define ADASM__SAMPLE_KHEAP 1024       /* top-k by heap up to this k */
 #define ADASM__SAMPLE_LIST_DIV 64      /* a list race when |K| <= n / 64 */
+#define ADASM__SAMPLE_LIST_MIN 32      /* ... or |K| <= 32 */
 #define ADASM__SAMPLE_MARGIN 1e-4      /* relative margin of the lazy test */
 
 /* ---- the order of tokens: one uint64 key, larger = earlier --------------
@@ -3710,33 +3779,19 @@ ADASM__PRIVATE size_t adasm__sample_select(uint64_t *key, double *w,
 
 /* ---- the random numbers of one draw ------------------------------------- */
 typedef struct adasm__draw {
-  uint64_t s0, inc;                    /* the state of output 0 */
-  uint64_t ja[ADASM__SAMPLE_DRAW_SHIFT + 1], jc[ADASM__SAMPLE_DRAW_SHIFT + 1];
-  /* s -> ja[i] s + jc[i] moves 2^i outputs on */
+  uint64_t s0, inc; /* the state of output 0 of the draw, the increment */
 } adasm__draw;
 
 ADASM__PRIVATE void adasm__draw_init(adasm__draw *g, uint64_t seed,
                                      uint64_t stream, uint64_t draw) {
   adasm_pcg32 p;
-  int i;
   adasm_pcg32_seed(&p, seed, stream);
-  adasm_pcg32_advance(&p, draw << ADASM__SAMPLE_DRAW_SHIFT);
-  g->s0 = p.state;
   g->inc = p.inc;
-  g->ja[0] = ADASM__PCG_MULT;
-  g->jc[0] = p.inc;
-  for (i = 1; i <= ADASM__SAMPLE_DRAW_SHIFT; ++i) {
-    g->ja[i] = g->ja[i - 1] * g->ja[i - 1];
-    g->jc[i] = g->jc[i - 1] * (g->ja[i - 1] + 1u);
-  }
+  g->s0 = adasm__pcg_jump(p.state, p.inc, draw << ADASM__SAMPLE_DRAW_SHIFT);
 }
-/* The state of output t (t < 2^34). */
+/* The state of output t. */
 ADASM__PRIVATE uint64_t adasm__draw_state(const adasm__draw *g, uint64_t t) {
-  uint64_t s = g->s0;
-  int i;
-  for (i = 0; t != 0; ++i, t >>= 1)
-    if (t & 1u) s = g->ja[i] * s + g->jc[i];
-  return s;
+  return adasm__pcg_jump(g->s0, g->inc, t);
 }
 /* G_t from the states of outputs 2t and 2t + 1. */
 ADASM__PRIVATE double adasm__gumbel_of(uint64_t s, uint64_t inc) {
@@ -3751,8 +3806,10 @@ ADASM_DEF double adasm_sample_gumbel(uint64_t seed, uint64_t stream,
                                      uint64_t draw, size_t token) {
   adasm_pcg32 p;
   adasm_pcg32_seed(&p, seed, stream);
-  adasm_pcg32_advance(&p, (draw << ADASM__SAMPLE_DRAW_SHIFT) + 2u * (uint64_t)token);
-  return adasm__gumbel_of(p.state, p.inc);
+  return adasm__gumbel_of(
+      adasm__pcg_jump(p.state, p.inc,
+                      (draw << ADASM__SAMPLE_DRAW_SHIFT) + 2u * (uint64_t)token),
+      p.inc);
 }
 
 /* ---- parameters and workspace ------------------------------------------- */
@@ -4037,7 +4094,7 @@ ADASM__PRIVATE void adasm__sample_finish_list(adasm__chain *c, size_t len,
     if (c->w.key[i] < kmin) kmin = c->w.key[i];
   }
   adasm__sample_race_init(c);
-  if (len <= c->n / ADASM__SAMPLE_LIST_DIV) {
+  if (len <= c->n / ADASM__SAMPLE_LIST_DIV || len <= ADASM__SAMPLE_LIST_MIN) {
     adasm__sample_race_list(c, c->w.key, c->w.w, len);
     *S_all = S_all_known >= 0.0
                  ? S_all_known
@@ -4103,6 +4160,11 @@ ADASM__PRIVATE void adasm__sample_topk(adasm__chain *c, float thr_min,
 
 #define ADASM__SAMPLE_NBIN 256 /* bins of the candidates' refinement */
 
+ADASM__PRIVATE size_t adasm__sample_bin(float m, float z, float scale) {
+  const float v = (m - z) * scale;
+  return v < (float)(ADASM__SAMPLE_NBIN - 1) ? (size_t)v : ADASM__SAMPLE_NBIN - 1;
+}
+
 /* The shortest prefix of the candidates' order (z descending, id
    ascending) whose weights (1 each if unit, else e) reach target, as the
    smallest key in it (all of them if they do not reach it). One pass bins
@@ -4120,17 +4182,27 @@ ADASM__PRIVATE uint64_t adasm__sample_refine(adasm__chain *c, size_t cnt,
   double *w = c->w.w;
   float scale = 0.0f;
   size_t i, b, B, q = 0, len;
+  if (cnt <= 64) { /* few: select among them all */
+    for (i = 0; i < cnt; ++i) {
+      key[i] = adasm__skey(c->z[gid[i]], gid[i]);
+      w[i] = (double)ge[i];
+    }
+    len = adasm__sample_select(key, w, cnt, unit, target);
+    for (i = 0; i < len; ++i)
+      if (key[i] < kmin) kmin = key[i];
+    return kmin;
+  }
   for (b = 0; b < ADASM__SAMPLE_NBIN; ++b) bw[b] = 0.0;
   if (!(lo > -3.4028234663852886e38f)) /* no bound given: the smallest */
     for (lo = c->m, i = 0; i < cnt; ++i)
       if (c->z[gid[i]] < lo) lo = c->z[gid[i]];
-  if ((double)c->m - (double)lo > 0.0)
-    scale = (float)((ADASM__SAMPLE_NBIN - 1) / ((double)c->m - (double)lo));
-  /* (m - z) * scale rounded down: monotone in z, so bins are prefixes */
-#define ADASM__SAMPLE_BIN(zz)                                                  \
-  ((b = (size_t)((c->m - (zz)) * scale)) < ADASM__SAMPLE_NBIN                  \
-       ? b                                                                     \
-       : ADASM__SAMPLE_NBIN - 1)
+  if ((double)c->m - (double)lo > 0.0) {
+    const double sd = (ADASM__SAMPLE_NBIN - 1) / ((double)c->m - (double)lo);
+    scale = sd < 3.4e38 ? (float)sd : 3.4e38f;
+  }
+  /* (m - z) * scale rounded down: monotone in z, so bins are prefixes;
+     m - z may overflow to +inf (the last bin), and is never NaN */
+#define ADASM__SAMPLE_BIN(zz) adasm__sample_bin(c->m, (zz), scale)
   for (i = 0; i < cnt; ++i)
     bw[ADASM__SAMPLE_BIN(c->z[gid[i]])] += unit ? 1.0 : (double)ge[i];
   for (B = 0; B < ADASM__SAMPLE_NBIN; ++B) {
@@ -4179,12 +4251,9 @@ ADASM__PRIVATE void adasm__sample_race_ids(adasm__chain *c, size_t cnt,
   size_t i;
   for (i = 0; i < cnt; ++i) {
     const size_t t = c->w.gid[i];
-    uint64_t gap;
-    int b;
     double v;
     if (t == c->top || adasm__skey(c->z[t], t) < kmin) continue;
-    for (gap = 2u * (uint64_t)t - at, b = 0; gap != 0; ++b, gap >>= 1)
-      if (gap & 1u) st = c->g.ja[b] * st + c->g.jc[b];
+    st = adasm__pcg_jump(st, c->g.inc, 2u * (uint64_t)t - at);
     at = 2u * (uint64_t)t;
     v = (double)(0xffffffffu - adasm__pcg_out(st)) * (1.0 / 4294967296.0);
     if (v < (double)c->w.ge[i] * f) {
@@ -4259,7 +4328,7 @@ ADASM__PRIVATE void adasm__sample_gather(adasm__chain *c, float thr_min,
   cnt = adasm__sample_keep(c, cnt, kmin);
   for (i = 0; i < cnt; ++i) SK += (double)c->w.ge[i];
   adasm__sample_race_init(c);
-  if (cnt <= c->n / ADASM__SAMPLE_LIST_DIV) {
+  if (cnt <= c->n / ADASM__SAMPLE_LIST_DIV || cnt <= ADASM__SAMPLE_LIST_MIN) {
     adasm__sample_race_ids(c, cnt, kmin);
     *S_all = S;
   } else {
