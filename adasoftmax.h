@@ -409,7 +409,7 @@ ADASM_DEF adasm_result adasm_sample_logits_workspace_size(
    streaming SIMD passes over z (two or three in all); top-k keeps a bounded
    heap fed by a SIMD scan for entries above its root; top-p gathers, in the
    pass that sums the normalizer, the tokens that can be in the nucleus (a
-   level of relative weight 2^-4 ... 2^-16 whose mass above reaches P, else
+   level of relative weight 2^-3 ... 2^-12 whose mass above reaches P, else
    p_t >= (1 - P) / n) and selects among them by binning on z and a
    quickselect on cumulative mass: O(n) expected. Accuracy: p within 2e-6
    relative, log_norm within 1e-6 absolute (the normalizer is summed in
@@ -1448,7 +1448,8 @@ struct adasm_kernels {
   /* sampler chain (>>sample): the first i with z[i] >= t (n if none) */
   size_t (*find_ge)(const float *z, size_t n, float t);
   /* sum over z[i] >= v of exp((z[i] - m) invt), computed as f(x) with
-     x = (z[i] - m) * invt in float and N = 0 (0 below the cutoff) */
+     x = (z[i]/2 - m/2) (2 invt) in float (as adasm__texp_scalar) and N =
+     0 (0 below the cutoff) */
   double (*texpsum)(const float *z, size_t n, float m, float invt, float v);
   size_t (*race)(const float *z, size_t n, adasm__race *r); /* see above */
   /* with e_i = exp((z[i] - m) invt) as texpsum computes it: sets sum[l]
@@ -1551,9 +1552,11 @@ ADASM__PRIVATE void adasm__expp_unit(adasm__expp *e) {
 }
 
 /* f((z - m) * invt) of the N = 0 parameters, x formed in float as the SIMD
-   kernels form it; z <= m, so x <= 0 (x = -inf gives 0). */
+   kernels form it: (z/2 - m/2) (2 invt), where the halved difference cannot
+   overflow (z - m can, for logits near -+FLT_MAX and T > 1) and z/2 is
+   exact; z <= m, so x <= 0 (x = -inf gives 0). */
 ADASM__PRIVATE double adasm__texp_scalar(float z, float m, float invt) {
-  const float xf = (z - m) * invt;
+  const float xf = (z * 0.5f - m * 0.5f) * (invt * 2.0f);
   double x, nn;
   if (!(xf >= (float)(-125.0 * ADASM__LN2))) return 0.0;
   x = (double)xf;
@@ -1886,7 +1889,9 @@ ADASM__TARGET_AVX2 static double adasm__texpsum_avx2(const float *z, size_t n,
                                                     float v) {
   adasm__expp ep;
   adasm__expv_avx2 ev;
-  const __m256 vm = _mm256_set1_ps(m), vi = _mm256_set1_ps(invt);
+  /* x = (z/2 - m/2) (2 invt): the halved difference cannot overflow */
+  const __m256 vm = _mm256_set1_ps(m * 0.5f), vi = _mm256_set1_ps(invt * 2.0f);
+  const __m256 vh = _mm256_set1_ps(0.5f);
   const __m256 vv = _mm256_set1_ps(v);
   __m256d s0 = _mm256_setzero_pd(), s1 = s0;
   float buf[8];
@@ -1896,10 +1901,10 @@ ADASM__TARGET_AVX2 static double adasm__texpsum_avx2(const float *z, size_t n,
   for (; i + 32 <= n; i += 32) { /* a float tree of four, then double */
     const __m256 a = _mm256_loadu_ps(z + i), b = _mm256_loadu_ps(z + i + 8);
     const __m256 c = _mm256_loadu_ps(z + i + 16), d = _mm256_loadu_ps(z + i + 24);
-    __m256 fa = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_sub_ps(a, vm), vi));
-    __m256 fb = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_sub_ps(b, vm), vi));
-    __m256 fc = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_sub_ps(c, vm), vi));
-    __m256 fd = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_sub_ps(d, vm), vi));
+    __m256 fa = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_fmsub_ps(a, vh, vm), vi));
+    __m256 fb = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_fmsub_ps(b, vh, vm), vi));
+    __m256 fc = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_fmsub_ps(c, vh, vm), vi));
+    __m256 fd = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_fmsub_ps(d, vh, vm), vi));
     fa = _mm256_and_ps(fa, _mm256_cmp_ps(a, vv, _CMP_GE_OQ));
     fb = _mm256_and_ps(fb, _mm256_cmp_ps(b, vv, _CMP_GE_OQ));
     fc = _mm256_and_ps(fc, _mm256_cmp_ps(c, vv, _CMP_GE_OQ));
@@ -1911,7 +1916,7 @@ ADASM__TARGET_AVX2 static double adasm__texpsum_avx2(const float *z, size_t n,
     __m256 a, f;
     for (j = 0; j < 8; ++j) buf[j] = i + j < n ? z[i + j] : -adasm__inff();
     a = _mm256_loadu_ps(buf); /* -inf lanes give 0 */
-    f = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_sub_ps(a, vm), vi));
+    f = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_fmsub_ps(a, vh, vm), vi));
     s0 = adasm__sum8_pd_avx2(s0, _mm256_and_ps(f, _mm256_cmp_ps(a, vv, _CMP_GE_OQ)));
   }
   return adasm__hsum_pd_avx2(_mm256_add_pd(s0, s1));
@@ -1945,7 +1950,9 @@ ADASM__TARGET_AVX2 static size_t adasm__race_avx2(const float *z, size_t n,
                                                  adasm__race *r) {
   adasm__expp ep;
   adasm__expv_avx2 ev;
-  const __m256 vm = _mm256_set1_ps(r->m), vi = _mm256_set1_ps(r->invt);
+  /* x = (z/2 - m/2) (2 invt): the halved difference cannot overflow */
+  const __m256 vm = _mm256_set1_ps(r->m * 0.5f), vi = _mm256_set1_ps(r->invt * 2.0f);
+  const __m256 vh = _mm256_set1_ps(0.5f);
   const __m256 vv = _mm256_set1_ps(r->v);
   const __m256 scale = _mm256_set1_ps(r->cinv * (1.0f / 2147483648.0f));
   const __m256i ones = _mm256_set1_epi32(-1);
@@ -1978,7 +1985,7 @@ ADASM__TARGET_AVX2 static size_t adasm__race_avx2(const float *z, size_t n,
       for (l = 0; l < 8; ++l) buf[l] = l < left ? z[j + l] : -adasm__inff();
       a = _mm256_loadu_ps(buf);
     }
-    e = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_sub_ps(a, vm), vi));
+    e = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_fmsub_ps(a, vh, vm), vi));
     in = _mm256_cmp_ps(a, vv, _CMP_GE_OQ);
     h = _mm256_blend_epi32(
         _mm256_permutevar8x32_epi32(adasm__pcg_out4_avx2(s0), perm0),
@@ -2036,7 +2043,9 @@ ADASM__TARGET_AVX2 static size_t adasm__sumgather_avx2(const float *z,
                                                       float *e) {
   adasm__expp ep;
   adasm__expv_avx2 ev;
-  const __m256 vm = _mm256_set1_ps(m), vi = _mm256_set1_ps(invt);
+  /* x = (z/2 - m/2) (2 invt): the halved difference cannot overflow */
+  const __m256 vm = _mm256_set1_ps(m * 0.5f), vi = _mm256_set1_ps(invt * 2.0f);
+  const __m256 vh = _mm256_set1_ps(0.5f);
   const __m256 t0 = _mm256_set1_ps(t[0]), t1 = _mm256_set1_ps(t[1]);
   const __m256 t2 = _mm256_set1_ps(t[2]), t3 = _mm256_set1_ps(t[3]);
   __m256 fs = _mm256_setzero_ps(), f0 = fs, f1 = fs, f2 = fs, f3 = fs;
@@ -2054,7 +2063,7 @@ ADASM__TARGET_AVX2 static size_t adasm__sumgather_avx2(const float *z,
       for (q = 0; q < 8; ++q) buf[q] = j + q < n ? z[j + q] : -adasm__inff();
       a = _mm256_loadu_ps(buf); /* -inf lanes give 0 */
     }
-    f = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_sub_ps(a, vm), vi));
+    f = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_fmsub_ps(a, vh, vm), vi));
     in = _mm256_cmp_ps(a, t3, _CMP_GE_OQ);
     fs = _mm256_add_ps(fs, f);
     f0 = _mm256_add_ps(f0, _mm256_and_ps(f, _mm256_cmp_ps(a, t0, _CMP_GE_OQ)));
@@ -2482,7 +2491,9 @@ ADASM__TARGET_AVX512 static double adasm__texpsum_avx512(const float *z,
                                                         float invt, float v) {
   adasm__expp ep;
   adasm__expv_avx512 ev;
-  const __m512 vm = _mm512_set1_ps(m), vi = _mm512_set1_ps(invt);
+  /* x = (z/2 - m/2) (2 invt): the halved difference cannot overflow */
+  const __m512 vm = _mm512_set1_ps(m * 0.5f), vi = _mm512_set1_ps(invt * 2.0f);
+  const __m512 vh = _mm512_set1_ps(0.5f);
   const __m512 vv = _mm512_set1_ps(v), ninf = _mm512_set1_ps(-adasm__inff());
   __m512d s0 = _mm512_setzero_pd(), s1 = s0;
   size_t i = 0;
@@ -2491,10 +2502,10 @@ ADASM__TARGET_AVX512 static double adasm__texpsum_avx512(const float *z,
   for (; i + 64 <= n; i += 64) { /* a float tree of four, then double */
     const __m512 a = _mm512_loadu_ps(z + i), b = _mm512_loadu_ps(z + i + 16);
     const __m512 c = _mm512_loadu_ps(z + i + 32), d = _mm512_loadu_ps(z + i + 48);
-    __m512 fa = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_sub_ps(a, vm), vi));
-    __m512 fb = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_sub_ps(b, vm), vi));
-    __m512 fc = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_sub_ps(c, vm), vi));
-    __m512 fd = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_sub_ps(d, vm), vi));
+    __m512 fa = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_fmsub_ps(a, vh, vm), vi));
+    __m512 fb = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_fmsub_ps(b, vh, vm), vi));
+    __m512 fc = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_fmsub_ps(c, vh, vm), vi));
+    __m512 fd = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_fmsub_ps(d, vh, vm), vi));
     fa = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, vv, _CMP_GE_OQ), fa);
     fb = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(b, vv, _CMP_GE_OQ), fb);
     fc = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(c, vv, _CMP_GE_OQ), fc);
@@ -2505,7 +2516,7 @@ ADASM__TARGET_AVX512 static double adasm__texpsum_avx512(const float *z,
   for (; i < n; i += 16) {
     const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : adasm__tailmask_avx512(n - i);
     const __m512 a = _mm512_mask_loadu_ps(ninf, k, z + i); /* -inf: 0 */
-    const __m512 f = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_sub_ps(a, vm), vi));
+    const __m512 f = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_fmsub_ps(a, vh, vm), vi));
     s0 = adasm__sum16_pd_avx512(
         s0, _mm512_maskz_mov_ps(_mm512_mask_cmp_ps_mask(k, a, vv, _CMP_GE_OQ), f));
   }
@@ -2528,7 +2539,9 @@ ADASM__TARGET_AVX512 static size_t adasm__race_avx512(const float *z,
                                                      adasm__race *r) {
   adasm__expp ep;
   adasm__expv_avx512 ev;
-  const __m512 vm = _mm512_set1_ps(r->m), vi = _mm512_set1_ps(r->invt);
+  /* x = (z/2 - m/2) (2 invt): the halved difference cannot overflow */
+  const __m512 vm = _mm512_set1_ps(r->m * 0.5f), vi = _mm512_set1_ps(r->invt * 2.0f);
+  const __m512 vh = _mm512_set1_ps(0.5f);
   const __m512 vv = _mm512_set1_ps(r->v);
   const __m512 ninf = _mm512_set1_ps(-adasm__inff());
   const __m512 scale = _mm512_set1_ps(r->cinv * (1.0f / 4294967296.0f));
@@ -2550,7 +2563,7 @@ ADASM__TARGET_AVX512 static size_t adasm__race_avx512(const float *z,
   for (; j < n; j += 16) {
     const __mmask16 k = n - j >= 16 ? (__mmask16)0xffff : adasm__tailmask_avx512(n - j);
     const __m512 a = _mm512_mask_loadu_ps(ninf, k, z + j);
-    const __m512 e = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_sub_ps(a, vm), vi));
+    const __m512 e = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_fmsub_ps(a, vh, vm), vi));
     const __mmask16 in = _mm512_mask_cmp_ps_mask(k, a, vv, _CMP_GE_OQ);
     const __m512i h = _mm512_inserti64x4(
         _mm512_castsi256_si512(adasm__pcg_out8_avx512(s0)),
@@ -2600,7 +2613,9 @@ ADASM__TARGET_AVX512 static size_t adasm__sumgather_avx512(const float *z,
                                                           float *e) {
   adasm__expp ep;
   adasm__expv_avx512 ev;
-  const __m512 vm = _mm512_set1_ps(m), vi = _mm512_set1_ps(invt);
+  /* x = (z/2 - m/2) (2 invt): the halved difference cannot overflow */
+  const __m512 vm = _mm512_set1_ps(m * 0.5f), vi = _mm512_set1_ps(invt * 2.0f);
+  const __m512 vh = _mm512_set1_ps(0.5f);
   const __m512 ninf = _mm512_set1_ps(-adasm__inff());
   const __m512 t0 = _mm512_set1_ps(t[0]), t1 = _mm512_set1_ps(t[1]);
   const __m512 t2 = _mm512_set1_ps(t[2]), t3 = _mm512_set1_ps(t[3]);
@@ -2614,7 +2629,7 @@ ADASM__TARGET_AVX512 static size_t adasm__sumgather_avx512(const float *z,
   for (j = 0; j < n; j += 16) {
     const __mmask16 k = n - j >= 16 ? (__mmask16)0xffff : adasm__tailmask_avx512(n - j);
     const __m512 a = _mm512_mask_loadu_ps(ninf, k, z + j); /* -inf: 0 */
-    const __m512 f = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_sub_ps(a, vm), vi));
+    const __m512 f = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_fmsub_ps(a, vh, vm), vi));
     const __mmask16 mk = _mm512_mask_cmp_ps_mask(k, a, t3, _CMP_GE_OQ);
     fs = _mm512_add_ps(fs, f);
     f0 = _mm512_mask_add_ps(f0, _mm512_cmp_ps_mask(a, t0, _CMP_GE_OQ), f0, f);
@@ -2916,7 +2931,9 @@ static double adasm__texpsum_neon(const float *z, size_t n, float m,
                                   float invt, float v) {
   adasm__expp ep;
   adasm__expv_neon ev;
-  const float32x4_t vm = vdupq_n_f32(m), vi = vdupq_n_f32(invt);
+  /* x = -(m/2 - z/2) (2 invt): the halved difference cannot overflow */
+  const float32x4_t vm = vdupq_n_f32(m * 0.5f), vi = vdupq_n_f32(invt * -2.0f);
+  const float32x4_t vh = vdupq_n_f32(0.5f);
   const float32x4_t vv = vdupq_n_f32(v);
   float64x2_t s0 = vdupq_n_f64(0.0), s1 = s0;
   size_t i = 0;
@@ -2927,8 +2944,8 @@ static double adasm__texpsum_neon(const float *z, size_t n, float m,
     const float32x4_t b = i + 4 < n ? adasm__load4_neon(z + i + 4, n - i - 4,
                                                         -adasm__inff())
                                     : vdupq_n_f32(-adasm__inff());
-    const float32x4_t fa = adasm__exp4_neon(&ev, vmulq_f32(vsubq_f32(a, vm), vi));
-    const float32x4_t fb = adasm__exp4_neon(&ev, vmulq_f32(vsubq_f32(b, vm), vi));
+    const float32x4_t fa = adasm__exp4_neon(&ev, vmulq_f32(vfmsq_f32(vm, a, vh), vi));
+    const float32x4_t fb = adasm__exp4_neon(&ev, vmulq_f32(vfmsq_f32(vm, b, vh), vi));
     s0 = adasm__sum4_pd_neon(s0, vreinterpretq_f32_u32(vandq_u32(
                                      vreinterpretq_u32_f32(fa), vcgeq_f32(a, vv))));
     s1 = adasm__sum4_pd_neon(s1, vreinterpretq_f32_u32(vandq_u32(
@@ -2942,7 +2959,9 @@ static size_t adasm__sumgather_neon(const float *z, size_t n, float m,
                                     uint32_t *idx, float *e) {
   adasm__expp ep;
   adasm__expv_neon ev;
-  const float32x4_t vm = vdupq_n_f32(m), vi = vdupq_n_f32(invt);
+  /* x = -(m/2 - z/2) (2 invt): the halved difference cannot overflow */
+  const float32x4_t vm = vdupq_n_f32(m * 0.5f), vi = vdupq_n_f32(invt * -2.0f);
+  const float32x4_t vh = vdupq_n_f32(0.5f);
   const float32x4_t t0 = vdupq_n_f32(t[0]), t1 = vdupq_n_f32(t[1]);
   const float32x4_t t2 = vdupq_n_f32(t[2]), t3 = vdupq_n_f32(t[3]);
   float32x4_t fs = vdupq_n_f32(0.0f), f0 = fs, f1 = fs, f2 = fs, f3 = fs;
@@ -2955,7 +2974,7 @@ static size_t adasm__sumgather_neon(const float *z, size_t n, float m,
   vaddq_f32((acc), vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(f), (mask))))
   for (j = 0; j < n; j += 4) {
     const float32x4_t a = adasm__load4_neon(z + j, n - j, -adasm__inff());
-    const float32x4_t f = adasm__exp4_neon(&ev, vmulq_f32(vsubq_f32(a, vm), vi));
+    const float32x4_t f = adasm__exp4_neon(&ev, vmulq_f32(vfmsq_f32(vm, a, vh), vi));
     const uint32x4_t in = vcgeq_f32(a, t3);
     fs = vaddq_f32(fs, f);
     f0 = ADASM__NEON_MADD(f0, vcgeq_f32(a, t0));
@@ -4228,20 +4247,19 @@ ADASM__PRIVATE uint64_t adasm__sample_refine(adasm__chain *c, size_t cnt,
   return kmin;
 }
 
-/* Keeps the candidates with key >= kmin (in order); returns how many. */
+/* Keeps the candidates with key >= kmin (in order), without branches;
+   returns how many. */
 ADASM__PRIVATE size_t adasm__sample_keep(adasm__chain *c, size_t cnt,
                                          uint64_t kmin) {
   size_t i, q = 0;
   for (i = 0; i < cnt; ++i) {
-    const size_t t = c->w.gid[i];
-    if (adasm__skey(c->z[t], t) >= kmin) {
-      c->w.gid[q] = c->w.gid[i];
-      c->w.ge[q++] = c->w.ge[i];
-    }
+    const uint32_t t = c->w.gid[i];
+    c->w.gid[q] = t;
+    c->w.ge[q] = c->w.ge[i];
+    q += adasm__skey(c->z[t], t) >= kmin;
   }
   return q;
 }
-
 /* The draw over K = {t in the candidates: key_t >= kmin} (ids ascending,
    weights e): the generator jumps from one member to the next. */
 ADASM__PRIVATE void adasm__sample_race_ids(adasm__chain *c, size_t cnt,
@@ -4265,7 +4283,7 @@ ADASM__PRIVATE void adasm__sample_race_ids(adasm__chain *c, size_t cnt,
 
 /* Candidates gathered above a bound, then selection: top-k for k > 1024
    and top-p without top-k. For top-p, one pass sums S and the mass above
-   four levels (e >= 2^-4, 2^-8, 2^-12, 2^-16) and gathers the tokens above
+   four levels (e >= 2^-3, 2^-6, 2^-9, 2^-12) and gathers the tokens above
    the lowest; those below the highest level whose mass reaches P S cannot
    be in the nucleus. Only if no level does (a flat distribution), a second
    pass gathers down to p_t >= (1 - P) / n: the tokens below hold less
@@ -4300,7 +4318,7 @@ ADASM__PRIVATE void adasm__sample_gather(adasm__chain *c, float thr_min,
   } else {
     const double target = (double)p->top_p;
     for (l = 0; l < 4; ++l) {
-      t[l] = adasm__fceil((double)c->m - c->T * (double)(4 * l + 4) * ADASM__LN2);
+      t[l] = adasm__fceil((double)c->m - c->T * (double)(3 * l + 3) * ADASM__LN2);
       if (t[l] < thr_min) t[l] = thr_min;
     }
     cnt = c->k->sumgather(c->z, c->n, c->m, c->invt, t, sum, c->w.gid, c->w.ge);
