@@ -8,6 +8,10 @@
 #                           (bench_heads; builds the heads with
 #                           bench/data/build_heads.sh if they are not cached;
 #                           about 5 minutes once they are)
+#   bench/run.sh sample     the sampler chain: on a 128256-logit vector
+#                           against softmax and sorting, and fused exact
+#                           sampling against the exact top-1 path (also on
+#                           the real heads when they are cached; ~3 minutes)
 #
 # Output (stdout, also saved to $BUILD/bench-results.md): a machine line, then
 # one markdown table per benchmark, ready to paste into README.md. Progress
@@ -25,8 +29,8 @@ WHICH=all
 for arg in "$@"; do
   case $arg in
     --quick) BENCH_QUICK=1; export BENCH_QUICK ;;
-    softmax|gemv|heads) WHICH=$arg ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    softmax|gemv|heads|sample) WHICH=$arg ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -57,13 +61,18 @@ meson_build() {
     meson setup "$BUILD" -Dbench=enabled --buildtype=release \
       -Dtests=disabled -Dexamples=disabled -Dfuzz=disabled >&2 || return 1
   fi
-  ninja -C "$BUILD" -j 2 bench/bench_softmax bench/bench_gemv \
-    bench/bench_heads >&2
+  if [ "$WHICH" = sample ]; then
+    ninja -C "$BUILD" -j 2 bench/bench_sample >&2
+  else
+    ninja -C "$BUILD" -j 2 bench/bench_softmax bench/bench_gemv \
+      bench/bench_heads >&2
+  fi
 }
 if meson_build; then
   SOFTMAX=$BUILD/bench/bench_softmax
   GEMV=$BUILD/bench/bench_gemv
   HEADS=$BUILD/bench/bench_heads
+  SAMPLE=$BUILD/bench/bench_sample
 else
   echo "run.sh: no usable Meson setup: building with ${CC:-gcc}" >&2
   BUILD=$BUILD-cc
@@ -83,6 +92,10 @@ else
   SOFTMAX=$BUILD/bench_softmax
   GEMV=$BUILD/bench_gemv
   HEADS=$BUILD/bench_heads
+  SAMPLE=$BUILD/bench_sample
+  if [ "$WHICH" = sample ]; then
+    ${CXX:-g++} -O2 -std=c++11 -I. bench/bench_sample.cc -o "$SAMPLE" -lm
+  fi
 fi
 
 # Run private copies: other jobs on a shared machine may wipe build dirs.
@@ -91,9 +104,11 @@ trap 'rm -rf "$RUNDIR"' EXIT INT TERM
 cp "$SOFTMAX" "$RUNDIR/bench_softmax" 2>/dev/null || true
 cp "$GEMV" "$RUNDIR/bench_gemv" 2>/dev/null || true
 cp "$HEADS" "$RUNDIR/bench_heads" 2>/dev/null || true
+cp "$SAMPLE" "$RUNDIR/bench_sample" 2>/dev/null || true
 SOFTMAX=$RUNDIR/bench_softmax
 GEMV=$RUNDIR/bench_gemv
 HEADS=$RUNDIR/bench_heads
+SAMPLE=$RUNDIR/bench_sample
 
 # The real heads (cached outside the repository).
 DATA=${ADASM_DATA:-$HOME/.cache/adasoftmax-data}
@@ -131,6 +146,16 @@ RESULTS=$BUILD/bench-results.md
       echo "**bench_heads failed (exit status $?)**"
     "$HEADS" wide "$DATA/wide/A.npy" "$DATA/wide/X.npy" | tail -n +3 ||
       echo "**bench_heads failed (exit status $?)**"
+    echo
+  fi
+  if [ "$WHICH" = sample ]; then
+    set --
+    for h in words wide; do
+      if [ -f "$DATA/$h/A.npy" ]; then set -- "$@" "$DATA/$h"; fi
+    done
+    "$SAMPLE" chain || echo "**bench_sample failed (exit status $?)**"
+    "$SAMPLE" fused "$@" || echo "**bench_sample failed (exit status $?)**"
+    [ $# -eq 2 ] || echo "(real heads not cached: bash bench/data/build_heads.sh builds them)"
     echo
   fi
   if [ "$WHICH" = all ] || [ "$WHICH" = softmax ]; then
