@@ -32,6 +32,13 @@
        adasm_gemv_softmax_topk(NULL, A, n, d, d, x, 1.0f, 3, top, prob,
                                &lognorm, NULL);        // exact softmax(A x)
 
+       adasm_sampler_params sp = adasm_sampler_params_default();
+       adasm_sampler_result next; size_t bytes; void *work;
+       sp.temperature = 0.8f; sp.top_p = 0.95f; sp.draw = position;
+       adasm_sample_logits_workspace_size(n, &sp, &bytes);
+       work = malloc(bytes);                           // once, reused
+       adasm_sample_logits(logits, n, &sp, work, bytes, &next);  // next.token
+
    2. BUILD OPTIONS (define before including; "all" = in every file that
       includes the header, "impl" = only in the implementation file)
        ADASOFTMAX_STATIC     all   make every function static (several copies
@@ -53,6 +60,11 @@
       instead of crashing on a CPU that lacks it.
       Exact softmax(A x): A is n x d, row-major float32 with leading dimension
       lda >= d; the logits are beta * (A x).
+      Sampler chain: the next token from logits (a vector, or A x read once):
+      bias, penalties, temperature, top-k / top-p / min-p, then a Gumbel-max
+      draw whose random numbers belong to (seed, stream, draw, token), so
+      every method draws the same token from the same seed (section 4,
+      "Sampling the next token").
 
    5. THREADING
       No mutable global state except a cached CPU-feature mask (written with
@@ -85,9 +97,14 @@
                                           logsumexp -inf;
                         +inf entries   -> they share the mass equally (the limit).
       Results may differ by a few ulp between ISAs (FMA contraction); sampling
-      with the same seed draws the same random numbers on every ISA.
+      with the same seed draws the same random numbers on every ISA, and the
+      sampler chain's draw is exact given the logits (its lazy Gumbel test
+      never changes the token), so only a filter boundary within rounding
+      of a logit can make two ISAs' dot products disagree on a token.
 
    8. CHANGELOG
+      unreleased  the sampler chain (adasm_sample_logits, adasm_exact_sample,
+             adasm_sample_gumbel); adasm_sample became a thin wrapper of it.
       0.2.0  AdaSoftmax (index, query, calibration); SVD-softmax with the
              SVD computed in the header; hierarchical softmax with a strict
              fastText .bin reader.
@@ -340,8 +357,9 @@ ADASM_DEF adasm_result adasm_sample(const adasm_kernels *k, const float *z,
    so a test of the top 32 bits of U_t against exp(s_t - b) (with a relative
    margin of 1e-4 plus the rounding of the keys) rejects almost every token;
    only those it lets through get their exact key, which keeps the token
-   exactly that of the definition. About 1 + ln(1 / p of the first token)
-   keys are computed per draw, against the token order of the scan.
+   exactly that of the definition. The scan starts from the key of the first
+   token of the order, so about 1 + ln(1 / p_max) keys are computed per
+   draw (p_max: its probability within K).
    Special values: a NaN logit (after bias and penalties) is a data error,
    ADASM_ERR_NAN; -inf logits have probability 0 and are never drawn; all
    -inf: ADASM_ERR_NO_FINITE_MAX. If some logits are +inf, p is uniform over
@@ -4016,7 +4034,6 @@ typedef struct adasm__chain {
   adasm__draw g;
   double b;      /* the best key so far, and its token */
   size_t best;
-  size_t evals;  /* exact keys computed (statistics for tests) */
 } adasm__chain;
 
 /* The exact key s_t + G_t of the definition; keeps the best. */
@@ -4024,7 +4041,6 @@ ADASM__PRIVATE void adasm__sample_try(adasm__chain *c, size_t t) {
   const double key = (double)c->z[t] / c->T +
                      adasm__gumbel_of(adasm__draw_state(&c->g, 2u * (uint64_t)t),
                                       c->g.inc);
-  ++c->evals;
   if (key > c->b || (key == c->b && t < c->best)) {
     c->b = key;
     c->best = t;
@@ -4379,7 +4395,6 @@ ADASM__PRIVATE void adasm__sample_inf(adasm__chain *c,
     if (c->z[i] == adasm__inff()) {
       const double key = adasm__gumbel_of(adasm__draw_state(&c->g, 2u * (uint64_t)i),
                                           c->g.inc);
-      ++c->evals;
       if (key > c->b) {
         c->b = key;
         c->best = i;
