@@ -21,8 +21,8 @@
      7. Numerics and determinism
      8. Changelog
      Code map (grep for the tag): >>config >>platform >>util >>pcg >>cpu
-       >>k_scalar >>k_avx2 >>k_avx512 >>k_neon >>dispatch >>exact >>ada >>hs
-       >>svd >>certified
+       >>k_scalar >>k_avx2 >>k_avx512 >>k_neon >>dispatch >>exact >>sample
+       >>ada >>hs >>svd >>certified
 
    1. QUICK START
        float z[5] = {1, 2, 3, 4, 5}, p[5];
@@ -31,6 +31,13 @@
        size_t top[3]; float prob[3]; double lognorm;
        adasm_gemv_softmax_topk(NULL, A, n, d, d, x, 1.0f, 3, top, prob,
                                &lognorm, NULL);        // exact softmax(A x)
+
+       adasm_sampler_params sp = adasm_sampler_params_default();
+       adasm_sampler_result next; size_t bytes; void *work;
+       sp.temperature = 0.8f; sp.top_p = 0.95f; sp.draw = position;
+       adasm_sample_logits_workspace_size(n, &sp, &bytes);
+       work = malloc(bytes);                           // once, reused
+       adasm_sample_logits(logits, n, &sp, work, bytes, &next);  // next.token
 
    2. BUILD OPTIONS (define before including; "all" = in every file that
       includes the header, "impl" = only in the implementation file)
@@ -63,6 +70,11 @@
       the bytes; x and every sum stay float. adasm_convert converts arrays.
       Certified top-k (adasm_certified_*): the float32 exact top-k, read
       mostly from a 16-bit copy of A with a proof per row (no probability).
+      Sampler chain: the next token from logits (a vector, or A x read once):
+      bias, penalties, temperature, top-k / top-p / min-p, then a Gumbel-max
+      draw whose random numbers belong to (seed, stream, draw, token), so
+      every method draws the same token from the same seed (section 4,
+      "Sampling the next token").
 
    5. THREADING
       No mutable global state except a cached CPU-feature mask (written with
@@ -95,7 +107,11 @@
                                           logsumexp -inf;
                         +inf entries   -> they share the mass equally (the limit).
       Results may differ by a few ulp between ISAs (FMA contraction); sampling
-      with the same seed draws the same random numbers on every ISA.
+      with the same seed draws the same random numbers on every ISA, and the
+      sampler chain's draw is exact given the logits (its lazy Gumbel test
+      never changes the token), so only a filter boundary within rounding
+      of a logit can make two ISAs' dot products disagree on a token.
+
       16-bit weights: conversions to f16/bf16 round to nearest even (no
       dependence on MXCSR/FPCR), from them are exact; the same bits on every
       ISA. A logit from 16-bit rows is within gamma(d/4 + 16) beta sum_j
@@ -103,7 +119,9 @@
       adasm_exact_query; vdpbf16ps adds a subnormal-flush term).
 
    8. CHANGELOG
-      next   half-precision weights: adasm_matrix / adasm_dtype, f16 and bf16
+      next   the sampler chain (adasm_sample_logits, adasm_exact_sample,
+             adasm_sample_gumbel); adasm_sample became a thin wrapper of
+             it. Half-precision weights: adasm_matrix / adasm_dtype, f16 and bf16
              dot kernels on every ISA (F16C, AVX-512 with vdpbf16ps where
              the CPU has it, NEON), adasm_exact_query, adasm_convert;
              certified float32 top-k (adasm_certified_*); SVD-softmax from
@@ -299,13 +317,20 @@ ADASM_DEF adasm_result adasm_softmax_topk(const adasm_kernels *k,
 /* Draw one class from softmax(z / temperature), optionally restricted to the
    top_k classes (top_k = 0: all) and then to the smallest prefix, by
    probability, whose mass reaches top_p (top_p = 0 or 1: off).
-   top_p applies to the distribution renormalised over the top_k classes
-   (as Hugging Face and llama.cpp do). temperature = 0 (or below 1e-30)
-   means greedy (the argmax, lowest index on ties), so a zeroed struct is
-   greedy decoding; adasm_sample_params_default() gives temperature 1 with
-   no filters. top_k > n is the same as top_k = n. n = 0: ADASM_ERR_SIZE.
-   The workspace needs no alignment. Draws consume the generator: the same
-   seed and inputs give the same class. */
+   Superseded by adasm_sample_logits (the sampler chain below: bias,
+   penalties, min-p, draws reproducible per seed, stream and draw), and kept
+   as a thin wrapper over it for callers that hold a generator: each call
+   takes 64 bits from `rng` as the chain's seed (stream 0, draw 0) and runs
+   the chain with temperature, top_k and top_p (top_p = 0 means off, as
+   always here). Same distribution, conventions and errors as the chain
+   (n >= 2^32: ADASM_ERR_SIZE); *out is written only on ADASM_OK.
+   temperature = 0 (or below 1e-30) means greedy (the argmax, lowest index
+   on ties), so a zeroed struct is greedy decoding;
+   adasm_sample_params_default() gives temperature 1 with no filters.
+   top_k > n is the same as top_k = n. n = 0: ADASM_ERR_SIZE. The
+   workspace (adasm_sample_workspace_size: 0 bytes without top_k and top_p)
+   needs no alignment. The same generator state and inputs give the same
+   class. */
 typedef struct adasm_sample_params {
   float temperature; /* > 0, or 0 for greedy; default 1 */
   size_t top_k;      /* 0 = no limit */
@@ -321,6 +346,165 @@ ADASM_DEF adasm_result adasm_sample(const adasm_kernels *k, const float *z,
                                     const adasm_sample_params *params,
                                     adasm_pcg32 *rng, void *work,
                                     size_t work_bytes, size_t *out);
+
+/* ---- Sampling the next token: the sampler chain ------------------------
+   One draw from the distribution a language model's decoder samples from,
+   made by these steps, in this order (the order of Hugging Face
+   transformers' generate and of vLLM):
+     1. logit bias: z_t += b for each entry (t, b) of a sparse list (entries
+        for the same token add up in list order; b = -inf bans t);
+     2. penalties over a token history (ids may repeat; c_t = how often t
+        occurs), applied to every t with c_t > 0: repetition penalty r
+        (Keskar et al. 2019, as transformers and vLLM apply it): z_t /= r
+        if z_t > 0, else z_t *= r; then frequency f and presence q (as
+        OpenAI defines them): z_t -= c_t f + q, in double, rounded to float;
+     3. temperature T: the tempered logits are s_t = z_t / T and the
+        tempered distribution is p = softmax(s);
+     4. filters, each computed on the tempered distribution. Order the
+        tokens by z descending, ties by lower id first: every filter keeps a
+        prefix of that order, so the kept set K is the shortest of them and
+        always holds the first token. top-k keeps the first k; top-p keeps
+        the shortest prefix whose mass under p, renormalised over the tokens
+        top-k kept (all of them if top-k is off), reaches P; min-p keeps the
+        tokens with p_t >= P_min p_max, decided as (double) z_t >=
+        (double) z_max + T log P_min;
+     5. the draw, by Gumbel-max: token = the t in K with the largest
+        key_t = s_t + G_t (ties: lower t), which is a sample of p restricted
+        to K and renormalised. G_t is a standard Gumbel variable that
+        depends only on (seed, stream, draw, t):
+          g    = adasm_pcg32_seed(&g, seed, stream), then
+                 adasm_pcg32_advance(&g, draw * 2^33);
+          hi   = output 2t of g, lo = output 2t + 1 (outputs counted
+                 from 0 after the advance);
+          U_t  = (hi * 2^21 + floor(lo / 2^11) + 1/2) / 2^53, in (0, 1);
+          G_t  = -log(-log(U_t)), in [-3.62, 37.4];
+        s_t = (double) z_t / (double) T, and key_t and both logs are IEEE
+        double (the C library's log). T = 0 (below 1e-30) is greedy: the
+        first token of the order, with no randomness.
+   The randomness belongs to the tokens, not to the order they are visited
+   in, so every method that knows the logits of K makes the same draw from
+   the same (seed, stream, draw): the fused pass over A
+   (adasm_exact_sample), a materialised vector (adasm_sample_logits), or an
+   adaptive method that computes only the tokens that can still win;
+   adasm_sample_gumbel gives G_t. Draws with different (seed, stream, draw)
+   are independent; the generator of one draw serves up to 2^32 tokens.
+   Lazy Gumbels: most G_t are never computed. A token can only beat the best
+   key b found so far if -log U_t <= exp(s_t - b), and 1 - U_t <= -log U_t,
+   so a test of the top 32 bits of U_t against exp(s_t - b) (with a relative
+   margin of 1e-4 plus the rounding of the keys) rejects almost every token;
+   only those it lets through get their exact key, which keeps the token
+   exactly that of the definition. The scan starts from the key of the first
+   token of the order, so about 1 + ln(1 / p_max) keys are computed per
+   draw (p_max: its probability within K).
+   Special values: a NaN logit (after bias and penalties) is a data error,
+   ADASM_ERR_NAN; -inf logits have probability 0 and are never drawn; all
+   -inf: ADASM_ERR_NO_FINITE_MAX. If some logits are +inf, p is uniform over
+   them (the limit): the filters run on that distribution (top-k and top-p
+   keep the first tokens of it by id) and the draw takes the largest G_t
+   among the kept ones. Filters are decided from the computed logits: a
+   method whose logits differ in the last bits (another ISA's dot products)
+   may decide a token that lies within that rounding of a filter boundary
+   differently, and top-p sums probabilities computed in float (relative
+   error ~1e-6). */
+typedef struct adasm_logit_bias {
+  size_t token; /* < n */
+  float bias;   /* finite, or -inf to ban the token */
+} adasm_logit_bias;
+
+typedef struct adasm_sampler_params {
+  const adasm_logit_bias *bias; /* nbias entries; NULL if nbias = 0 */
+  size_t nbias;
+  const size_t *history;     /* nhistory token ids, each < n; NULL if 0 */
+  size_t nhistory;
+  float repetition_penalty;  /* finite, > 0; 1 (default) or 0: off */
+  float frequency_penalty;   /* finite (negative rewards repeats); 0: off */
+  float presence_penalty;    /* finite; 0 (default): off */
+  float temperature;         /* finite, >= 0; 0 (or below 1e-30): greedy;
+                                default 1 */
+  size_t top_k;              /* 0 (default) or >= n: off */
+  float top_p;               /* in [0, 1]; 0 or 1 (default): off */
+  float min_p;               /* in [0, 1]; 0 (default): off */
+  uint64_t seed;             /* default 42 */
+  uint64_t stream;           /* e.g. the sequence; default 0 (bit 63 is
+                                ignored, as by adasm_pcg32_seed) */
+  uint64_t draw;             /* e.g. the position; < 2^31; default 0 */
+  const adasm_kernels *kern; /* NULL (default): the best the CPU has */
+} adasm_sampler_params;
+
+typedef struct adasm_sampler_result {
+  size_t token;    /* the draw */
+  float p;         /* its probability under the filtered distribution:
+                      exp(s_token) / sum over K of exp(s_t); 1 if greedy */
+  double log_norm; /* log of sum over all tokens of exp(s_t): the
+                      normalizer of the tempered distribution after bias
+                      and penalties, before the filters (T = 1 if greedy) */
+  size_t kept;     /* |K|: tokens the filters kept (1 if greedy) */
+  uint64_t madds;  /* multiply-adds with entries of A: rows * cols for
+                      adasm_exact_sample, 0 for adasm_sample_logits */
+} adasm_sampler_result;
+
+/* Defaults: temperature 1, seed 42, everything else off or 0. A zeroed
+   struct is valid too: greedy decoding with no bias or penalty. */
+ADASM_DEF adasm_sampler_params adasm_sampler_params_default(void);
+
+/* Workspace of adasm_sample_logits for n logits: 0 bytes when neither bias,
+   penalties, top-k nor top-p is on (or T = 0); with bias 4 n bytes, and 8
+   more per history entry with penalties; with top-k (k <= 1024) 16 k
+   bytes; with top-p and no top-k, or k > 1024, 24 n bytes; plus alignment
+   padding (under 512 bytes). Ask this function rather than the formula;
+   the workspace needs no alignment. Errors: as adasm_sample_logits's
+   argument checks. */
+ADASM_DEF adasm_result adasm_sample_logits_workspace_size(
+    size_t n, const adasm_sampler_params *params, size_t *bytes);
+
+/* The chain over a materialised logit vector z (n floats, the raw logits:
+   bias, penalties and temperature are applied here; z is only read). No
+   sort of all n logits: the max, the normalizer and the draw's test are
+   streaming SIMD passes over z (two or three in all); top-k keeps a bounded
+   heap fed by a SIMD scan for entries above its root; top-p gathers, in the
+   pass that sums the normalizer, the tokens that can be in the nucleus (a
+   level of relative weight 2^-3 ... 2^-12 whose mass above reaches P, else
+   p_t >= (1 - P) / n) and selects among them by binning on z and a
+   quickselect on cumulative mass: O(n) expected. Accuracy: p within 2e-6
+   relative, log_norm within 1e-6 absolute (the normalizer is summed in
+   double).
+   Errors (outputs untouched): ADASM_ERR_NULL (z, params, out; bias or
+   history NULL with a nonzero count); ADASM_ERR_SIZE (n = 0 or n >= 2^32);
+   ADASM_ERR_PARAM (a parameter outside its range above, NaN included; a
+   bias or history token >= n; a bias of NaN or +inf; draw >= 2^31);
+   ADASM_ERR_WORKSPACE (work NULL or smaller than
+   adasm_sample_logits_workspace_size says, when that is not 0). Data errors
+   (see above) set token 0, p NaN, kept 0 and log_norm NaN (-inf for
+   ADASM_ERR_NO_FINITE_MAX). */
+ADASM_DEF adasm_result adasm_sample_logits(const float *z, size_t n,
+                                           const adasm_sampler_params *params,
+                                           void *work, size_t work_bytes,
+                                           adasm_sampler_result *out);
+
+/* Workspace of adasm_exact_sample: 4 rows bytes for the logits plus what
+   adasm_sample_logits needs for rows logits (less its 4 n bytes of copy,
+   as the logits are adjusted in place). Errors: as adasm_exact_sample's
+   argument checks. */
+ADASM_DEF adasm_result adasm_exact_sample_workspace_size(
+    const adasm_matrix *A, const adasm_sampler_params *params, size_t *bytes);
+
+/* Fused exact sampling from softmax((A x) / T): one streaming read of A
+   (any dtype; the logits A x computed exactly as adasm_exact_query computes
+   them with beta = 1, in blocks that stay in cache) and the chain on them,
+   so a draw costs one read of A. The token, p, log_norm and kept are those
+   of adasm_sample_logits on the same logits (bit for bit: same code after
+   the product); madds = rows * cols. Errors: as adasm_exact_query (for A
+   and x) and adasm_sample_logits (for the parameters, with n = rows). */
+ADASM_DEF adasm_result adasm_exact_sample(const adasm_matrix *A,
+                                          const adasm_sampler_params *params,
+                                          const float *x, void *work,
+                                          size_t work_bytes,
+                                          adasm_sampler_result *out);
+
+/* G_t of the definition above (any token and draw: the generator simply
+   wraps around past 2^33 outputs per draw). O(log(draw)) time. */
+ADASM_DEF double adasm_sample_gumbel(uint64_t seed, uint64_t stream,
+                                     uint64_t draw, size_t token);
 
 /* ---- Exact softmax(A x) ------------------------------------------------ */
 /* Logits beta * (A x) for row-major A (n x d, leading dimension lda >= d),
@@ -1212,6 +1396,25 @@ ADASM__PRIVATE void adasm__sort_desc(size_t *v, size_t n, const double *key) {
   }
 }
 
+/* Index of the lowest set bit of v != 0; number of set bits. */
+ADASM__PRIVATE unsigned adasm__ctz32(uint32_t v) {
+#if defined(__GNUC__) || defined(__clang__)
+  return (unsigned)__builtin_ctz(v);
+#else
+  unsigned c = 0;
+  while (!(v & 1u)) {
+    v >>= 1;
+    ++c;
+  }
+  return c;
+#endif
+}
+ADASM__PRIVATE unsigned adasm__popcount32(uint32_t v) {
+  v = v - ((v >> 1) & 0x55555555u);
+  v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
+  return (unsigned)((((v + (v >> 4)) & 0x0f0f0f0fu) * 0x01010101u) >> 24);
+}
+
 /* 16-bit floats, bit by bit (integer arithmetic only: immune to the
    caller's floating-point flags and to -ffast-math). */
 ADASM_DEF uint16_t adasm_f32_to_f16(float f) {
@@ -1290,13 +1493,96 @@ ADASM_DEF adasm_matrix adasm_matrix_bf16(const uint16_t *data, size_t rows,
    Statistically Good Algorithms for Random Number Generation", 2014). */
 #define ADASM__PCG_MULT 6364136223846793005ull
 
+/* Jumps of the PCG32 LCG s -> a s + inc, as constants: d steps map s to
+   a^d s + inc h_d with h_d = sum_{k<d} a^k (mod 2^64), and neither power
+   depends on the increment. ja[i], jh[i]: d = 2^i; la[l], lh[l]: d = 2 l
+   (token l of a sampler scan, two outputs per token). Generated with
+   Python's pow(a, d, 2**64); tests/test_sample.c checks them against
+   adasm_pcg32_advance. */
+static const uint64_t adasm__pcg_ja[64] = {
+    0x5851f42d4c957f2dull, 0x685f98a2018fade9ull, 0xfb4d3ae39272be11ull,
+    0xb59dda5f38413d21ull, 0x8d5e2ddc895abe41ull, 0x96481983e5188c81ull,
+    0x4425ebbf6f4d5901ull, 0x8980d00b878bb201ull, 0x02078e0dd6db6401ull,
+    0x659acb4fecc6c801ull, 0xaa1421b9d5cd9001ull, 0x88f21a239c9b2001ull,
+    0x469c6146fd364001ull, 0x1dd8088d0a6c8001ull, 0x7fa1b91654d90001ull,
+    0x52ae921da9b20001ull, 0x902da3ff53640001ull, 0xb4bd470ea6c80001ull,
+    0x04028a5d4d900001ull, 0xba2505ba9b200001ull, 0x7cc9cf7536400001ull,
+    0x1b92aeea6c800001ull, 0xbf219dd4d9000001ull, 0x9e343ba9b2000001ull,
+    0xbc2c775364000001ull, 0x7768eea6c8000001ull, 0xeb11dd4d90000001ull,
+    0xc723ba9b20000001ull, 0x5247753640000001ull, 0xb48eea6c80000001ull,
+    0xa91dd4d900000001ull, 0x523ba9b200000001ull, 0xa477536400000001ull,
+    0x48eea6c800000001ull, 0x91dd4d9000000001ull, 0x23ba9b2000000001ull,
+    0x4775364000000001ull, 0x8eea6c8000000001ull, 0x1dd4d90000000001ull,
+    0x3ba9b20000000001ull, 0x7753640000000001ull, 0xeea6c80000000001ull,
+    0xdd4d900000000001ull, 0xba9b200000000001ull, 0x7536400000000001ull,
+    0xea6c800000000001ull, 0xd4d9000000000001ull, 0xa9b2000000000001ull,
+    0x5364000000000001ull, 0xa6c8000000000001ull, 0x4d90000000000001ull,
+    0x9b20000000000001ull, 0x3640000000000001ull, 0x6c80000000000001ull,
+    0xd900000000000001ull, 0xb200000000000001ull, 0x6400000000000001ull,
+    0xc800000000000001ull, 0x9000000000000001ull, 0x2000000000000001ull,
+    0x4000000000000001ull, 0x8000000000000001ull, 0x0000000000000001ull,
+    0x0000000000000001ull};
+static const uint64_t adasm__pcg_jh[64] = {
+    0x0000000000000001ull, 0x5851f42d4c957f2eull, 0xcbb5f646404a560cull,
+    0x9a8b7f78da6ef4d8ull, 0xfd8341fcddebfcb0ull, 0x375216576241c560ull,
+    0xb5eb8df53e56bac0ull, 0x76e04ee60f5a3580ull, 0x41f7c92a64676b00ull,
+    0x3950e877b79ad600ull, 0xfe942169ea65ac00ull, 0x20706e33c18b5800ull,
+    0x5eeb75973616b000ull, 0x7c7aad6d382d6000ull, 0x19ef4fd5a05ac000ull,
+    0x151dd39800b58000ull, 0x39f376e3016b0000ull, 0x089e2c9202d60000ull,
+    0x12d9545405ac0000ull, 0xa22695680b580000ull, 0xe61cddd016b00000ull,
+    0xd37887a02d600000ull, 0xc3ec3f405ac00000ull, 0xfbc53e80b5800000ull,
+    0xc73d7d016b000000ull, 0xcd46fa02d6000000ull, 0x95bdf405ac000000ull,
+    0x183be80b58000000ull, 0xe377d016b0000000ull, 0x92efa02d60000000ull,
+    0x55df405ac0000000ull, 0x6bbe80b580000000ull, 0xd77d016b00000000ull,
+    0xaefa02d600000000ull, 0x5df405ac00000000ull, 0xbbe80b5800000000ull,
+    0x77d016b000000000ull, 0xefa02d6000000000ull, 0xdf405ac000000000ull,
+    0xbe80b58000000000ull, 0x7d016b0000000000ull, 0xfa02d60000000000ull,
+    0xf405ac0000000000ull, 0xe80b580000000000ull, 0xd016b00000000000ull,
+    0xa02d600000000000ull, 0x405ac00000000000ull, 0x80b5800000000000ull,
+    0x016b000000000000ull, 0x02d6000000000000ull, 0x05ac000000000000ull,
+    0x0b58000000000000ull, 0x16b0000000000000ull, 0x2d60000000000000ull,
+    0x5ac0000000000000ull, 0xb580000000000000ull, 0x6b00000000000000ull,
+    0xd600000000000000ull, 0xac00000000000000ull, 0x5800000000000000ull,
+    0xb000000000000000ull, 0x6000000000000000ull, 0xc000000000000000ull,
+    0x8000000000000000ull};
+static const uint64_t adasm__pcg_la[17] = {
+    0x0000000000000001ull, 0x685f98a2018fade9ull, 0xfb4d3ae39272be11ull,
+    0xf08d02b0115f7a79ull, 0xb59dda5f38413d21ull, 0xc07a0e3e901ef009ull,
+    0x2baa1c4032658d31ull, 0x384115c58e369e99ull, 0x8d5e2ddc895abe41ull,
+    0x98f1d81bdd781629ull, 0xcaf41223432ce051ull, 0x3b0114b115ade6b9ull,
+    0x6ea923efda890361ull, 0x55c522eac22ba049ull, 0x9ec7d51306cd3771ull,
+    0x493d9145485dd2d9ull, 0x96481983e5188c81ull};
+static const uint64_t adasm__pcg_lh[17] = {
+    0x0000000000000000ull, 0x5851f42d4c957f2eull, 0xcbb5f646404a560cull,
+    0x30705b042917ec1aull, 0x9a8b7f78da6ef4d8ull, 0xab894868b3b04fc6ull,
+    0x88cdb7ff5390e864ull, 0x70a3a52b7c609632ull, 0xfd8341fcddebfcb0ull,
+    0x742d2f7a98716b5eull, 0x76035e0908e0bdbcull, 0x6fa72ca5f95e3b4aull,
+    0x58a0df7459c07788ull, 0xae533cc45a8131f6ull, 0x6de3b115d9593614ull,
+    0xf043bfa4b17f3b62ull, 0x375216576241c560ull};
+
+/* The state s advanced by d steps of increment inc, by the table: one
+   multiply-add per set bit of d. */
+ADASM__PRIVATE uint64_t adasm__pcg_jump(uint64_t s, uint64_t inc, uint64_t d) {
+  while (d != 0) {
+    const unsigned i = (uint32_t)d ? adasm__ctz32((uint32_t)d)
+                                   : 32u + adasm__ctz32((uint32_t)(d >> 32));
+    s = adasm__pcg_ja[i] * s + inc * adasm__pcg_jh[i];
+    d &= d - 1u;
+  }
+  return s;
+}
+
+/* The XSH-RR output of a state (before the state advances). */
+ADASM__PRIVATE uint32_t adasm__pcg_out(uint64_t old) {
+  const uint32_t xorshifted = (uint32_t)(((old >> 18u) ^ old) >> 27u);
+  const uint32_t rot = (uint32_t)(old >> 59u);
+  return (xorshifted >> rot) | (xorshifted << ((0u - rot) & 31u));
+}
+
 ADASM_DEF uint32_t adasm_pcg32_next(adasm_pcg32 *rng) {
   uint64_t old = rng->state;
-  uint32_t xorshifted, rot;
   rng->state = old * ADASM__PCG_MULT + rng->inc;
-  xorshifted = (uint32_t)(((old >> 18u) ^ old) >> 27u);
-  rot = (uint32_t)(old >> 59u);
-  return (xorshifted >> rot) | (xorshifted << ((0u - rot) & 31u));
+  return adasm__pcg_out(old);
 }
 
 ADASM_DEF void adasm_pcg32_seed(adasm_pcg32 *rng, uint64_t seed,
@@ -1498,6 +1784,23 @@ typedef struct adasm__ada_bp {
   float inv_lam, sl, cl, l3, scale;
   float bias_rho, bias_abs, bias_rel;
 } adasm__ada_bp;
+/* The draw's scan of the sampler chain (>>sample). With e_j = exp((z[j] -
+   m) invt) computed as texpsum computes it (0 below the flush cutoff) and
+   h_j the PCG32 output of the state `state` advanced by 2 j steps
+   (increment inc), token j is a survivor iff z[j] >= v and V_j cinv < e_j,
+   V_j = (2^32 - 1 - h_j) / 2^32 (a kernel may compute V_j rounded, within
+   a relative 2^-23, or smaller: the caller's margin covers it; written
+   with the inverse, the product never is subnormal). The scan
+   stops at the first survivor and returns its index (n if none), having
+   added e_j to sum_all for every j up to and including it, and to sum_v,
+   and 1 to count_v, for those with z[j] >= v. */
+
+typedef struct adasm__race {
+  float v, m, invt, cinv;
+  uint64_t state, inc;
+  double sum_all, sum_v;
+  uint64_t count_v;
+} adasm__race;
 
 struct adasm_kernels {
   adasm_isa isa;
@@ -1557,6 +1860,21 @@ struct adasm_kernels {
   void (*ada_profile)(const float *ucb, const float *lcb, size_t r0,
                       size_t r1, float m, float g, size_t nb, double *hb,
                       size_t *near, unsigned char *nearb, size_t *nn);
+  /* sampler chain (>>sample): the first i with z[i] >= t (n if none) */
+  size_t (*find_ge)(const float *z, size_t n, float t);
+  /* sum over z[i] >= v of exp((z[i] - m) invt), computed as f(x) with
+     x = (z[i]/2 - m/2) (2 invt) in float (as adasm__texp_scalar) and N =
+     0 (0 below the cutoff) */
+  double (*texpsum)(const float *z, size_t n, float m, float invt, float v);
+  size_t (*race)(const float *z, size_t n, adasm__race *r); /* see above */
+  /* with e_i = exp((z[i] - m) invt) as texpsum computes it: sets sum[l]
+     = the sum of e_i over z[i] >= t[l] for the four levels t[0] >= ... >=
+     t[3], and sum[4] = the sum over all i (each summed in float over 8
+     vectors, then in double); writes i to idx and e_i to e, in order, for
+     every z[i] >= t[3] and returns how many. idx and e need 16 entries of
+     room past the count. */
+  size_t (*sumgather)(const float *z, size_t n, float m, float invt,
+                      const float *t, double *sum, uint32_t *idx, float *e);
 };
 
 /* Rounding depth of every dot kernel: a product a_j x_j reaches y[r]
@@ -1659,6 +1977,91 @@ ADASM__PRIVATE void adasm__sub2_scalar(const float *z, size_t n, float hi,
                                        float lo, float *out) {
   size_t i;
   for (i = 0; i < n; ++i) out[i] = (z[i] - hi) - lo;
+}
+
+/* ---- sampler chain kernels (contracts at struct adasm_kernels) ---------- */
+/* Exp parameters with nothing taken out (N = 0): f(x) = e^x for x <= 0,
+   0 below the cutoff -125 ln 2 (every result a normal float). */
+ADASM__PRIVATE void adasm__expp_unit(adasm__expp *e) {
+  e->shift = 0.0f;
+  e->N = 0;
+  e->magic = ADASM__MAGIC + 127.0f;
+  e->cutoff = (float)(-125.0 * ADASM__LN2);
+  e->base = 0.0;
+}
+
+/* f((z - m) * invt) of the N = 0 parameters, x formed in float as the SIMD
+   kernels form it: (z/2 - m/2) (2 invt), where the halved difference cannot
+   overflow (z - m can, for logits near -+FLT_MAX and T > 1) and z/2 is
+   exact; z <= m, so x <= 0 (x = -inf gives 0). */
+ADASM__PRIVATE double adasm__texp_scalar(float z, float m, float invt) {
+  const float xf = (z * 0.5f - m * 0.5f) * (invt * 2.0f);
+  double x, nn;
+  if (!(xf >= (float)(-125.0 * ADASM__LN2))) return 0.0;
+  x = (double)xf;
+  nn = floor(x * ADASM__LOG2E + 0.5);
+  return adasm__exp_core_scalar(x - nn * ADASM__LN2, (int)nn);
+}
+
+ADASM__PRIVATE size_t adasm__find_ge_scalar(const float *z, size_t n,
+                                            float t) {
+  size_t i;
+  for (i = 0; i < n; ++i)
+    if (z[i] >= t) return i;
+  return n;
+}
+
+ADASM__PRIVATE double adasm__texpsum_scalar(const float *z, size_t n,
+                                            float m, float invt, float v) {
+  double s = 0.0;
+  size_t i;
+  for (i = 0; i < n; ++i)
+    if (z[i] >= v) s += adasm__texp_scalar(z[i], m, invt);
+  return s;
+}
+
+ADASM__PRIVATE size_t adasm__race_scalar(const float *z, size_t n,
+                                         adasm__race *r) {
+  /* one token = two generator steps: s -> a2 s + c2 */
+  const uint64_t a2 = adasm__pcg_la[1], c2 = r->inc * adasm__pcg_lh[1];
+  const double ci = (double)r->cinv;
+  uint64_t s = r->state, cnt = r->count_v;
+  double sa = r->sum_all, sv = r->sum_v;
+  size_t j;
+  for (j = 0; j < n; ++j, s = s * a2 + c2) {
+    const double e = adasm__texp_scalar(z[j], r->m, r->invt);
+    sa += e;
+    if (z[j] >= r->v) {
+      const double v = (double)(0xffffffffu - adasm__pcg_out(s)) *
+                       (1.0 / 4294967296.0);
+      sv += e;
+      ++cnt;
+      if (v * ci < e) break;
+    }
+  }
+  r->sum_all = sa;
+  r->sum_v = sv;
+  r->count_v = cnt;
+  return j;
+}
+
+ADASM__PRIVATE size_t adasm__sumgather_scalar(const float *z, size_t n,
+                                              float m, float invt,
+                                              const float *t, double *sum,
+                                              uint32_t *idx, float *e) {
+  size_t i, l, c = 0;
+  for (l = 0; l < 5; ++l) sum[l] = 0.0;
+  for (i = 0; i < n; ++i) {
+    const double f = adasm__texp_scalar(z[i], m, invt);
+    sum[4] += f;
+    for (l = 0; l < 4; ++l)
+      if (z[i] >= t[l]) sum[l] += f;
+    if (z[i] >= t[3]) {
+      idx[c] = (uint32_t)i;
+      e[c++] = (float)f;
+    }
+  }
+  return c;
 }
 
 ADASM__PRIVATE void adasm__tp_sum_scalar(const float *z, size_t n,
@@ -1868,7 +2271,9 @@ static const adasm_kernels adasm__kernels_scalar = {
     adasm__cvt_f32_bf16_scalar, adasm__cvt_bf16_f32_scalar,
     adasm__dot_rows_f64_scalar,
     adasm__ada_accum_scalar, adasm__ada_bounds_scalar,
-    adasm__ada_profile_scalar};
+    adasm__ada_profile_scalar,
+    adasm__find_ge_scalar, adasm__texpsum_scalar, adasm__race_scalar,
+    adasm__sumgather_scalar};
 
 /* >>k_avx2 ----------------------------------------------------------------
    8 lanes. Tails go through a small stack buffer padded with a value that
@@ -2064,6 +2469,244 @@ ADASM__TARGET_AVX2 static void adasm__sub2_avx2(const float *z, size_t n,
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(out + i, _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(z + i), vh), vl));
   for (; i < n; ++i) out[i] = (z[i] - hi) - lo;
+}
+
+/* ---- sampler chain kernels (contracts at struct adasm_kernels) ---------- */
+ADASM__TARGET_AVX2 static size_t adasm__find_ge_avx2(const float *z, size_t n,
+                                                    float t) {
+  const __m256 vt = _mm256_set1_ps(t);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256 a = _mm256_cmp_ps(_mm256_loadu_ps(z + i), vt, _CMP_GE_OQ);
+    __m256 b = _mm256_cmp_ps(_mm256_loadu_ps(z + i + 8), vt, _CMP_GE_OQ);
+    __m256 c = _mm256_cmp_ps(_mm256_loadu_ps(z + i + 16), vt, _CMP_GE_OQ);
+    __m256 d = _mm256_cmp_ps(_mm256_loadu_ps(z + i + 24), vt, _CMP_GE_OQ);
+    if (_mm256_movemask_ps(_mm256_or_ps(_mm256_or_ps(a, b), _mm256_or_ps(c, d))))
+      break; /* found in this group: the loop below finds where */
+  }
+  for (; i + 8 <= n; i += 8) {
+    const int mk = _mm256_movemask_ps(
+        _mm256_cmp_ps(_mm256_loadu_ps(z + i), vt, _CMP_GE_OQ));
+    if (mk) return i + adasm__ctz32((uint32_t)mk);
+  }
+  for (; i < n; ++i)
+    if (z[i] >= t) return i;
+  return n;
+}
+
+ADASM__TARGET_AVX2 static double adasm__texpsum_avx2(const float *z, size_t n,
+                                                    float m, float invt,
+                                                    float v) {
+  adasm__expp ep;
+  adasm__expv_avx2 ev;
+  /* x = (z/2 - m/2) (2 invt): the halved difference cannot overflow */
+  const __m256 vm = _mm256_set1_ps(m * 0.5f), vi = _mm256_set1_ps(invt * 2.0f);
+  const __m256 vh = _mm256_set1_ps(0.5f);
+  const __m256 vv = _mm256_set1_ps(v);
+  __m256d s0 = _mm256_setzero_pd(), s1 = s0;
+  float buf[8];
+  size_t i = 0, j;
+  adasm__expp_unit(&ep);
+  adasm__expv_init_avx2(&ev, &ep);
+  for (; i + 32 <= n; i += 32) { /* a float tree of four, then double */
+    const __m256 a = _mm256_loadu_ps(z + i), b = _mm256_loadu_ps(z + i + 8);
+    const __m256 c = _mm256_loadu_ps(z + i + 16), d = _mm256_loadu_ps(z + i + 24);
+    __m256 fa = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_fmsub_ps(a, vh, vm), vi));
+    __m256 fb = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_fmsub_ps(b, vh, vm), vi));
+    __m256 fc = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_fmsub_ps(c, vh, vm), vi));
+    __m256 fd = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_fmsub_ps(d, vh, vm), vi));
+    fa = _mm256_and_ps(fa, _mm256_cmp_ps(a, vv, _CMP_GE_OQ));
+    fb = _mm256_and_ps(fb, _mm256_cmp_ps(b, vv, _CMP_GE_OQ));
+    fc = _mm256_and_ps(fc, _mm256_cmp_ps(c, vv, _CMP_GE_OQ));
+    fd = _mm256_and_ps(fd, _mm256_cmp_ps(d, vv, _CMP_GE_OQ));
+    s0 = adasm__sum8_pd_avx2(s0, _mm256_add_ps(fa, fb));
+    s1 = adasm__sum8_pd_avx2(s1, _mm256_add_ps(fc, fd));
+  }
+  for (; i < n; i += 8) {
+    __m256 a, f;
+    for (j = 0; j < 8; ++j) buf[j] = i + j < n ? z[i + j] : -adasm__inff();
+    a = _mm256_loadu_ps(buf); /* -inf lanes give 0 */
+    f = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_fmsub_ps(a, vh, vm), vi));
+    s0 = adasm__sum8_pd_avx2(s0, _mm256_and_ps(f, _mm256_cmp_ps(a, vv, _CMP_GE_OQ)));
+  }
+  return adasm__hsum_pd_avx2(_mm256_add_pd(s0, s1));
+}
+
+/* a * b mod 2^64 in each 64-bit lane; b given as its 32-bit halves. */
+ADASM__TARGET_AVX2 static inline __m256i adasm__mul64_avx2(__m256i a,
+                                                          __m256i blo,
+                                                          __m256i bhi) {
+  const __m256i lo = _mm256_mul_epu32(a, blo);
+  const __m256i mid = _mm256_add_epi64(
+      _mm256_mul_epu32(_mm256_srli_epi64(a, 32), blo), _mm256_mul_epu32(a, bhi));
+  return _mm256_add_epi64(lo, _mm256_slli_epi64(mid, 32));
+}
+
+/* PCG32 XSH-RR outputs of four states, in the low half of each lane. */
+ADASM__TARGET_AVX2 static inline __m256i adasm__pcg_out4_avx2(__m256i s) {
+  const __m256i x = _mm256_and_si256(
+      _mm256_srli_epi64(_mm256_xor_si256(_mm256_srli_epi64(s, 18), s), 27),
+      _mm256_set1_epi64x(0xffffffffll));
+  const __m256i rot = _mm256_srli_epi64(s, 59);
+  return _mm256_or_si256(
+      _mm256_srlv_epi64(x, rot),
+      _mm256_sllv_epi64(x, _mm256_sub_epi64(_mm256_set1_epi64x(32), rot)));
+}
+
+/* Eight tokens per step: two vectors of four generator states. V_j is
+   floor((2^32 - 1 - h_j) / 2) / 2^31 (AVX2 converts only signed integers),
+   at most V_j. Sums go through float over 8 steps, then double. */
+ADASM__TARGET_AVX2 static size_t adasm__race_avx2(const float *z, size_t n,
+                                                 adasm__race *r) {
+  adasm__expp ep;
+  adasm__expv_avx2 ev;
+  /* x = (z/2 - m/2) (2 invt): the halved difference cannot overflow */
+  const __m256 vm = _mm256_set1_ps(r->m * 0.5f), vi = _mm256_set1_ps(r->invt * 2.0f);
+  const __m256 vh = _mm256_set1_ps(0.5f);
+  const __m256 vv = _mm256_set1_ps(r->v);
+  const __m256 scale = _mm256_set1_ps(r->cinv * (1.0f / 2147483648.0f));
+  const __m256i ones = _mm256_set1_epi32(-1);
+  const __m256i perm0 = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  const __m256i perm1 = _mm256_setr_epi32(1, 3, 5, 7, 0, 2, 4, 6);
+  __m256i s0, s1, alo, ahi, cc;
+  __m256 fa = _mm256_setzero_ps(), fv = fa;
+  __m256d da = _mm256_setzero_pd(), dv = da;
+  uint64_t st[8], cnt = r->count_v;
+  const uint64_t A = adasm__pcg_la[8], C = r->inc * adasm__pcg_lh[8];
+  float buf[8];
+  size_t j = 0, l, steps = 0;
+  adasm__expp_unit(&ep);
+  adasm__expv_init_avx2(&ev, &ep);
+  for (l = 0; l < 8; ++l) /* token l's state; eight tokens: s -> A s + C */
+    st[l] = adasm__pcg_la[l] * r->state + r->inc * adasm__pcg_lh[l];
+  s0 = _mm256_loadu_si256((const __m256i *)(const void *)st);
+  s1 = _mm256_loadu_si256((const __m256i *)(const void *)(st + 4));
+  alo = _mm256_set1_epi64x((long long)(A & 0xffffffffu));
+  ahi = _mm256_set1_epi64x((long long)(A >> 32));
+  cc = _mm256_set1_epi64x((long long)C);
+  for (; j < n; j += 8) {
+    const size_t left = n - j < 8 ? n - j : 8;
+    __m256 a, e, in, sv;
+    __m256i h;
+    int mk, mi;
+    if (left == 8) {
+      a = _mm256_loadu_ps(z + j);
+    } else {
+      for (l = 0; l < 8; ++l) buf[l] = l < left ? z[j + l] : -adasm__inff();
+      a = _mm256_loadu_ps(buf);
+    }
+    e = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_fmsub_ps(a, vh, vm), vi));
+    in = _mm256_cmp_ps(a, vv, _CMP_GE_OQ);
+    h = _mm256_blend_epi32(
+        _mm256_permutevar8x32_epi32(adasm__pcg_out4_avx2(s0), perm0),
+        _mm256_permutevar8x32_epi32(adasm__pcg_out4_avx2(s1), perm1), 0xf0);
+    sv = _mm256_mul_ps(
+        _mm256_cvtepi32_ps(_mm256_srli_epi32(_mm256_xor_si256(h, ones), 1)),
+        scale); /* V cinv */
+    mi = _mm256_movemask_ps(in) & (int)((1u << left) - 1u);
+    mk = _mm256_movemask_ps(_mm256_cmp_ps(sv, e, _CMP_LT_OQ)) & mi;
+    if (mk) { /* lanes up to the first survivor are counted, no further */
+      const unsigned first = adasm__ctz32((uint32_t)mk);
+      double ea = 0.0, ev2 = 0.0;
+      _mm256_storeu_ps(buf, e);
+      for (l = 0; l <= first; ++l) {
+        ea += (double)buf[l];
+        if (mi & (1 << l)) {
+          ev2 += (double)buf[l];
+          ++cnt;
+        }
+      }
+      da = adasm__sum8_pd_avx2(da, fa);
+      dv = adasm__sum8_pd_avx2(dv, fv);
+      r->sum_all += adasm__hsum_pd_avx2(da) + ea;
+      r->sum_v += adasm__hsum_pd_avx2(dv) + ev2;
+      r->count_v = cnt;
+      return j + first;
+    }
+    fa = _mm256_add_ps(fa, e);
+    fv = _mm256_add_ps(fv, _mm256_and_ps(e, in));
+    cnt += adasm__popcount32((uint32_t)mi);
+    if (++steps == 8) {
+      da = adasm__sum8_pd_avx2(da, fa);
+      dv = adasm__sum8_pd_avx2(dv, fv);
+      fa = _mm256_setzero_ps();
+      fv = fa;
+      steps = 0;
+    }
+    s0 = _mm256_add_epi64(adasm__mul64_avx2(s0, alo, ahi), cc);
+    s1 = _mm256_add_epi64(adasm__mul64_avx2(s1, alo, ahi), cc);
+  }
+  da = adasm__sum8_pd_avx2(da, fa);
+  dv = adasm__sum8_pd_avx2(dv, fv);
+  r->sum_all += adasm__hsum_pd_avx2(da);
+  r->sum_v += adasm__hsum_pd_avx2(dv);
+  r->count_v = cnt;
+  return n;
+}
+
+ADASM__TARGET_AVX2 static size_t adasm__sumgather_avx2(const float *z,
+                                                      size_t n, float m,
+                                                      float invt,
+                                                      const float *t,
+                                                      double *sum,
+                                                      uint32_t *idx,
+                                                      float *e) {
+  adasm__expp ep;
+  adasm__expv_avx2 ev;
+  /* x = (z/2 - m/2) (2 invt): the halved difference cannot overflow */
+  const __m256 vm = _mm256_set1_ps(m * 0.5f), vi = _mm256_set1_ps(invt * 2.0f);
+  const __m256 vh = _mm256_set1_ps(0.5f);
+  const __m256 t0 = _mm256_set1_ps(t[0]), t1 = _mm256_set1_ps(t[1]);
+  const __m256 t2 = _mm256_set1_ps(t[2]), t3 = _mm256_set1_ps(t[3]);
+  __m256 fs = _mm256_setzero_ps(), f0 = fs, f1 = fs, f2 = fs, f3 = fs;
+  __m256d ds = _mm256_setzero_pd(), d0 = ds, d1 = ds, d2 = ds, d3 = ds;
+  float buf[8];
+  size_t j, q, steps = 0, c = 0;
+  adasm__expp_unit(&ep);
+  adasm__expv_init_avx2(&ev, &ep);
+  for (j = 0; j < n; j += 8) {
+    __m256 a, f, in;
+    unsigned mk;
+    if (n - j >= 8) {
+      a = _mm256_loadu_ps(z + j);
+    } else {
+      for (q = 0; q < 8; ++q) buf[q] = j + q < n ? z[j + q] : -adasm__inff();
+      a = _mm256_loadu_ps(buf); /* -inf lanes give 0 */
+    }
+    f = adasm__exp8_avx2(&ev, _mm256_mul_ps(_mm256_fmsub_ps(a, vh, vm), vi));
+    in = _mm256_cmp_ps(a, t3, _CMP_GE_OQ);
+    fs = _mm256_add_ps(fs, f);
+    f0 = _mm256_add_ps(f0, _mm256_and_ps(f, _mm256_cmp_ps(a, t0, _CMP_GE_OQ)));
+    f1 = _mm256_add_ps(f1, _mm256_and_ps(f, _mm256_cmp_ps(a, t1, _CMP_GE_OQ)));
+    f2 = _mm256_add_ps(f2, _mm256_and_ps(f, _mm256_cmp_ps(a, t2, _CMP_GE_OQ)));
+    f3 = _mm256_add_ps(f3, _mm256_and_ps(f, in));
+    mk = (unsigned)_mm256_movemask_ps(in);
+    if (n - j < 8) mk &= (1u << (n - j)) - 1u;
+    if (mk) {
+      _mm256_storeu_ps(buf, f);
+      while (mk) {
+        const unsigned b = adasm__ctz32(mk);
+        idx[c] = (uint32_t)(j + b);
+        e[c++] = buf[b];
+        mk &= mk - 1u;
+      }
+    }
+    if (++steps == 8) { /* float over 8 vectors, then double */
+      ds = adasm__sum8_pd_avx2(ds, fs);
+      d0 = adasm__sum8_pd_avx2(d0, f0);
+      d1 = adasm__sum8_pd_avx2(d1, f1);
+      d2 = adasm__sum8_pd_avx2(d2, f2);
+      d3 = adasm__sum8_pd_avx2(d3, f3);
+      fs = f0 = f1 = f2 = f3 = _mm256_setzero_ps();
+      steps = 0;
+    }
+  }
+  sum[0] = adasm__hsum_pd_avx2(adasm__sum8_pd_avx2(d0, f0));
+  sum[1] = adasm__hsum_pd_avx2(adasm__sum8_pd_avx2(d1, f1));
+  sum[2] = adasm__hsum_pd_avx2(adasm__sum8_pd_avx2(d2, f2));
+  sum[3] = adasm__hsum_pd_avx2(adasm__sum8_pd_avx2(d3, f3));
+  sum[4] = adasm__hsum_pd_avx2(adasm__sum8_pd_avx2(ds, fs));
+  return c;
 }
 
 /* 2^k for integral k <= 0 given as floats; k < -126 gives 0. */
@@ -2611,7 +3254,9 @@ static const adasm_kernels adasm__kernels_avx2 = {
     adasm__cvt_f32_bf16_avx2, adasm__cvt_bf16_f32_avx2,
     adasm__dot_rows_f64_avx2,
     adasm__ada_accum_avx2, adasm__ada_bounds_avx2,
-    adasm__ada_profile_avx2};
+    adasm__ada_profile_avx2,
+    adasm__find_ge_avx2, adasm__texpsum_avx2, adasm__race_avx2,
+    adasm__sumgather_avx2};
 #endif /* ADASM__HAVE_AVX2 */
 
 /* >>k_avx512 --------------------------------------------------------------
@@ -2830,6 +3475,202 @@ ADASM__TARGET_AVX512 static void adasm__sub2_avx512(const float *z, size_t n,
     __m512 a = _mm512_maskz_loadu_ps(k, z + i);
     _mm512_mask_storeu_ps(out + i, k, _mm512_sub_ps(_mm512_sub_ps(a, vh), vl));
   }
+}
+
+/* ---- sampler chain kernels (contracts at struct adasm_kernels) ---------- */
+ADASM__TARGET_AVX512 static size_t adasm__find_ge_avx512(const float *z,
+                                                        size_t n, float t) {
+  const __m512 vt = _mm512_set1_ps(t);
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __mmask16 a = _mm512_cmp_ps_mask(_mm512_loadu_ps(z + i), vt, _CMP_GE_OQ);
+    const __mmask16 b = _mm512_cmp_ps_mask(_mm512_loadu_ps(z + i + 16), vt, _CMP_GE_OQ);
+    const __mmask16 c = _mm512_cmp_ps_mask(_mm512_loadu_ps(z + i + 32), vt, _CMP_GE_OQ);
+    const __mmask16 d = _mm512_cmp_ps_mask(_mm512_loadu_ps(z + i + 48), vt, _CMP_GE_OQ);
+    const __mmask16 q = _mm512_kor(_mm512_kor(a, b), _mm512_kor(c, d));
+    if (!_mm512_kortestz(q, q)) break;
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : adasm__tailmask_avx512(n - i);
+    const __mmask16 mk =
+        _mm512_mask_cmp_ps_mask(k, _mm512_maskz_loadu_ps(k, z + i), vt, _CMP_GE_OQ);
+    if (mk) return i + adasm__ctz32((uint32_t)mk);
+  }
+  return n;
+}
+
+ADASM__TARGET_AVX512 static double adasm__texpsum_avx512(const float *z,
+                                                        size_t n, float m,
+                                                        float invt, float v) {
+  adasm__expp ep;
+  adasm__expv_avx512 ev;
+  /* x = (z/2 - m/2) (2 invt): the halved difference cannot overflow */
+  const __m512 vm = _mm512_set1_ps(m * 0.5f), vi = _mm512_set1_ps(invt * 2.0f);
+  const __m512 vh = _mm512_set1_ps(0.5f);
+  const __m512 vv = _mm512_set1_ps(v), ninf = _mm512_set1_ps(-adasm__inff());
+  __m512d s0 = _mm512_setzero_pd(), s1 = s0;
+  size_t i = 0;
+  adasm__expp_unit(&ep);
+  adasm__expv_init_avx512(&ev, &ep);
+  for (; i + 64 <= n; i += 64) { /* a float tree of four, then double */
+    const __m512 a = _mm512_loadu_ps(z + i), b = _mm512_loadu_ps(z + i + 16);
+    const __m512 c = _mm512_loadu_ps(z + i + 32), d = _mm512_loadu_ps(z + i + 48);
+    __m512 fa = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_fmsub_ps(a, vh, vm), vi));
+    __m512 fb = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_fmsub_ps(b, vh, vm), vi));
+    __m512 fc = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_fmsub_ps(c, vh, vm), vi));
+    __m512 fd = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_fmsub_ps(d, vh, vm), vi));
+    fa = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, vv, _CMP_GE_OQ), fa);
+    fb = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(b, vv, _CMP_GE_OQ), fb);
+    fc = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(c, vv, _CMP_GE_OQ), fc);
+    fd = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(d, vv, _CMP_GE_OQ), fd);
+    s0 = adasm__sum16_pd_avx512(s0, _mm512_add_ps(fa, fb));
+    s1 = adasm__sum16_pd_avx512(s1, _mm512_add_ps(fc, fd));
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : adasm__tailmask_avx512(n - i);
+    const __m512 a = _mm512_mask_loadu_ps(ninf, k, z + i); /* -inf: 0 */
+    const __m512 f = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_fmsub_ps(a, vh, vm), vi));
+    s0 = adasm__sum16_pd_avx512(
+        s0, _mm512_maskz_mov_ps(_mm512_mask_cmp_ps_mask(k, a, vv, _CMP_GE_OQ), f));
+  }
+  return adasm__hsum_pd_avx512(_mm512_add_pd(s0, s1));
+}
+
+/* PCG32 XSH-RR outputs of eight states. */
+ADASM__TARGET_AVX512 static inline __m256i adasm__pcg_out8_avx512(__m512i s) {
+  const __m512i x =
+      _mm512_srli_epi64(_mm512_xor_si512(_mm512_srli_epi64(s, 18), s), 27);
+  return _mm256_rorv_epi32(_mm512_cvtepi64_epi32(x),
+                           _mm512_cvtepi64_epi32(_mm512_srli_epi64(s, 59)));
+}
+
+/* Sixteen tokens per step: two vectors of eight generator states (64-bit
+   multiplies of AVX-512 DQ). V_j is (2^32 - 1 - h_j) rounded to float.
+   Sums go through float over 8 steps, then double. */
+ADASM__TARGET_AVX512 static size_t adasm__race_avx512(const float *z,
+                                                     size_t n,
+                                                     adasm__race *r) {
+  adasm__expp ep;
+  adasm__expv_avx512 ev;
+  /* x = (z/2 - m/2) (2 invt): the halved difference cannot overflow */
+  const __m512 vm = _mm512_set1_ps(r->m * 0.5f), vi = _mm512_set1_ps(r->invt * 2.0f);
+  const __m512 vh = _mm512_set1_ps(0.5f);
+  const __m512 vv = _mm512_set1_ps(r->v);
+  const __m512 ninf = _mm512_set1_ps(-adasm__inff());
+  const __m512 scale = _mm512_set1_ps(r->cinv * (1.0f / 4294967296.0f));
+  const __m512i ones = _mm512_set1_epi32(-1);
+  __m512i s0, s1, va, vcc;
+  __m512 fa = _mm512_setzero_ps(), fv = fa;
+  __m512d da = _mm512_setzero_pd(), dv = da;
+  uint64_t st[16], cnt = r->count_v;
+  const uint64_t A = adasm__pcg_la[16], C = r->inc * adasm__pcg_lh[16];
+  size_t j = 0, l, steps = 0;
+  adasm__expp_unit(&ep);
+  adasm__expv_init_avx512(&ev, &ep);
+  for (l = 0; l < 16; ++l) /* token l's state; 16 tokens: s -> A s + C */
+    st[l] = adasm__pcg_la[l] * r->state + r->inc * adasm__pcg_lh[l];
+  s0 = _mm512_loadu_si512((const void *)st);
+  s1 = _mm512_loadu_si512((const void *)(st + 8));
+  va = _mm512_set1_epi64((long long)A);
+  vcc = _mm512_set1_epi64((long long)C);
+  for (; j < n; j += 16) {
+    const __mmask16 k = n - j >= 16 ? (__mmask16)0xffff : adasm__tailmask_avx512(n - j);
+    const __m512 a = _mm512_mask_loadu_ps(ninf, k, z + j);
+    const __m512 e = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_fmsub_ps(a, vh, vm), vi));
+    const __mmask16 in = _mm512_mask_cmp_ps_mask(k, a, vv, _CMP_GE_OQ);
+    const __m512i h = _mm512_inserti64x4(
+        _mm512_castsi256_si512(adasm__pcg_out8_avx512(s0)),
+        adasm__pcg_out8_avx512(s1), 1);
+    const __m512 sv = _mm512_mul_ps(_mm512_cvtepu32_ps(_mm512_xor_si512(h, ones)), scale);
+    const __mmask16 mk = _mm512_mask_cmp_ps_mask(in, sv, e, _CMP_LT_OQ);
+    if (mk) { /* lanes up to the first survivor are counted, no further */
+      const unsigned first = adasm__ctz32((uint32_t)mk);
+      const __mmask16 upto = (__mmask16)((2u << first) - 1u);
+      fa = _mm512_mask_add_ps(fa, upto, fa, e);
+      fv = _mm512_mask_add_ps(fv, (__mmask16)(in & upto), fv, e);
+      cnt += adasm__popcount32((uint32_t)(in & upto));
+      da = adasm__sum16_pd_avx512(da, fa);
+      dv = adasm__sum16_pd_avx512(dv, fv);
+      r->sum_all += adasm__hsum_pd_avx512(da);
+      r->sum_v += adasm__hsum_pd_avx512(dv);
+      r->count_v = cnt;
+      return j + first;
+    }
+    fa = _mm512_add_ps(fa, e);
+    fv = _mm512_mask_add_ps(fv, in, fv, e);
+    cnt += adasm__popcount32((uint32_t)in);
+    if (++steps == 8) {
+      da = adasm__sum16_pd_avx512(da, fa);
+      dv = adasm__sum16_pd_avx512(dv, fv);
+      fa = _mm512_setzero_ps();
+      fv = fa;
+      steps = 0;
+    }
+    s0 = _mm512_add_epi64(_mm512_mullo_epi64(s0, va), vcc);
+    s1 = _mm512_add_epi64(_mm512_mullo_epi64(s1, va), vcc);
+  }
+  da = adasm__sum16_pd_avx512(da, fa);
+  dv = adasm__sum16_pd_avx512(dv, fv);
+  r->sum_all += adasm__hsum_pd_avx512(da);
+  r->sum_v += adasm__hsum_pd_avx512(dv);
+  r->count_v = cnt;
+  return n;
+}
+
+ADASM__TARGET_AVX512 static size_t adasm__sumgather_avx512(const float *z,
+                                                          size_t n, float m,
+                                                          float invt,
+                                                          const float *t,
+                                                          double *sum,
+                                                          uint32_t *idx,
+                                                          float *e) {
+  adasm__expp ep;
+  adasm__expv_avx512 ev;
+  /* x = (z/2 - m/2) (2 invt): the halved difference cannot overflow */
+  const __m512 vm = _mm512_set1_ps(m * 0.5f), vi = _mm512_set1_ps(invt * 2.0f);
+  const __m512 vh = _mm512_set1_ps(0.5f);
+  const __m512 ninf = _mm512_set1_ps(-adasm__inff());
+  const __m512 t0 = _mm512_set1_ps(t[0]), t1 = _mm512_set1_ps(t[1]);
+  const __m512 t2 = _mm512_set1_ps(t[2]), t3 = _mm512_set1_ps(t[3]);
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                         11, 12, 13, 14, 15);
+  __m512 fs = _mm512_setzero_ps(), f0 = fs, f1 = fs, f2 = fs, f3 = fs;
+  __m512d ds = _mm512_setzero_pd(), d0 = ds, d1 = ds, d2 = ds, d3 = ds;
+  size_t j, steps = 0, c = 0;
+  adasm__expp_unit(&ep);
+  adasm__expv_init_avx512(&ev, &ep);
+  for (j = 0; j < n; j += 16) {
+    const __mmask16 k = n - j >= 16 ? (__mmask16)0xffff : adasm__tailmask_avx512(n - j);
+    const __m512 a = _mm512_mask_loadu_ps(ninf, k, z + j); /* -inf: 0 */
+    const __m512 f = adasm__exp16_avx512(&ev, _mm512_mul_ps(_mm512_fmsub_ps(a, vh, vm), vi));
+    const __mmask16 mk = _mm512_mask_cmp_ps_mask(k, a, t3, _CMP_GE_OQ);
+    fs = _mm512_add_ps(fs, f);
+    f0 = _mm512_mask_add_ps(f0, _mm512_cmp_ps_mask(a, t0, _CMP_GE_OQ), f0, f);
+    f1 = _mm512_mask_add_ps(f1, _mm512_cmp_ps_mask(a, t1, _CMP_GE_OQ), f1, f);
+    f2 = _mm512_mask_add_ps(f2, _mm512_cmp_ps_mask(a, t2, _CMP_GE_OQ), f2, f);
+    f3 = _mm512_mask_add_ps(f3, mk, f3, f);
+    if (mk) {
+      const __m512i id = _mm512_add_epi32(iota, _mm512_set1_epi32((int)j));
+      _mm512_storeu_si512((void *)(idx + c), _mm512_maskz_compress_epi32(mk, id));
+      _mm512_storeu_ps(e + c, _mm512_maskz_compress_ps(mk, f));
+      c += adasm__popcount32((uint32_t)mk);
+    }
+    if (++steps == 8) { /* float over 8 vectors, then double */
+      ds = adasm__sum16_pd_avx512(ds, fs);
+      d0 = adasm__sum16_pd_avx512(d0, f0);
+      d1 = adasm__sum16_pd_avx512(d1, f1);
+      d2 = adasm__sum16_pd_avx512(d2, f2);
+      d3 = adasm__sum16_pd_avx512(d3, f3);
+      fs = f0 = f1 = f2 = f3 = _mm512_setzero_ps();
+      steps = 0;
+    }
+  }
+  sum[0] = adasm__hsum_pd_avx512(adasm__sum16_pd_avx512(d0, f0));
+  sum[1] = adasm__hsum_pd_avx512(adasm__sum16_pd_avx512(d1, f1));
+  sum[2] = adasm__hsum_pd_avx512(adasm__sum16_pd_avx512(d2, f2));
+  sum[3] = adasm__hsum_pd_avx512(adasm__sum16_pd_avx512(d3, f3));
+  sum[4] = adasm__hsum_pd_avx512(adasm__sum16_pd_avx512(ds, fs));
+  return c;
 }
 
 ADASM__TARGET_AVX512 static void adasm__tp_sum_avx512(const float *z, size_t n,
@@ -3393,7 +4234,9 @@ static const adasm_kernels adasm__kernels_avx512 = {
     adasm__cvt_f32_bf16_avx512, adasm__cvt_bf16_f32_avx512,
     adasm__dot_rows_f64_avx512,
     adasm__ada_accum_avx512, adasm__ada_bounds_avx512,
-    adasm__ada_profile_avx512};
+    adasm__ada_profile_avx512,
+    adasm__find_ge_avx512, adasm__texpsum_avx512, adasm__race_avx512,
+    adasm__sumgather_avx512};
 
 #if defined(ADASM__HAVE_AVX512BF16)
 /* ---- the AVX-512 BF16 variant: dot_rows_bf16 with vdpbf16ps -------------
@@ -3583,7 +4426,9 @@ static const adasm_kernels adasm__kernels_avx512bf16 = {
     adasm__cvt_f32_bf16_avx512, adasm__cvt_bf16_f32_avx512,
     adasm__dot_rows_f64_avx512,
     adasm__ada_accum_avx512, adasm__ada_bounds_avx512,
-    adasm__ada_profile_avx512};
+    adasm__ada_profile_avx512,
+    adasm__find_ge_avx512, adasm__texpsum_avx512, adasm__race_avx512,
+    adasm__sumgather_avx512};
 #endif /* ADASM__HAVE_AVX512BF16 */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -3710,6 +4555,104 @@ static void adasm__sub2_neon(const float *z, size_t n, float hi, float lo,
   for (; i + 4 <= n; i += 4)
     vst1q_f32(out + i, vsubq_f32(vsubq_f32(vld1q_f32(z + i), vh), vl));
   for (; i < n; ++i) out[i] = (z[i] - hi) - lo;
+}
+
+/* ---- sampler chain kernels (contracts at struct adasm_kernels); the
+   draw's scan is the scalar one (AArch64 NEON has no 64-bit multiply) --- */
+static size_t adasm__find_ge_neon(const float *z, size_t n, float t) {
+  const float32x4_t vt = vdupq_n_f32(t);
+  size_t i = 0, j;
+  for (; i + 16 <= n; i += 16) {
+    uint32x4_t a = vcgeq_f32(vld1q_f32(z + i), vt);
+    a = vorrq_u32(a, vcgeq_f32(vld1q_f32(z + i + 4), vt));
+    a = vorrq_u32(a, vcgeq_f32(vld1q_f32(z + i + 8), vt));
+    a = vorrq_u32(a, vcgeq_f32(vld1q_f32(z + i + 12), vt));
+    if (vmaxvq_u32(a)) break; /* found in this group: scanned below */
+  }
+  for (j = i; j < n; ++j)
+    if (z[j] >= t) return j;
+  return n;
+}
+
+static double adasm__texpsum_neon(const float *z, size_t n, float m,
+                                  float invt, float v) {
+  adasm__expp ep;
+  adasm__expv_neon ev;
+  /* x = -(m/2 - z/2) (2 invt): the halved difference cannot overflow */
+  const float32x4_t vm = vdupq_n_f32(m * 0.5f), vi = vdupq_n_f32(invt * -2.0f);
+  const float32x4_t vh = vdupq_n_f32(0.5f);
+  const float32x4_t vv = vdupq_n_f32(v);
+  float64x2_t s0 = vdupq_n_f64(0.0), s1 = s0;
+  size_t i = 0;
+  adasm__expp_unit(&ep);
+  adasm__expv_init_neon(&ev, &ep);
+  for (; i < n; i += 8) {
+    const float32x4_t a = adasm__load4_neon(z + i, n - i, -adasm__inff());
+    const float32x4_t b = i + 4 < n ? adasm__load4_neon(z + i + 4, n - i - 4,
+                                                        -adasm__inff())
+                                    : vdupq_n_f32(-adasm__inff());
+    const float32x4_t fa = adasm__exp4_neon(&ev, vmulq_f32(vfmsq_f32(vm, a, vh), vi));
+    const float32x4_t fb = adasm__exp4_neon(&ev, vmulq_f32(vfmsq_f32(vm, b, vh), vi));
+    s0 = adasm__sum4_pd_neon(s0, vreinterpretq_f32_u32(vandq_u32(
+                                     vreinterpretq_u32_f32(fa), vcgeq_f32(a, vv))));
+    s1 = adasm__sum4_pd_neon(s1, vreinterpretq_f32_u32(vandq_u32(
+                                     vreinterpretq_u32_f32(fb), vcgeq_f32(b, vv))));
+  }
+  return vaddvq_f64(vaddq_f64(s0, s1));
+}
+
+static size_t adasm__sumgather_neon(const float *z, size_t n, float m,
+                                    float invt, const float *t, double *sum,
+                                    uint32_t *idx, float *e) {
+  adasm__expp ep;
+  adasm__expv_neon ev;
+  /* x = -(m/2 - z/2) (2 invt): the halved difference cannot overflow */
+  const float32x4_t vm = vdupq_n_f32(m * 0.5f), vi = vdupq_n_f32(invt * -2.0f);
+  const float32x4_t vh = vdupq_n_f32(0.5f);
+  const float32x4_t t0 = vdupq_n_f32(t[0]), t1 = vdupq_n_f32(t[1]);
+  const float32x4_t t2 = vdupq_n_f32(t[2]), t3 = vdupq_n_f32(t[3]);
+  float32x4_t fs = vdupq_n_f32(0.0f), f0 = fs, f1 = fs, f2 = fs, f3 = fs;
+  float64x2_t ds = vdupq_n_f64(0.0), d0 = ds, d1 = ds, d2 = ds, d3 = ds;
+  float buf[4];
+  size_t j, q, steps = 0, c = 0;
+  adasm__expp_unit(&ep);
+  adasm__expv_init_neon(&ev, &ep);
+#define ADASM__NEON_MADD(acc, mask)                                            \
+  vaddq_f32((acc), vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(f), (mask))))
+  for (j = 0; j < n; j += 4) {
+    const float32x4_t a = adasm__load4_neon(z + j, n - j, -adasm__inff());
+    const float32x4_t f = adasm__exp4_neon(&ev, vmulq_f32(vfmsq_f32(vm, a, vh), vi));
+    const uint32x4_t in = vcgeq_f32(a, t3);
+    fs = vaddq_f32(fs, f);
+    f0 = ADASM__NEON_MADD(f0, vcgeq_f32(a, t0));
+    f1 = ADASM__NEON_MADD(f1, vcgeq_f32(a, t1));
+    f2 = ADASM__NEON_MADD(f2, vcgeq_f32(a, t2));
+    f3 = ADASM__NEON_MADD(f3, in);
+    if (vmaxvq_u32(in)) {
+      vst1q_f32(buf, f);
+      for (q = 0; q < 4 && j + q < n; ++q)
+        if (z[j + q] >= t[3]) {
+          idx[c] = (uint32_t)(j + q);
+          e[c++] = buf[q];
+        }
+    }
+    if (++steps == 8) { /* float over 8 vectors, then double */
+      ds = adasm__sum4_pd_neon(ds, fs);
+      d0 = adasm__sum4_pd_neon(d0, f0);
+      d1 = adasm__sum4_pd_neon(d1, f1);
+      d2 = adasm__sum4_pd_neon(d2, f2);
+      d3 = adasm__sum4_pd_neon(d3, f3);
+      fs = f0 = f1 = f2 = f3 = vdupq_n_f32(0.0f);
+      steps = 0;
+    }
+  }
+#undef ADASM__NEON_MADD
+  sum[0] = vaddvq_f64(adasm__sum4_pd_neon(d0, f0));
+  sum[1] = vaddvq_f64(adasm__sum4_pd_neon(d1, f1));
+  sum[2] = vaddvq_f64(adasm__sum4_pd_neon(d2, f2));
+  sum[3] = vaddvq_f64(adasm__sum4_pd_neon(d3, f3));
+  sum[4] = vaddvq_f64(adasm__sum4_pd_neon(ds, fs));
+  return c;
 }
 
 /* 2^k for integral k <= 0 given as floats; k < -126 gives 0. */
@@ -4119,7 +5062,9 @@ static const adasm_kernels adasm__kernels_neon = {
     adasm__cvt_f32_bf16_neon, adasm__cvt_bf16_f32_neon,
     adasm__dot_rows_f64_neon,
     adasm__ada_accum_neon, adasm__ada_bounds_neon,
-    adasm__ada_profile_neon};
+    adasm__ada_profile_neon,
+    adasm__find_ge_neon, adasm__texpsum_neon, adasm__race_scalar,
+    adasm__sumgather_neon};
 #endif /* ADASM__HAVE_NEON */
 
 /* >>dispatch -------------------------------------------------------------- */
@@ -4578,6 +5523,22 @@ ADASM_DEF adasm_result adasm_gemv_softmax_topk(
   return adasm__topk_finish(&h, &st, log_norm);
 }
 
+/* y[r] = beta * (A_{r0 + r} . x) for r < len, any dtype: the rows of
+   adasm_exact_query (the kernel set's float32 or 16-bit dot), shared by the
+   fused sampler so both read A alike. */
+ADASM__PRIVATE void adasm__matrix_rows(const adasm_kernels *k,
+                                       const adasm_matrix *A, size_t r0,
+                                       size_t len, const float *x, float beta,
+                                       float *y) {
+  if (A->dtype == ADASM_F32)
+    k->dot_rows((const float *)A->data + r0 * A->ld, len, A->cols, A->ld, x,
+                beta, y);
+  else
+    (A->dtype == ADASM_F16 ? k->dot_rows_f16 : k->dot_rows_bf16)(
+        (const uint16_t *)A->data + r0 * A->ld, len, A->cols, A->ld, x, beta,
+        y);
+}
+
 ADASM_DEF adasm_exact_params adasm_exact_params_default(void) {
   adasm_exact_params p;
   p.k = 1;
@@ -4633,7 +5594,915 @@ ADASM_DEF adasm_result adasm_exact_query(const adasm_matrix *A,
   return adasm__topk_finish(&h, &st, &out->log_norm);
 }
 
-/* ---- sampling ------------------------------------------------------------ */
+/* >>sample ----------------------------------------------------------------
+   The sampler chain ("Sampling the next token" in the API): bias and
+   penalties, temperature, top-k / top-p / min-p as prefixes of the token
+   order (z descending, id ascending), the Gumbel-max draw with lazy keys,
+   and the fused pass over A. One function per stage:
+     adasm__sample_adjust   bias and penalties (into the workspace copy)
+     adasm__sample_run      max, specials, greedy; then one of
+       (no top-k, no top-p)  K = {z >= min-p threshold}: scanned by the race
+       adasm__sample_topk     top-k by a bounded heap (k <= 1024)
+       adasm__sample_gather   candidates above a bound, then selection
+     adasm__sample_race_*   the draw over K (a list, or a scan of all n)
+   Workspace pieces are 64-byte aligned (adasm__sample_layout). */
+#define ADASM__SAMPLE_GREEDY_T 1e-30f  /* below: greedy (1/T overflows) */
+#define ADASM__SAMPLE_DRAW_SHIFT 33    /* 2^33 generator steps per draw */
+#define ADASM__SAMPLE_MAX_N 0xffffffffu /* n < 2^32: ids fit the keys */
+#define ADASM__SAMPLE_MAX_DRAW ((uint64_t)1 << 31)
+#define ADASM__SAMPLE_KHEAP 1024       /* top-k by heap up to this k */
+#define ADASM__SAMPLE_LIST_DIV 64      /* a list race when |K| <= n / 64 */
+#define ADASM__SAMPLE_LIST_MIN 32      /* ... or |K| <= 32 */
+#define ADASM__SAMPLE_MARGIN 1e-4      /* relative margin of the lazy test */
+
+/* ---- the order of tokens: one uint64 key, larger = earlier --------------
+   The float's bits made monotone (-0 counts as +0), then the complement of
+   the id, so equal logits order by id. NaN never gets a key. */
+ADASM__PRIVATE uint32_t adasm__ford(float z) {
+  uint32_t u = adasm__f2u(z);
+  if (u == 0x80000000u) u = 0u;
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+ADASM__PRIVATE float adasm__fordinv(uint32_t o) {
+  return adasm__u2f((o & 0x80000000u) ? (o & 0x7fffffffu) : ~o);
+}
+ADASM__PRIVATE uint64_t adasm__skey(float z, size_t id) {
+  return ((uint64_t)adasm__ford(z) << 32) | (uint64_t)(0xffffffffu - (uint32_t)id);
+}
+ADASM__PRIVATE size_t adasm__skey_id(uint64_t key) {
+  return (size_t)(0xffffffffu - (uint32_t)(key & 0xffffffffu));
+}
+ADASM__PRIVATE float adasm__skey_z(uint64_t key) {
+  return adasm__fordinv((uint32_t)(key >> 32));
+}
+/* The next float above a finite or -inf z (z < +inf). */
+ADASM__PRIVATE float adasm__fnext(float z) {
+  return adasm__fordinv(adasm__ford(z) + 1u);
+}
+/* The smallest float >= d, and the largest float <= d, clamped to
+   [-FLT_MAX, FLT_MAX] (d not NaN). */
+ADASM__PRIVATE float adasm__fceil(double d) {
+  float f;
+  if (!(d > -3.4028234663852886e38)) return -3.4028234663852886e38f;
+  if (d > 3.4028234663852886e38) return 3.4028234663852886e38f;
+  f = (float)d;
+  return (double)f < d ? adasm__fnext(f) : f;
+}
+ADASM__PRIVATE float adasm__ffloor(double d) {
+  float f;
+  if (!(d > -3.4028234663852886e38)) return -3.4028234663852886e38f;
+  if (d > 3.4028234663852886e38) return 3.4028234663852886e38f;
+  f = (float)d;
+  return (double)f > d ? adasm__fordinv(adasm__ford(f) - 1u) : f;
+}
+
+/* ---- sorting small arrays (history ids; candidates) --------------------- */
+ADASM__PRIVATE void adasm__sort_ids(size_t *a, size_t n) { /* ascending */
+  size_t end, i;
+  for (i = n / 2; i-- > 0;) { /* heap sort, max-heap */
+    size_t p = i;
+    for (;;) {
+      size_t c = 2 * p + 1, t;
+      if (c >= n) break;
+      if (c + 1 < n && a[c + 1] > a[c]) ++c;
+      if (a[p] >= a[c]) break;
+      t = a[p]; a[p] = a[c]; a[c] = t;
+      p = c;
+    }
+  }
+  for (end = n; end > 1; --end) {
+    size_t p = 0, t = a[0];
+    a[0] = a[end - 1];
+    a[end - 1] = t;
+    for (;;) {
+      size_t c = 2 * p + 1;
+      if (c >= end - 1) break;
+      if (c + 1 < end - 1 && a[c + 1] > a[c]) ++c;
+      if (a[p] >= a[c]) break;
+      t = a[p]; a[p] = a[c]; a[c] = t;
+      p = c;
+    }
+  }
+}
+
+/* Min-heap of keys (the root is the worst kept token) with weights moved
+   along (w may be NULL). */
+ADASM__PRIVATE void adasm__kswap(uint64_t *key, double *w, size_t a, size_t b) {
+  const uint64_t t = key[a];
+  key[a] = key[b];
+  key[b] = t;
+  if (w) {
+    const double u = w[a];
+    w[a] = w[b];
+    w[b] = u;
+  }
+}
+ADASM__PRIVATE void adasm__kdown(uint64_t *key, double *w, size_t p,
+                                 size_t size) {
+  for (;;) {
+    size_t c = 2 * p + 1;
+    if (c >= size) return;
+    if (c + 1 < size && key[c + 1] < key[c]) ++c;
+    if (key[p] <= key[c]) return;
+    adasm__kswap(key, w, p, c);
+    p = c;
+  }
+}
+/* Sorts key (and w) descending: heap sort on the min-heap. */
+ADASM__PRIVATE void adasm__ksort(uint64_t *key, double *w, size_t n) {
+  size_t i, end;
+  for (i = n / 2; i-- > 0;) adasm__kdown(key, w, i, n);
+  for (end = n; end > 1; --end) {
+    adasm__kswap(key, w, 0, end - 1);
+    adasm__kdown(key, w, 0, end - 1);
+  }
+}
+
+/* Rearranges key/w[0..c) so that the first L entries hold the L largest
+   keys, for the smallest L whose weights (1 each if unit) add up to at
+   least target, and returns L; if all c do not reach it, returns c.
+   Quickselect with pseudo-random pivots and a branch-free partition, heap
+   sort past a depth limit: O(c) expected, O(c log c) at worst. */
+ADASM__PRIVATE size_t adasm__sample_select(uint64_t *key, double *w,
+                                           size_t c, int unit,
+                                           double target) {
+  size_t lo = 0, hi = c, depth = 0, limit = 16, i, j;
+  uint32_t rnd = 0x9e3779b9u ^ (uint32_t)c;
+  double acc = 0.0;
+  for (i = c; i > 1; i >>= 1) limit += 2;
+  while (hi > lo) {
+    double W = 0.0, wp;
+    uint64_t pk;
+    if (hi - lo <= 16 || depth++ > limit) { /* sort what is left, then scan */
+      adasm__ksort(key + lo, w + lo, hi - lo);
+      for (i = lo; i < hi; ++i) {
+        acc += unit ? 1.0 : w[i];
+        if (acc >= target) return i + 1;
+      }
+      return hi;
+    }
+    rnd = rnd * 1664525u + 1013904223u; /* Knuth's LCG: a pivot position */
+    adasm__kswap(key, w, lo + (size_t)(((uint64_t)rnd * (hi - lo)) >> 32), hi - 1);
+    pk = key[hi - 1];
+    /* Lomuto without branches: swap always, advance i past larger keys */
+    for (i = lo, j = lo; j < hi - 1; ++j) {
+      const uint64_t kj = key[j];
+      const double wj = w[j];
+      const size_t gt = kj > pk;
+      key[j] = key[i];
+      w[j] = w[i];
+      key[i] = kj;
+      w[i] = wj;
+      W += (double)gt * (unit ? 1.0 : wj);
+      i += gt;
+    }
+    adasm__kswap(key, w, i, hi - 1); /* the pivot at i, the larger before */
+    wp = unit ? 1.0 : w[i];
+    if (acc + W >= target) {
+      hi = i;
+    } else if (acc + W + wp >= target) {
+      return i + 1;
+    } else {
+      acc += W + wp;
+      lo = i + 1;
+    }
+  }
+  return lo;
+}
+
+/* ---- the random numbers of one draw ------------------------------------- */
+typedef struct adasm__draw {
+  uint64_t s0, inc; /* the state of output 0 of the draw, the increment */
+} adasm__draw;
+
+ADASM__PRIVATE void adasm__draw_init(adasm__draw *g, uint64_t seed,
+                                     uint64_t stream, uint64_t draw) {
+  adasm_pcg32 p;
+  adasm_pcg32_seed(&p, seed, stream);
+  g->inc = p.inc;
+  g->s0 = adasm__pcg_jump(p.state, p.inc, draw << ADASM__SAMPLE_DRAW_SHIFT);
+}
+/* The state of output t. */
+ADASM__PRIVATE uint64_t adasm__draw_state(const adasm__draw *g, uint64_t t) {
+  return adasm__pcg_jump(g->s0, g->inc, t);
+}
+/* G_t from the states of outputs 2t and 2t + 1. */
+ADASM__PRIVATE double adasm__gumbel_of(uint64_t s, uint64_t inc) {
+  const uint32_t hi = adasm__pcg_out(s);
+  const uint32_t lo = adasm__pcg_out(s * ADASM__PCG_MULT + inc);
+  const double u = ((double)(((uint64_t)hi << 21) | (lo >> 11)) + 0.5) *
+                   (1.0 / 9007199254740992.0);
+  return -log(-log(u));
+}
+
+ADASM_DEF double adasm_sample_gumbel(uint64_t seed, uint64_t stream,
+                                     uint64_t draw, size_t token) {
+  adasm_pcg32 p;
+  adasm_pcg32_seed(&p, seed, stream);
+  return adasm__gumbel_of(
+      adasm__pcg_jump(p.state, p.inc,
+                      (draw << ADASM__SAMPLE_DRAW_SHIFT) + 2u * (uint64_t)token),
+      p.inc);
+}
+
+/* ---- parameters and workspace ------------------------------------------- */
+ADASM_DEF adasm_sampler_params adasm_sampler_params_default(void) {
+  adasm_sampler_params p;
+  memset(&p, 0, sizeof p);
+  p.repetition_penalty = 1.0f;
+  p.temperature = 1.0f;
+  p.top_p = 1.0f;
+  p.seed = 42u;
+  return p;
+}
+
+ADASM__PRIVATE int adasm__sample_pen(const adasm_sampler_params *p) {
+  return p->nhistory > 0 &&
+         ((p->repetition_penalty != 0.0f && p->repetition_penalty != 1.0f) ||
+          p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f);
+}
+ADASM__PRIVATE int adasm__sample_adj(const adasm_sampler_params *p) {
+  return p->nbias > 0 || adasm__sample_pen(p);
+}
+
+/* Argument checks shared by every entry point of the chain. */
+ADASM__PRIVATE adasm_result adasm__sample_check(size_t n,
+                                                const adasm_sampler_params *p) {
+  size_t i;
+  if (!p) return ADASM_ERR_NULL;
+  if ((p->nbias && !p->bias) || (p->nhistory && !p->history))
+    return ADASM_ERR_NULL;
+  if (n == 0 || n > ADASM__SAMPLE_MAX_N) return ADASM_ERR_SIZE;
+  if (!adasm__isfinitef(p->temperature) || p->temperature < 0.0f ||
+      !(p->top_p >= 0.0f && p->top_p <= 1.0f) ||
+      !(p->min_p >= 0.0f && p->min_p <= 1.0f) ||
+      !adasm__isfinitef(p->repetition_penalty) ||
+      p->repetition_penalty < 0.0f ||
+      !adasm__isfinitef(p->frequency_penalty) ||
+      !adasm__isfinitef(p->presence_penalty) ||
+      p->draw >= ADASM__SAMPLE_MAX_DRAW)
+    return ADASM_ERR_PARAM;
+  for (i = 0; i < p->nbias; ++i)
+    if (p->bias[i].token >= n || adasm__isnanf(p->bias[i].bias) ||
+        p->bias[i].bias == adasm__inff())
+      return ADASM_ERR_PARAM;
+  for (i = 0; i < p->nhistory; ++i)
+    if (p->history[i] >= n) return ADASM_ERR_PARAM;
+  return ADASM_OK;
+}
+
+/* How the filters will run: 0 no candidates (greedy, or K a threshold
+   set), 1 a heap of top_k, 2 candidates gathered above a bound. */
+ADASM__PRIVATE int adasm__sample_mode(size_t n, const adasm_sampler_params *p) {
+  const int hk = p->top_k > 0 && p->top_k < n;
+  const int hp = p->top_p > 0.0f && p->top_p < 1.0f;
+  if (p->temperature < ADASM__SAMPLE_GREEDY_T) return 0;
+  if (hk && p->top_k <= ADASM__SAMPLE_KHEAP) return 1;
+  return hk || hp ? 2 : 0;
+}
+
+typedef struct adasm__sws {
+  float *zb;     /* n adjusted logits (the fused path's logits) or NULL */
+  size_t *hist;  /* nhistory ids, sorted here, or NULL */
+  uint64_t *key; /* cap candidate keys */
+  double *w;     /* cap weights exp(s - s_max) */
+  size_t cap;
+  uint32_t *gid; /* gathered ids and their e (n + 16 each), or NULL */
+  float *ge;
+} adasm__sws;
+
+/* Reserves count * size bytes at the next 64-byte boundary of *off. */
+ADASM__PRIVATE int adasm__sample_piece(size_t *off, size_t count, size_t size,
+                                       unsigned char *base, void **out) {
+  size_t o = *off, b;
+  if (o > (size_t)-1 - 63u) return 0;
+  o = (o + 63u) & ~(size_t)63u;
+  if (adasm__mul_overflows(count, size, &b) || b > (size_t)-1 - o) return 0;
+  *out = (base && b) ? (void *)(base + o) : NULL;
+  *off = b ? o + b : *off;
+  return 1;
+}
+
+/* Lays the pieces out from base (NULL: sizes only); need_z reserves the n
+   logits. *total = 0 when nothing is needed. 0 on overflow. */
+ADASM__PRIVATE int adasm__sample_layout(size_t n, const adasm_sampler_params *p,
+                                        int need_z, unsigned char *base,
+                                        adasm__sws *w, size_t *total) {
+  const int mode = adasm__sample_mode(n, p);
+  void *q;
+  size_t off = 0;
+  memset(w, 0, sizeof *w);
+  w->cap = mode == 1 ? p->top_k : mode == 2 ? n : 0;
+  if (!adasm__sample_piece(&off, need_z ? n : 0, sizeof(float), base, &q)) return 0;
+  w->zb = (float *)q;
+  if (!adasm__sample_piece(&off, adasm__sample_pen(p) ? p->nhistory : 0,
+                           sizeof(size_t), base, &q))
+    return 0;
+  w->hist = (size_t *)q;
+  if (!adasm__sample_piece(&off, w->cap, sizeof(uint64_t), base, &q)) return 0;
+  w->key = (uint64_t *)q;
+  if (!adasm__sample_piece(&off, w->cap, sizeof(double), base, &q)) return 0;
+  w->w = (double *)q;
+  if (!adasm__sample_piece(&off, mode == 2 ? n + 16 : 0, sizeof(uint32_t), base, &q))
+    return 0;
+  w->gid = (uint32_t *)q;
+  if (!adasm__sample_piece(&off, mode == 2 ? n + 16 : 0, sizeof(float), base, &q))
+    return 0;
+  w->ge = (float *)q;
+  *total = off;
+  return 1;
+}
+
+/* Bytes to ask for (0 if nothing is needed: a NULL workspace is fine). */
+ADASM__PRIVATE adasm_result adasm__sample_bytes(size_t n,
+                                                const adasm_sampler_params *p,
+                                                int need_z, size_t *bytes) {
+  adasm__sws w;
+  size_t total;
+  if (!adasm__sample_layout(n, p, need_z, NULL, &w, &total) ||
+      total > (size_t)-1 - 64u)
+    return ADASM_ERR_OVERFLOW;
+  *bytes = total ? total + 64u : 0u; /* room to align the caller's pointer */
+  return ADASM_OK;
+}
+
+/* Aligns the caller's workspace and lays it out; 0 if it is missing or
+   smaller than adasm__sample_bytes says (whatever its alignment). */
+ADASM__PRIVATE int adasm__sample_carve(size_t n, const adasm_sampler_params *p,
+                                       int need_z, void *work,
+                                       size_t work_bytes, adasm__sws *w) {
+  unsigned char *base = (unsigned char *)work;
+  size_t total, pad;
+  if (!adasm__sample_layout(n, p, need_z, NULL, w, &total)) return 0;
+  if (total == 0) return 1;
+  if (!work || total > (size_t)-1 - 64u || work_bytes < total + 64u) return 0;
+  pad = (64u - (size_t)((uintptr_t)base & 63u)) & 63u;
+  return adasm__sample_layout(n, p, need_z, base + pad, w, &total);
+}
+
+ADASM_DEF adasm_result adasm_sample_logits_workspace_size(
+    size_t n, const adasm_sampler_params *params, size_t *bytes) {
+  adasm_result r;
+  if (!bytes) return ADASM_ERR_NULL;
+  r = adasm__sample_check(n, params);
+  if (r != ADASM_OK) return r;
+  return adasm__sample_bytes(n, params, adasm__sample_adj(params), bytes);
+}
+
+/* ---- 1, 2: bias and penalties -------------------------------------------- */
+/* zb = z (unless the same array) with the bias and the penalties applied. */
+ADASM__PRIVATE void adasm__sample_adjust(const adasm_sampler_params *p,
+                                         const float *z, size_t n, float *zb,
+                                         size_t *hist) {
+  const float r = p->repetition_penalty;
+  const int rep = r != 0.0f && r != 1.0f;
+  size_t i, j;
+  if (zb != z) memcpy(zb, z, n * sizeof(float));
+  for (i = 0; i < p->nbias; ++i) {
+    const size_t t = p->bias[i].token;
+    const float b = p->bias[i].bias;
+    zb[t] = b == -adasm__inff() ? b : zb[t] + b;
+  }
+  if (!adasm__sample_pen(p)) return;
+  memcpy(hist, p->history, p->nhistory * sizeof(size_t));
+  adasm__sort_ids(hist, p->nhistory);
+  for (i = 0; i < p->nhistory; i = j) {
+    const size_t t = hist[i];
+    float v = zb[t];
+    for (j = i + 1; j < p->nhistory && hist[j] == t; ++j) {
+    }
+    if (rep) v = v > 0.0f ? v / r : v * r;
+    zb[t] = (float)((double)v - (double)(j - i) * (double)p->frequency_penalty -
+                    (double)p->presence_penalty);
+  }
+}
+
+/* ---- 3-5: the chain on adjusted logits ----------------------------------- */
+typedef struct adasm__chain {
+  const adasm_kernels *k;
+  const float *z;
+  size_t n;
+  const adasm_sampler_params *p;
+  adasm__sws w;
+  float m, invt; /* the max logit; 1/T in float */
+  double T, ms;  /* T; m / T */
+  size_t top;    /* the first token of the order (lowest id of the max) */
+  adasm__draw g;
+  double b;      /* the best key so far, and its token */
+  size_t best;
+} adasm__chain;
+
+/* The exact key s_t + G_t of the definition; keeps the best. */
+ADASM__PRIVATE void adasm__sample_try(adasm__chain *c, size_t t) {
+  const double key = (double)c->z[t] / c->T +
+                     adasm__gumbel_of(adasm__draw_state(&c->g, 2u * (uint64_t)t),
+                                      c->g.inc);
+  if (key > c->b || (key == c->b && t < c->best)) {
+    c->b = key;
+    c->best = t;
+  }
+}
+
+/* exp(s_t - b) bound factor: token t can only win if V_t < w_t * factor,
+   with w_t = exp(s_t - s_max). The margin covers the float exp and its
+   float argument (well under 1e-4 for the 87 units that matter), V's
+   rounding and the rounding of the double keys (relative 2^-53 of their
+   size, counted 16 times). */
+ADASM__PRIVATE double adasm__sample_factor(const adasm__chain *c) {
+  const double mg = ADASM__SAMPLE_MARGIN +
+                    16.0 * (fabs(c->ms) + fabs(c->b) + 64.0) / 9007199254740992.0;
+  return exp(c->ms - c->b + mg);
+}
+
+/* The draw over an explicit K (keys and weights of its members). */
+ADASM__PRIVATE void adasm__sample_race_list(adasm__chain *c,
+                                            const uint64_t *key,
+                                            const double *w, size_t len) {
+  double f = adasm__sample_factor(c);
+  size_t i;
+  for (i = 0; i < len; ++i) {
+    const size_t t = adasm__skey_id(key[i]);
+    double v;
+    if (t == c->top) continue; /* its key is already in */
+    v = (double)(0xffffffffu - adasm__pcg_out(adasm__draw_state(&c->g, 2u * (uint64_t)t))) *
+        (1.0 / 4294967296.0);
+    if (v < w[i] * f) {
+      adasm__sample_try(c, t);
+      f = adasm__sample_factor(c);
+    }
+  }
+}
+
+/* The draw over K = {t: z_t >= v, and key_t >= kmin} by the SIMD scan of
+   all n (kmin = 0: the first test alone); r returns the scan's sums. */
+ADASM__PRIVATE void adasm__sample_race_scan(adasm__chain *c, float v,
+                                            uint64_t kmin, adasm__race *r) {
+  size_t j0 = 0;
+  r->v = v;
+  r->m = c->m;
+  r->invt = c->invt;
+  r->inc = c->g.inc;
+  r->state = c->g.s0;
+  r->sum_all = r->sum_v = 0.0;
+  r->count_v = 0;
+  for (;;) {
+    const double f = adasm__sample_factor(c);
+    size_t j;
+    /* 1/f rounded down (more survivors, never fewer); 0 past 1e30, where
+       every token with e > 0 survives */
+    r->cinv = f > 1e30 ? 0.0f : adasm__ffloor(1.0 / f);
+    j = j0 + c->k->race(c->z + j0, c->n - j0, r);
+    if (j >= c->n) break;
+    if (j != c->top && adasm__skey(c->z[j], j) >= kmin) adasm__sample_try(c, j);
+    j0 = j + 1;
+    r->state = adasm__draw_state(&c->g, 2u * (uint64_t)j0);
+  }
+}
+
+/* Starts the draw: the first token of the order is always in K. */
+ADASM__PRIVATE void adasm__sample_race_init(adasm__chain *c) {
+  c->b = -adasm__inff();
+  c->best = c->top;
+  adasm__sample_try(c, c->top);
+}
+
+/* The weight exp(s_t - s_max) as the kernels compute it. */
+ADASM__PRIVATE double adasm__sample_w(const adasm__chain *c, float z) {
+  return adasm__texp_scalar(z, c->m, c->invt);
+}
+
+/* Finishes a draw over an explicit list of len members: p and kept; a race
+   by list or by scan, whichever reads less. */
+ADASM__PRIVATE void adasm__sample_finish_list(adasm__chain *c, size_t len,
+                                              double S_all_known,
+                                              double *S_all,
+                                              adasm_sampler_result *out) {
+  double SK = 0.0;
+  uint64_t kmin = ~(uint64_t)0;
+  size_t i;
+  for (i = 0; i < len; ++i) {
+    SK += c->w.w[i];
+    if (c->w.key[i] < kmin) kmin = c->w.key[i];
+  }
+  adasm__sample_race_init(c);
+  if (len <= c->n / ADASM__SAMPLE_LIST_DIV || len <= ADASM__SAMPLE_LIST_MIN) {
+    adasm__sample_race_list(c, c->w.key, c->w.w, len);
+    *S_all = S_all_known >= 0.0
+                 ? S_all_known
+                 : c->k->texpsum(c->z, c->n, c->m, c->invt, -adasm__inff());
+  } else {
+    adasm__race r;
+    adasm__sample_race_scan(c, adasm__skey_z(kmin), kmin, &r);
+    *S_all = r.sum_all;
+  }
+  out->token = c->best;
+  out->kept = len;
+  out->p = (float)fmin(1.0, adasm__sample_w(c, c->z[c->best]) / SK);
+}
+
+/* top-k by a min-heap of keys fed by the SIMD scan for entries above its
+   root; then top-p on the sorted heap and min-p. */
+ADASM__PRIVATE void adasm__sample_topk(adasm__chain *c, float thr_min,
+                                       adasm_sampler_result *out,
+                                       double *S_all) {
+  const adasm_sampler_params *p = c->p;
+  const int hp = p->top_p > 0.0f && p->top_p < 1.0f;
+  const size_t k = p->top_k;
+  uint64_t *key = c->w.key;
+  double *w = c->w.w;
+  float t = hp ? -3.4028234663852886e38f : thr_min; /* K lies above t */
+  size_t size = 0, i = 0, len;
+  while (i < c->n) {
+    const size_t j = i + c->k->find_ge(c->z + i, c->n - i, t);
+    uint64_t kj;
+    if (j >= c->n) break;
+    kj = adasm__skey(c->z[j], j);
+    if (size < k) {
+      size_t q = size++;
+      key[q] = kj;
+      while (q > 0 && key[(q - 1) / 2] > key[q]) {
+        adasm__kswap(key, NULL, q, (q - 1) / 2);
+        q = (q - 1) / 2;
+      }
+    } else if (kj > key[0]) {
+      key[0] = kj;
+      adasm__kdown(key, NULL, 0, size);
+    }
+    /* later ids with the root's value are worse than the root */
+    if (size == k) t = adasm__fnext(adasm__skey_z(key[0]));
+    i = j + 1;
+  }
+  for (i = 0; i < size; ++i) w[i] = adasm__sample_w(c, adasm__skey_z(key[i]));
+  adasm__ksort(key, w, size);
+  len = size;
+  if (hp) {
+    double Sk = 0.0, acc = 0.0, target;
+    for (i = 0; i < size; ++i) Sk += w[i];
+    target = (double)p->top_p * Sk;
+    for (i = 0; i < size; ++i) {
+      acc += w[i];
+      if (acc >= target) break;
+    }
+    len = i < size ? i + 1 : size;
+    while (len > 1 && adasm__skey_z(key[len - 1]) < thr_min) --len;
+  }
+  adasm__sample_finish_list(c, len, -1.0, S_all, out);
+}
+
+#define ADASM__SAMPLE_NBIN 256 /* bins of the candidates' refinement */
+
+ADASM__PRIVATE size_t adasm__sample_bin(float m, float z, float scale) {
+  const float v = (m - z) * scale;
+  return v < (float)(ADASM__SAMPLE_NBIN - 1) ? (size_t)v : ADASM__SAMPLE_NBIN - 1;
+}
+
+/* The shortest prefix of the candidates' order (z descending, id
+   ascending) whose weights (1 each if unit, else e) reach target, as the
+   smallest key in it (all of them if they do not reach it). One pass bins
+   the candidates by z into 256 bins of equal width below the max (the bin
+   is a monotone function of z, so bins are prefixes too); the bin where
+   the running sum reaches the target is resolved by a quickselect on its
+   members. O(cnt) expected. */
+ADASM__PRIVATE uint64_t adasm__sample_refine(adasm__chain *c, size_t cnt,
+                                             float lo, int unit,
+                                             double target) {
+  double bw[ADASM__SAMPLE_NBIN], acc = 0.0;
+  const uint32_t *gid = c->w.gid;
+  const float *ge = c->w.ge;
+  uint64_t *key = c->w.key, kmin = ~(uint64_t)0;
+  double *w = c->w.w;
+  float scale = 0.0f;
+  size_t i, b, B, q = 0, len;
+  if (cnt <= 64) { /* few: select among them all */
+    for (i = 0; i < cnt; ++i) {
+      key[i] = adasm__skey(c->z[gid[i]], gid[i]);
+      w[i] = (double)ge[i];
+    }
+    len = adasm__sample_select(key, w, cnt, unit, target);
+    for (i = 0; i < len; ++i)
+      if (key[i] < kmin) kmin = key[i];
+    return kmin;
+  }
+  for (b = 0; b < ADASM__SAMPLE_NBIN; ++b) bw[b] = 0.0;
+  if (!(lo > -3.4028234663852886e38f)) /* no bound given: the smallest */
+    for (lo = c->m, i = 0; i < cnt; ++i)
+      if (c->z[gid[i]] < lo) lo = c->z[gid[i]];
+  if ((double)c->m - (double)lo > 0.0) {
+    const double sd = (ADASM__SAMPLE_NBIN - 1) / ((double)c->m - (double)lo);
+    scale = sd < 3.4e38 ? (float)sd : 3.4e38f;
+  }
+  /* (m - z) * scale rounded down: monotone in z, so bins are prefixes;
+     m - z may overflow to +inf (the last bin), and is never NaN */
+#define ADASM__SAMPLE_BIN(zz) adasm__sample_bin(c->m, (zz), scale)
+  for (i = 0; i < cnt; ++i)
+    bw[ADASM__SAMPLE_BIN(c->z[gid[i]])] += unit ? 1.0 : (double)ge[i];
+  for (B = 0; B < ADASM__SAMPLE_NBIN; ++B) {
+    if (acc + bw[B] >= target) break;
+    acc += bw[B];
+  }
+  for (i = 0; i < cnt; ++i) { /* bins before B: in; bin B: to resolve */
+    const size_t t = gid[i];
+    const size_t bi = ADASM__SAMPLE_BIN(c->z[t]);
+    if (bi < B) {
+      const uint64_t kt = adasm__skey(c->z[t], t);
+      if (kt < kmin) kmin = kt;
+    } else if (bi == B) {
+      key[q] = adasm__skey(c->z[t], t);
+      w[q++] = (double)ge[i];
+    }
+  }
+#undef ADASM__SAMPLE_BIN
+  if (B == ADASM__SAMPLE_NBIN) return kmin; /* not reached: all of them */
+  len = adasm__sample_select(key, w, q, unit, target - acc);
+  for (i = 0; i < len; ++i)
+    if (key[i] < kmin) kmin = key[i];
+  return kmin;
+}
+
+/* Keeps the candidates with key >= kmin (in order), without branches;
+   returns how many. */
+ADASM__PRIVATE size_t adasm__sample_keep(adasm__chain *c, size_t cnt,
+                                         uint64_t kmin) {
+  size_t i, q = 0;
+  for (i = 0; i < cnt; ++i) {
+    const uint32_t t = c->w.gid[i];
+    c->w.gid[q] = t;
+    c->w.ge[q] = c->w.ge[i];
+    q += adasm__skey(c->z[t], t) >= kmin;
+  }
+  return q;
+}
+/* The draw over K = {t in the candidates: key_t >= kmin} (ids ascending,
+   weights e): the generator jumps from one member to the next. */
+ADASM__PRIVATE void adasm__sample_race_ids(adasm__chain *c, size_t cnt,
+                                           uint64_t kmin) {
+  double f = adasm__sample_factor(c);
+  uint64_t st = c->g.s0, at = 0; /* st: the state of output `at` */
+  size_t i;
+  for (i = 0; i < cnt; ++i) {
+    const size_t t = c->w.gid[i];
+    double v;
+    if (t == c->top || adasm__skey(c->z[t], t) < kmin) continue;
+    st = adasm__pcg_jump(st, c->g.inc, 2u * (uint64_t)t - at);
+    at = 2u * (uint64_t)t;
+    v = (double)(0xffffffffu - adasm__pcg_out(st)) * (1.0 / 4294967296.0);
+    if (v < (double)c->w.ge[i] * f) {
+      adasm__sample_try(c, t);
+      f = adasm__sample_factor(c);
+    }
+  }
+}
+
+/* Candidates gathered above a bound, then selection: top-k for k > 1024
+   and top-p without top-k. For top-p, one pass sums S and the mass above
+   four levels (e >= 2^-3, 2^-6, 2^-9, 2^-12) and gathers the tokens above
+   the lowest; those below the highest level whose mass reaches P S cannot
+   be in the nucleus. Only if no level does (a flat distribution), a second
+   pass gathers down to p_t >= (1 - P) / n: the tokens below hold less
+   than 1 - P together. Every filter is then a lower bound on the key: K =
+   {key >= the largest bound}. */
+ADASM__PRIVATE void adasm__sample_gather(adasm__chain *c, float thr_min,
+                                         adasm_sampler_result *out,
+                                         double *S_all) {
+  const adasm_sampler_params *p = c->p;
+  const int hk = p->top_k > 0 && p->top_k < c->n;
+  const int hp = p->top_p > 0.0f && p->top_p < 1.0f;
+  /* min-p as a key bound: z >= thr_min <=> key >= ford(thr_min) 2^32 */
+  uint64_t kmin = (uint64_t)adasm__ford(thr_min) << 32, kb;
+  double S, SK = 0.0, sum[5];
+  float t[4];
+  size_t cnt, i, l;
+  if (hk) {
+    t[0] = t[1] = t[2] = t[3] = hp ? -3.4028234663852886e38f : thr_min;
+    cnt = c->k->sumgather(c->z, c->n, c->m, c->invt, t, sum, c->w.gid, c->w.ge);
+    S = sum[4];
+    if (cnt > p->top_k) {
+      kb = adasm__sample_refine(c, cnt, t[3], 1, (double)p->top_k);
+      if (kb > kmin) kmin = kb;
+      cnt = adasm__sample_keep(c, cnt, kb);
+    }
+    if (hp) {
+      double Sk = 0.0;
+      for (i = 0; i < cnt; ++i) Sk += (double)c->w.ge[i];
+      kb = adasm__sample_refine(c, cnt, t[3], 0, (double)p->top_p * Sk);
+      if (kb > kmin) kmin = kb;
+    }
+  } else {
+    const double target = (double)p->top_p;
+    for (l = 0; l < 4; ++l) {
+      t[l] = adasm__fceil((double)c->m - c->T * (double)(3 * l + 3) * ADASM__LN2);
+      if (t[l] < thr_min) t[l] = thr_min;
+    }
+    cnt = c->k->sumgather(c->z, c->n, c->m, c->invt, t, sum, c->w.gid, c->w.ge);
+    S = sum[4];
+    for (l = 0; l < 4; ++l) /* the float sums err below 1e-5 */
+      if (sum[l] >= target * S * (1.0 + 1e-5)) break;
+    if (l < 3) { /* keep the tokens above that level */
+      cnt = adasm__sample_keep(c, cnt, (uint64_t)adasm__ford(t[l]) << 32);
+    } else if (l == 4 && t[3] > thr_min) {
+      /* loosened for the float sum S (relative error below 1e-5) */
+      const double slack = (1.0 - target) * 0.999 - 1e-4;
+      float g = slack > 0.0 ? adasm__ffloor((double)c->m +
+                                            c->T * log(slack * S / (double)c->n))
+                            : -3.4028234663852886e38f;
+      if (g < thr_min) g = thr_min;
+      if (g < t[3]) {
+        t[0] = t[1] = t[2] = t[3] = g;
+        cnt = c->k->sumgather(c->z, c->n, c->m, c->invt, t, sum, c->w.gid,
+                              c->w.ge);
+      }
+    }
+    kb = adasm__sample_refine(c, cnt, l < 4 ? t[l] : t[3], 0, target * S);
+    if (kb > kmin) kmin = kb;
+  }
+  cnt = adasm__sample_keep(c, cnt, kmin);
+  for (i = 0; i < cnt; ++i) SK += (double)c->w.ge[i];
+  adasm__sample_race_init(c);
+  if (cnt <= c->n / ADASM__SAMPLE_LIST_DIV || cnt <= ADASM__SAMPLE_LIST_MIN) {
+    adasm__sample_race_ids(c, cnt, kmin);
+    *S_all = S;
+  } else {
+    adasm__race r;
+    adasm__sample_race_scan(c, adasm__skey_z(kmin), kmin, &r);
+    *S_all = r.sum_all;
+  }
+  out->token = c->best;
+  out->kept = cnt;
+  out->p = (float)fmin(1.0, adasm__sample_w(c, c->z[c->best]) / SK);
+}
+
+/* Logits with +inf: p is uniform over them; top-k and top-p keep the first
+   ones by id (top-p: ceil(P c) of c), min-p keeps them all. */
+ADASM__PRIVATE void adasm__sample_inf(adasm__chain *c,
+                                      adasm_sampler_result *out) {
+  const adasm_sampler_params *p = c->p;
+  size_t cnt = 0, len, i, taken = 0;
+  for (i = 0; i < c->n; ++i) cnt += c->z[i] == adasm__inff();
+  len = cnt;
+  if (p->top_k > 0 && p->top_k < len) len = p->top_k;
+  if (p->top_p > 0.0f && p->top_p < 1.0f) {
+    const double q = ceil((double)p->top_p * (double)len);
+    if (q < (double)len) len = q < 1.0 ? 1 : (size_t)q;
+  }
+  c->b = -adasm__inff();
+  c->best = c->top;
+  c->T = 1.0; /* the keys are G_t: s_t = 0 for every kept token */
+  for (i = c->top; i < c->n && taken < len; ++i)
+    if (c->z[i] == adasm__inff()) {
+      const double key = adasm__gumbel_of(adasm__draw_state(&c->g, 2u * (uint64_t)i),
+                                          c->g.inc);
+      if (key > c->b) {
+        c->b = key;
+        c->best = i;
+      }
+      ++taken;
+    }
+  out->token = c->best;
+  out->p = (float)(1.0 / (double)len);
+  out->kept = len;
+  out->log_norm = (double)adasm__inff();
+}
+
+/* Data errors: nothing stale is returned. */
+ADASM__PRIVATE adasm_result adasm__sample_fail(adasm_result r,
+                                               adasm_sampler_result *out) {
+  out->token = 0;
+  out->p = adasm__nanf();
+  out->kept = 0;
+  out->log_norm = r == ADASM_ERR_NO_FINITE_MAX ? -(double)adasm__inff()
+                                               : (double)adasm__nanf();
+  return r;
+}
+
+/* The chain on the adjusted logits z (n of them; parameters checked). */
+ADASM__PRIVATE adasm_result adasm__sample_run(const adasm_kernels *k,
+                                              const float *z, size_t n,
+                                              const adasm_sampler_params *p,
+                                              const adasm__sws *w,
+                                              adasm_sampler_result *out) {
+  adasm__chain c;
+  double S_all = 0.0;
+  float thr_min;
+  int nan = 0;
+  memset(&c, 0, sizeof c);
+  c.k = k;
+  c.z = z;
+  c.n = n;
+  c.p = p;
+  c.w = *w;
+  c.m = k->max(z, n, &nan);
+  if (nan) return adasm__sample_fail(ADASM_ERR_NAN, out);
+  if (c.m == -adasm__inff()) return adasm__sample_fail(ADASM_ERR_NO_FINITE_MAX, out);
+  c.top = k->find_ge(z, n, c.m);
+  if (p->temperature < ADASM__SAMPLE_GREEDY_T) { /* greedy: no draw */
+    out->token = c.top;
+    out->p = 1.0f;
+    out->kept = 1;
+    out->log_norm = c.m == adasm__inff()
+                        ? (double)c.m
+                        : (double)c.m + log(k->texpsum(z, n, c.m, 1.0f, -adasm__inff()));
+    return ADASM_OK;
+  }
+  adasm__draw_init(&c.g, p->seed, p->stream, p->draw);
+  if (c.m == adasm__inff()) {
+    adasm__sample_inf(&c, out);
+    return ADASM_OK;
+  }
+  c.T = (double)p->temperature;
+  c.invt = 1.0f / p->temperature;
+  c.ms = (double)c.m / c.T;
+  /* min-p: z >= max + T log(min_p), as the smallest float that passes */
+  thr_min = p->min_p > 0.0f
+                ? adasm__fceil((double)c.m + c.T * log((double)p->min_p))
+                : -3.4028234663852886e38f; /* -inf logits are never kept */
+  switch (adasm__sample_mode(n, p)) {
+  case 1: adasm__sample_topk(&c, thr_min, out, &S_all); break;
+  case 2: adasm__sample_gather(&c, thr_min, out, &S_all); break;
+  default: { /* K = {z >= thr_min}: the scan also sums what p needs */
+    adasm__race r;
+    adasm__sample_race_init(&c);
+    adasm__sample_race_scan(&c, thr_min, 0u, &r);
+    S_all = r.sum_all;
+    out->token = c.best;
+    out->kept = (size_t)r.count_v;
+    out->p = (float)fmin(1.0, adasm__sample_w(&c, z[c.best]) / r.sum_v);
+  }
+  }
+  out->log_norm = c.ms + log(S_all);
+  return ADASM_OK;
+}
+
+ADASM_DEF adasm_result adasm_sample_logits(const float *z, size_t n,
+                                           const adasm_sampler_params *params,
+                                           void *work, size_t work_bytes,
+                                           adasm_sampler_result *out) {
+  adasm__sws w;
+  adasm_result r;
+  if (!z || !out) return ADASM_ERR_NULL;
+  r = adasm__sample_check(n, params);
+  if (r != ADASM_OK) return r;
+  if (!adasm__sample_carve(n, params, adasm__sample_adj(params), work,
+                           work_bytes, &w))
+    return ADASM_ERR_WORKSPACE;
+  out->madds = 0;
+  if (adasm__sample_adj(params)) {
+    adasm__sample_adjust(params, z, n, w.zb, w.hist);
+    z = w.zb;
+  }
+  return adasm__sample_run(adasm__k(params->kern), z, n, params, &w, out);
+}
+
+/* ---- the fused pass over A ------------------------------------------------ */
+ADASM__PRIVATE adasm_result adasm__exact_sample_check(
+    const adasm_matrix *A, const adasm_sampler_params *p) {
+  size_t total;
+  if (!A || !p || !A->data) return ADASM_ERR_NULL;
+  if (A->dtype != ADASM_F32 && A->dtype != ADASM_F16 && A->dtype != ADASM_BF16)
+    return ADASM_ERR_PARAM;
+  if (A->rows == 0 || A->cols == 0 || A->ld < A->cols) return ADASM_ERR_SIZE;
+  if (adasm__mul_overflows(A->rows - 1, A->ld, &total) ||
+      total > (size_t)-1 - A->cols ||
+      adasm__mul_overflows(total + A->cols, sizeof(float), &total) ||
+      adasm__mul_overflows(A->rows, A->cols, &total))
+    return ADASM_ERR_OVERFLOW;
+  return adasm__sample_check(A->rows, p);
+}
+
+ADASM_DEF adasm_result adasm_exact_sample_workspace_size(
+    const adasm_matrix *A, const adasm_sampler_params *params, size_t *bytes) {
+  adasm_result r;
+  if (!bytes) return ADASM_ERR_NULL;
+  r = adasm__exact_sample_check(A, params);
+  if (r != ADASM_OK) return r;
+  return adasm__sample_bytes(A->rows, params, 1, bytes);
+}
+
+ADASM_DEF adasm_result adasm_exact_sample(const adasm_matrix *A,
+                                          const adasm_sampler_params *params,
+                                          const float *x, void *work,
+                                          size_t work_bytes,
+                                          adasm_sampler_result *out) {
+  const adasm_kernels *k;
+  adasm__sws w;
+  adasm_result r;
+  size_t n, i;
+  if (!x || !out) return ADASM_ERR_NULL;
+  r = adasm__exact_sample_check(A, params);
+  if (r != ADASM_OK) return r;
+  n = A->rows;
+  if (!adasm__sample_carve(n, params, 1, work, work_bytes, &w))
+    return ADASM_ERR_WORKSPACE;
+  k = adasm__k(params->kern);
+  for (i = 0; i < n; i += ADASM__GEMV_ROWS)
+    adasm__matrix_rows(k, A, i, n - i < ADASM__GEMV_ROWS ? n - i : ADASM__GEMV_ROWS,
+                       x, 1.0f, w.zb + i);
+  if (adasm__sample_adj(params)) adasm__sample_adjust(params, w.zb, n, w.zb, w.hist);
+  r = adasm__sample_run(k, w.zb, n, params, &w, out);
+  out->madds = (uint64_t)n * (uint64_t)A->cols;
+  return r;
+}
+
+/* ---- the former sampler, as a thin wrapper ------------------------------ */
 ADASM_DEF adasm_sample_params adasm_sample_params_default(void) {
   adasm_sample_params p;
   p.temperature = 1.0f;
@@ -4642,73 +6511,22 @@ ADASM_DEF adasm_sample_params adasm_sample_params_default(void) {
   return p;
 }
 
-#define ADASM__MIN_TEMPERATURE 1e-30f /* below: greedy (1/T would overflow) */
-
-ADASM__PRIVATE adasm_result adasm__sample_need(size_t n,
-                                               const adasm_sample_params *pr,
-                                               size_t *count) {
-  float t = pr->temperature, tp = pr->top_p;
-  if (!adasm__isfinitef(t) || t < 0.0f) return ADASM_ERR_PARAM;
-  if (!(tp >= 0.0f && tp <= 1.0f)) return ADASM_ERR_PARAM; /* NaN fails */
-  if (t < ADASM__MIN_TEMPERATURE) *count = 0;
-  else if (pr->top_k > 0) *count = pr->top_k < n ? pr->top_k : n;
-  else if (tp > 0.0f && tp < 1.0f) *count = n;
-  else *count = 0;
-  return ADASM_OK;
+ADASM__PRIVATE adasm_sampler_params adasm__sample_compat(
+    const adasm_kernels *k, const adasm_sample_params *sp) {
+  adasm_sampler_params p = adasm_sampler_params_default();
+  p.temperature = sp->temperature;
+  p.top_k = sp->top_k;
+  p.top_p = sp->top_p == 0.0f ? 1.0f : sp->top_p;
+  p.kern = k;
+  return p;
 }
 
 ADASM_DEF adasm_result adasm_sample_workspace_size(
     size_t n, const adasm_sample_params *params, size_t *bytes) {
-  size_t c, b;
-  adasm_result r;
+  adasm_sampler_params p;
   if (!params || !bytes) return ADASM_ERR_NULL;
-  r = adasm__sample_need(n, params, &c);
-  if (r != ADASM_OK) return r;
-  /* idx[] then val[]; + slack to align a caller's unaligned buffer */
-  if (adasm__mul_overflows(c, sizeof(size_t) + sizeof(float), &b) ||
-      b > (size_t)-1 - sizeof(size_t))
-    return ADASM_ERR_OVERFLOW;
-  *bytes = c ? b + sizeof(size_t) : 0;
-  return ADASM_OK;
-}
-
-/* Index of the first entry equal to v (v occurs in z). */
-ADASM__PRIVATE size_t adasm__find(const float *z, size_t n, float v,
-                                  size_t skip) {
-  size_t i;
-  for (i = 0; i < n; ++i)
-    if (z[i] == v && skip-- == 0) return i;
-  return n - 1;
-}
-
-/* Draw from sorted candidates with weights w = exp((z - m) / T), after the
-   nucleus cut at mass top_p of `total` (the normalizer they are part of). */
-ADASM__PRIVATE size_t adasm__sample_cands(adasm__heap *h, float m, double invt,
-                                          float top_p, double total,
-                                          adasm_pcg32 *rng) {
-  size_t i, len = h->size;
-  double acc = 0.0, u;
-  for (i = 0; i < h->size; ++i) {
-    double w = exp(((double)h->val[i] - (double)m) * invt);
-    h->val[i] = (float)w;
-    acc += w;
-  }
-  if (total <= 0.0) total = acc; /* top-k: renormalise inside the top k */
-  if (top_p > 0.0f && top_p < 1.0f) {
-    double c = 0.0;
-    for (i = 0; i < h->size; ++i) {
-      c += (double)h->val[i];
-      if (c >= (double)top_p * total) { len = i + 1; break; }
-    }
-    acc = c;
-  }
-  u = adasm_pcg32_uniform_open(rng) * acc;
-  acc = 0.0;
-  for (i = 0; i + 1 < len; ++i) {
-    acc += (double)h->val[i];
-    if (u < acc) break;
-  }
-  return h->idx[i];
+  p = adasm__sample_compat(NULL, params);
+  return adasm_sample_logits_workspace_size(n, &p, bytes);
 }
 
 ADASM_DEF adasm_result adasm_sample(const adasm_kernels *k, const float *z,
@@ -4716,98 +6534,22 @@ ADASM_DEF adasm_result adasm_sample(const adasm_kernels *k, const float *z,
                                     const adasm_sample_params *params,
                                     adasm_pcg32 *rng, void *work,
                                     size_t work_bytes, size_t *out) {
-  float buf[ADASM__BLOCK], m, invt;
-  size_t count, need, i;
-  int nan = 0;
-  adasm__expp e;
-  adasm__heap h;
+  adasm_sampler_params p;
+  adasm_sampler_result res;
+  adasm__sws w;
   adasm_result r;
+  uint32_t hi;
   if (!z || !params || !rng || !out) return ADASM_ERR_NULL;
-  if (n == 0) return ADASM_ERR_SIZE;
-  r = adasm__sample_need(n, params, &count);
+  p = adasm__sample_compat(k, params);
+  r = adasm__sample_check(n, &p);
   if (r != ADASM_OK) return r;
-  r = adasm_sample_workspace_size(n, params, &need);
-  if (r != ADASM_OK) return r;
-  if (need && (!work || work_bytes < need)) return ADASM_ERR_WORKSPACE;
-  k = adasm__k(k);
-  m = k->max(z, n, &nan);
-  if (nan) return ADASM_ERR_NAN;
-  if (m == -adasm__inff()) return ADASM_ERR_NO_FINITE_MAX;
-  if (params->temperature < ADASM__MIN_TEMPERATURE) { /* greedy */
-    *out = adasm__find(z, n, m, 0);
-    return ADASM_OK;
-  }
-  if (m == adasm__inff()) { /* the +inf entries share all the mass */
-    size_t c = 0;
-    for (i = 0; i < n; ++i) c += z[i] == m;
-    *out = adasm__find(z, n, m, (size_t)adasm_pcg32_bounded64(rng, c));
-    return ADASM_OK;
-  }
-  invt = 1.0f / params->temperature;
-  adasm__expp_fold(0, &e); /* the scaled logits (z - m) / T are <= 0 */
-  if (count == 0) {
-    /* Inverse CDF in two passes over blocks of scaled logits. */
-    double total = 0.0, u, acc = 0.0;
-    for (i = 0; i < n; i += ADASM__BLOCK) {
-      size_t len = n - i < ADASM__BLOCK ? n - i : ADASM__BLOCK, j;
-      for (j = 0; j < len; ++j) buf[j] = (z[i + j] - m) * invt;
-      total += k->expsum(buf, len, &e, NULL, 1.0f);
-    }
-    u = adasm_pcg32_uniform_open(rng) * total;
-    for (i = 0; i < n; i += ADASM__BLOCK) {
-      size_t len = n - i < ADASM__BLOCK ? n - i : ADASM__BLOCK, j;
-      double bs;
-      for (j = 0; j < len; ++j) buf[j] = (z[i + j] - m) * invt;
-      bs = k->expsum(buf, len, &e, buf, 1.0f);
-      if (u >= acc + bs && i + len < n) { acc += bs; continue; }
-      for (j = 0; j < len; ++j) {
-        acc += (double)buf[j];
-        if (u < acc) break;
-      }
-      while (j >= len || buf[j] == 0.0f) { /* rounding ran past the end */
-        if (j == 0) break;
-        --j;
-        if (j < len && buf[j] > 0.0f) break;
-      }
-      *out = i + j;
-      return ADASM_OK;
-    }
-    *out = n - 1;
-    return ADASM_OK;
-  }
-  /* Candidates: the top k, or everything that can be in the nucleus. */
-  {
-    uintptr_t a = (uintptr_t)work;
-    a = (a + sizeof(size_t) - 1) & ~(uintptr_t)(sizeof(size_t) - 1);
-    h.idx = (size_t *)a;
-    h.val = (float *)(void *)(h.idx + count);
-    h.size = 0;
-    h.cap = count;
-  }
-  if (params->top_k > 0) {
-    for (i = 0; i < n; i += ADASM__BLOCK) {
-      size_t len = n - i < ADASM__BLOCK ? n - i : ADASM__BLOCK;
-      adasm__heap_feed(&h, z + i, len, i, k->max(z + i, len, &nan));
-    }
-    adasm__heap_sort(&h);
-    *out = adasm__sample_cands(&h, m, (double)invt, params->top_p, 0.0, rng);
-  } else {
-    /* Entries with (z - m)/T < t = log((1 - top_p)/n) hold less than
-       1 - top_p of the mass together, so the nucleus lies above t. */
-    double total = 0.0;
-    double t = log((1.0 - (double)params->top_p) / (double)n);
-    for (i = 0; i < n; i += ADASM__BLOCK) {
-      size_t len = n - i < ADASM__BLOCK ? n - i : ADASM__BLOCK, j;
-      for (j = 0; j < len; ++j) {
-        buf[j] = (z[i + j] - m) * invt;
-        if ((double)buf[j] >= t) adasm__heap_push(&h, z[i + j], i + j);
-      }
-      total += k->expsum(buf, len, &e, NULL, 1.0f);
-    }
-    adasm__heap_sort(&h);
-    *out = adasm__sample_cands(&h, m, (double)invt, params->top_p, total, rng);
-  }
-  return ADASM_OK;
+  if (!adasm__sample_carve(n, &p, 0, work, work_bytes, &w))
+    return ADASM_ERR_WORKSPACE;
+  hi = adasm_pcg32_next(rng);
+  p.seed = ((uint64_t)hi << 32) | adasm_pcg32_next(rng);
+  r = adasm__sample_run(adasm__k(k), z, n, &p, &w, &res);
+  if (r == ADASM_OK) *out = res.token;
+  return r;
 }
 
 

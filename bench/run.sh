@@ -15,6 +15,10 @@
 #                           certified top-k against the exact path on every
 #                           query of the real and synthetic heads
 #                           (bench_half; about 5 minutes, 6 GB of memory)
+#   bench/run.sh sample     the sampler chain: on a 128256-logit vector
+#                           against softmax and sorting, and fused exact
+#                           sampling against the exact top-1 path (also on
+#                           the real heads when they are cached; ~3 minutes)
 #
 # Output (stdout, also saved to $BUILD/bench-results.md): a machine line, then
 # one markdown table per benchmark, ready to paste into README.md. Progress
@@ -32,8 +36,8 @@ WHICH=all
 for arg in "$@"; do
   case $arg in
     --quick) BENCH_QUICK=1; export BENCH_QUICK ;;
-    softmax|gemv|heads|half) WHICH=$arg ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    softmax|gemv|heads|half|sample) WHICH=$arg ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -64,14 +68,19 @@ meson_build() {
     meson setup "$BUILD" -Dbench=enabled --buildtype=release \
       -Dtests=disabled -Dexamples=disabled -Dfuzz=disabled >&2 || return 1
   fi
-  ninja -C "$BUILD" -j 2 bench/bench_softmax bench/bench_gemv \
-    bench/bench_heads bench/bench_half >&2
+  if [ "$WHICH" = sample ]; then
+    ninja -C "$BUILD" -j 2 bench/bench_sample >&2
+  else
+    ninja -C "$BUILD" -j 2 bench/bench_softmax bench/bench_gemv \
+      bench/bench_heads bench/bench_half >&2
+  fi
 }
 if meson_build; then
   SOFTMAX=$BUILD/bench/bench_softmax
   GEMV=$BUILD/bench/bench_gemv
   HEADS=$BUILD/bench/bench_heads
   HALF=$BUILD/bench/bench_half
+  SAMPLE=$BUILD/bench/bench_sample
 else
   echo "run.sh: no usable Meson setup: building with ${CC:-gcc}" >&2
   BUILD=$BUILD-cc
@@ -94,6 +103,10 @@ else
   GEMV=$BUILD/bench_gemv
   HEADS=$BUILD/bench_heads
   HALF=$BUILD/bench_half
+  SAMPLE=$BUILD/bench_sample
+  if [ "$WHICH" = sample ]; then
+    ${CXX:-g++} -O2 -std=c++11 -I. bench/bench_sample.cc -o "$SAMPLE" -lm
+  fi
 fi
 
 # Run private copies: other jobs on a shared machine may wipe build dirs.
@@ -104,9 +117,11 @@ cp "$GEMV" "$RUNDIR/bench_gemv" 2>/dev/null || true
 cp "$HEADS" "$RUNDIR/bench_heads" 2>/dev/null || true
 cp "$HALF" "$RUNDIR/bench_half" 2>/dev/null || true
 HALF=$RUNDIR/bench_half
+cp "$SAMPLE" "$RUNDIR/bench_sample" 2>/dev/null || true
 SOFTMAX=$RUNDIR/bench_softmax
 GEMV=$RUNDIR/bench_gemv
 HEADS=$RUNDIR/bench_heads
+SAMPLE=$RUNDIR/bench_sample
 
 # The real heads (cached outside the repository).
 DATA=${ADASM_DATA:-$HOME/.cache/adasoftmax-data}
@@ -166,6 +181,16 @@ RESULTS=$BUILD/bench-results.md
     BENCH_NO_HEADER=1 "$HALF" agree wide "$DATA/wide/A.npy" "$DATA/wide/X.npy" ||
       echo "**bench_half agree failed (exit status $?)**"
     "$HALF" synth | tail -n +3 || echo "**bench_half synth failed (exit status $?)**"
+    echo
+  fi
+  if [ "$WHICH" = sample ]; then
+    set --
+    for h in words wide; do
+      if [ -f "$DATA/$h/A.npy" ]; then set -- "$@" "$DATA/$h"; fi
+    done
+    "$SAMPLE" chain || echo "**bench_sample failed (exit status $?)**"
+    "$SAMPLE" fused "$@" || echo "**bench_sample failed (exit status $?)**"
+    [ $# -eq 2 ] || echo "(real heads not cached: bash bench/data/build_heads.sh builds them)"
     echo
   fi
   if [ "$WHICH" = all ] || [ "$WHICH" = softmax ]; then

@@ -221,7 +221,25 @@ static const char usage_text[] =
     "      --isa auto|scalar|avx2|avx512|neon\n"
     "                                 force a kernel set (default auto: the "
     "best)\n"
-    "      --out FILE                 write the results here (default stdout)\n"
+    "      --out FILE                 write the results here (default stdout)\n";
+
+static const char usage_text2[] =
+    "  sample --weights A.npy --queries X.npy [options]\n"
+    "      draws the next token from softmax((A x) / T) for every query row x,\n"
+    "      through the sampler chain: temperature, then top-k, top-p and\n"
+    "      min-p on the tempered distribution, then a Gumbel-max draw\n"
+    "      --method exact|ada         method (default exact): one read of A\n"
+    "                                 per draw; ada: AdaSoftmax\n"
+    "      --temperature T            T > 0, or 0 for greedy (default 1)\n"
+    "      --top-k K                  keep the K most probable (default 0: off)\n"
+    "      --top-p P                  keep the fewest most probable tokens\n"
+    "                                 holding mass P, in [0, 1] (0 or 1: off)\n"
+    "      --min-p P                  keep p >= P p_max, in [0, 1] (0: off)\n"
+    "      --draws N                  draws per query, 1..2^31 (default 1); the\n"
+    "                                 random numbers of (query q, draw i)\n"
+    "                                 depend only on (seed, q, i)\n"
+    "      --seed S --isa I --out FILE   as for query\n"
+    "      --eps E --delta D --calibrate N   ada only, as for query\n"
     "  demo [--n N] [--d D] [--queries Q] [--k K] [--temperature B]\n"
     "       [--seed S] [--isa I]\n"
     "      runs the query pipeline on a synthetic head (random data shaped\n"
@@ -238,6 +256,11 @@ static const char usage_text[] =
     "...}}\n"
     "samples: multiply-adds with entries of A (n*d for exact); ns: wall time\n"
     "of that query alone.\n"
+    "output of sample, one line per query and draw, then a summary line:\n"
+    "  {\"query\": 3, \"draw\": 0, \"token\": 4021, \"p\": 0.38, "
+    "\"log_norm\": 12.09,\n"
+    "   \"samples\": 38597376, \"ns\": 4100000}\n"
+    "p: the token's probability under the filtered distribution.\n"
     "\n"
     "exit status: 0 success, 2 usage or input error, 1 internal error\n"
     "(library failure, out of memory, write error).\n";
@@ -247,13 +270,13 @@ static int print_usage_stdout(void) {
   o.f = stdout;
   o.failed = 0;
   o.err = 0;
-  out_printf(&o, "%s", usage_text);
+  out_printf(&o, "%s%s", usage_text, usage_text2);
   return out_finish(&o, "stdout");
 }
 
 /* ---- options ----------------------------------------------------------- */
 
-enum { CMD_QUERY = 1u, CMD_DEMO = 2u };
+enum { CMD_QUERY = 1u, CMD_DEMO = 2u, CMD_SAMPLE = 4u };
 
 enum opt_id {
   OPT_WEIGHTS,
@@ -273,6 +296,10 @@ enum opt_id {
   OPT_WEIGHTS_DTYPE,
   OPT_N,
   OPT_D,
+  OPT_TOP_K, /* sample */
+  OPT_TOP_P,
+  OPT_MIN_P,
+  OPT_DRAWS,
   OPT_COUNT
 };
 
@@ -283,23 +310,27 @@ typedef struct opt_def {
 } opt_def;
 
 static const opt_def opt_defs[] = {
-    {"weights", OPT_WEIGHTS, CMD_QUERY},
-    {"queries", OPT_QUERIES, CMD_QUERY | CMD_DEMO},
-    {"method", OPT_METHOD, CMD_QUERY},
+    {"weights", OPT_WEIGHTS, CMD_QUERY | CMD_SAMPLE},
+    {"queries", OPT_QUERIES, CMD_QUERY | CMD_DEMO | CMD_SAMPLE},
+    {"method", OPT_METHOD, CMD_QUERY | CMD_SAMPLE},
     {"k", OPT_K, CMD_QUERY | CMD_DEMO},
-    {"eps", OPT_EPS, CMD_QUERY},
-    {"delta", OPT_DELTA, CMD_QUERY},
-    {"temperature", OPT_TEMPERATURE, CMD_QUERY | CMD_DEMO},
-    {"calibrate", OPT_CALIBRATE, CMD_QUERY},
-    {"seed", OPT_SEED, CMD_QUERY | CMD_DEMO},
+    {"eps", OPT_EPS, CMD_QUERY | CMD_SAMPLE},
+    {"delta", OPT_DELTA, CMD_QUERY | CMD_SAMPLE},
+    {"temperature", OPT_TEMPERATURE, CMD_QUERY | CMD_DEMO | CMD_SAMPLE},
+    {"calibrate", OPT_CALIBRATE, CMD_QUERY | CMD_SAMPLE},
+    {"seed", OPT_SEED, CMD_QUERY | CMD_DEMO | CMD_SAMPLE},
     {"svd-window", OPT_SVD_WINDOW, CMD_QUERY},
     {"svd-top", OPT_SVD_TOP, CMD_QUERY},
     {"hs-model", OPT_HS_MODEL, CMD_QUERY},
-    {"out", OPT_OUT, CMD_QUERY},
-    {"isa", OPT_ISA, CMD_QUERY | CMD_DEMO},
-    {"weights-dtype", OPT_WEIGHTS_DTYPE, CMD_QUERY},
+    {"out", OPT_OUT, CMD_QUERY | CMD_SAMPLE},
+    {"isa", OPT_ISA, CMD_QUERY | CMD_DEMO | CMD_SAMPLE},
+    {"weights-dtype", OPT_WEIGHTS_DTYPE, CMD_QUERY | CMD_SAMPLE},
     {"n", OPT_N, CMD_DEMO},
     {"d", OPT_D, CMD_DEMO},
+    {"top-k", OPT_TOP_K, CMD_SAMPLE},
+    {"top-p", OPT_TOP_P, CMD_SAMPLE},
+    {"min-p", OPT_MIN_P, CMD_SAMPLE},
+    {"draws", OPT_DRAWS, CMD_SAMPLE},
 };
 
 enum method_id { METHOD_EXACT, METHOD_ADA, METHOD_SVD, METHOD_HS,
@@ -319,6 +350,10 @@ typedef struct options {
   adasm_isa isa;
   int weights_dtype;             /* an adasm_dtype, or -1: as the file */
   size_t demo_n, demo_d, demo_q; /* demo only */
+  /* sample only: --temperature is T (0: greedy), not beta */
+  float sample_t, top_p, min_p;
+  size_t top_k, draws;
+  unsigned long given; /* bit (1 << opt_id) for every option given */
 } options;
 
 static void options_default(options *o) {
@@ -334,6 +369,9 @@ static void options_default(options *o) {
   o->demo_n = 50257; /* GPT-2's vocabulary and width */
   o->demo_d = 768;
   o->demo_q = 20;
+  o->sample_t = 1.0f;
+  o->top_p = 1.0f; /* off */
+  o->draws = 1;
 }
 
 /* Strict unsigned integer: decimal digits only (hex with 0x when allowed),
@@ -425,6 +463,21 @@ static int parse_isa(const char *val, adasm_isa *out) {
   return EXIT_INPUT;
 }
 
+/* sample's temperature: 0 (greedy) or finite and > 0 as a float. */
+static int opt_sample_t(const char *val, float *out) {
+  double v;
+  int r = opt_double("temperature", val, -1e-300, (double)3.4e38f,
+                     "0 (greedy), or finite and > 0", &v);
+  if (r) return r;
+  if (v < 0.0 || (v != 0.0 && (float)v == 0.0f)) {
+    errorf("option --temperature: %s is out of range (must be 0 (greedy), "
+           "or finite and > 0 as a float)", val);
+    return EXIT_INPUT;
+  }
+  *out = (float)v;
+  return 0;
+}
+
 static int apply_option(options *o, const opt_def *def, const char *val) {
   double v;
   uint64_t u;
@@ -490,6 +543,25 @@ static int apply_option(options *o, const opt_def *def, const char *val) {
     return 0;
   case OPT_N: return opt_size("n", val, 1, (size_t)UINT32_MAX, &o->demo_n);
   case OPT_D: return opt_size("d", val, 1, (size_t)1 << 24, &o->demo_d);
+  case OPT_TOP_K: return opt_size("top-k", val, 0, SIZE_MAX, &o->top_k);
+  case OPT_TOP_P:
+  case OPT_MIN_P:
+    /* [0, 1]: opt_double's open interval, widened by the least amount */
+    r = opt_double(def->name, val, -1e-300, 1.0 + 2.220446049250313e-16,
+                   "in [0, 1]", &v);
+    if (r) return r;
+    if (v < 0.0) {
+      errorf("option --%s: %s is out of range (must be in [0, 1])",
+             def->name, val);
+      return EXIT_INPUT;
+    }
+    if (def->id == OPT_TOP_P)
+      o->top_p = (float)v;
+    else
+      o->min_p = (float)v;
+    return 0;
+  case OPT_DRAWS:
+    return opt_size("draws", val, 1, (size_t)1 << 31, &o->draws);
   case OPT_COUNT: break;
   }
   return EXIT_INPUT;
@@ -537,13 +609,17 @@ static int parse_options(int argc, char **argv, unsigned cmd, options *o) {
       return EXIT_INPUT;
     }
     seen |= 1ul << def->id;
+    o->given = seen;
     if (val[0] == '\0') {
       errorf("option --%s: empty value", def->name);
       return EXIT_INPUT;
     }
-    /* demo's --queries is a count, query's a file */
+    /* demo's --queries is a count, query's a file; sample's --temperature
+       is T >= 0 (0: greedy), query's the factor B > 0 */
     if (cmd == CMD_DEMO && def->id == OPT_QUERIES)
       r = opt_size("queries", val, 1, 1000000, &o->demo_q);
+    else if (cmd == CMD_SAMPLE && def->id == OPT_TEMPERATURE)
+      r = opt_sample_t(val, &o->sample_t);
     else
       r = apply_option(o, def, val);
     if (r) return r;
@@ -1436,6 +1512,310 @@ done:
   return rc;
 }
 
+/* ---- sample command ---------------------------------------------------- */
+
+/* What a sampling method sees. params is the chain (bias and penalties are
+   library-only); cmd_sample sets params.stream and params.draw before each
+   draw, so the random numbers of (query q, draw i) depend only on (seed,
+   q, i). `state` is the method's. */
+typedef struct sample_ctx {
+  const adasm_kernels *kern;
+  adasm_matrix A; /* n x d */
+  size_t n, d;
+  adasm_sampler_params params;
+  double eps, delta;             /* ada */
+  double ci_scale;   /* ada: the confidence scale used (1 = the proven one) */
+  int certified;     /* ada: 1 if --calibrate certified ci_scale */
+  void *state;
+} sample_ctx;
+
+/* Functions return 0, EXIT_INPUT or EXIT_INTERNAL, and on error write a
+   message (without the program name) to err. */
+typedef struct sample_method_def {
+  /* one-off work before the first draw (timed as prepare_ns); may be NULL */
+  int (*prepare)(sample_ctx *s, char *err, size_t errlen);
+  /* tune on the first --calibrate queries; NULL: nothing to tune */
+  int (*calibrate)(sample_ctx *s, const float *X, size_t nq, char *err,
+                   size_t errlen);
+  /* one draw from query row x: token, p, log_norm and madds in res;
+     NULL: the method cannot sample (yet) */
+  int (*draw)(sample_ctx *s, const float *x, adasm_sampler_result *res,
+              char *err, size_t errlen);
+  void (*release)(sample_ctx *s); /* may be NULL */
+} sample_method_def;
+
+/* ---- exact: adasm_exact_sample, one read of A per draw. */
+typedef struct exact_sample_state {
+  void *work;
+  size_t work_bytes;
+} exact_sample_state;
+
+static void exact_sample_release(sample_ctx *s) {
+  exact_sample_state *st = (exact_sample_state *)s->state;
+  if (!st) return;
+  free(st->work);
+  free(st);
+  s->state = NULL;
+}
+
+static int exact_sample_prepare(sample_ctx *s, char *err, size_t errlen) {
+  exact_sample_state *st =
+      (exact_sample_state *)calloc(1, sizeof(exact_sample_state));
+  adasm_result r;
+  if (!st) return ada_fail(err, errlen, "workspace", ADASM_ERR_NOMEM);
+  s->state = st;
+  r = adasm_exact_sample_workspace_size(&s->A, &s->params, &st->work_bytes);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "workspace", r);
+  st->work = malloc(st->work_bytes ? st->work_bytes : 1);
+  if (!st->work) return ada_fail(err, errlen, "workspace", ADASM_ERR_NOMEM);
+  return 0;
+}
+
+static int exact_sample_draw(sample_ctx *s, const float *x,
+                             adasm_sampler_result *res, char *err,
+                             size_t errlen) {
+  exact_sample_state *st = (exact_sample_state *)s->state;
+  adasm_result r = adasm_exact_sample(&s->A, &s->params, x, st->work,
+                                      st->work_bytes, res);
+  if (r != ADASM_OK) {
+    snprintf(err, errlen, "%s", adasm_result_string(r));
+    return EXIT_INTERNAL;
+  }
+  return 0;
+}
+
+/* Indexed by enum method_id; svd and hs do not sample. */
+static const sample_method_def sample_methods[METHOD_COUNT] = {
+    {exact_sample_prepare, NULL, exact_sample_draw, exact_sample_release},
+    {NULL, NULL, NULL, NULL}, /* ada: see cmd_sample */
+    {NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
+static void write_sample_line(output *o, size_t query, size_t draw,
+                              size_t token, float p, double log_norm,
+                              uint64_t samples, uint64_t ns) {
+  char b[40], c[40];
+  out_printf(o, "{\"query\": %zu, \"draw\": %zu, \"token\": %zu, \"p\": %s, "
+                "\"log_norm\": %s, ",
+             query, draw, token, fmt_float(b, sizeof b, p),
+             fmt_double(c, sizeof c, log_norm));
+  out_printf(o, "\"samples\": %" PRIu64 ", \"ns\": %" PRIu64 "}\n", samples,
+             ns);
+}
+
+static int cmd_sample(int argc, char **argv) {
+  options o;
+  npy_array A, X;
+  const adasm_kernels *kern = NULL;
+  const sample_method_def *md;
+  sample_ctx s;
+  run_result res; /* one entry per line: top[i] the token, p[i] its p */
+  summary sm;
+  output out;
+  size_t n, d, q, i, j, lines;
+  uint64_t t0;
+  char err[512];
+  int rc;
+  memset(&A, 0, sizeof A);
+  memset(&X, 0, sizeof X);
+  memset(&res, 0, sizeof res);
+  memset(&s, 0, sizeof s);
+  options_default(&o);
+  rc = parse_options(argc, argv, CMD_SAMPLE, &o);
+  if (rc >= 0) return rc;
+  if (!(o.given & (1ul << OPT_METHOD))) o.method = METHOD_EXACT;
+  if (o.method == METHOD_ADA) {
+    errorf("sample --method ada is not available yet");
+    return EXIT_INPUT;
+  }
+  md = &sample_methods[o.method];
+  if (md->draw == NULL) {
+    errorf("sample: --method %s does not sample (expected exact or ada)",
+           method_names[o.method]);
+    return EXIT_INPUT;
+  }
+  if (o.method != METHOD_ADA) {
+    static const enum opt_id ada_only[] = {OPT_EPS, OPT_DELTA, OPT_CALIBRATE};
+    static const char *const ada_names[] = {"eps", "delta", "calibrate"};
+    for (i = 0; i < 3; i++)
+      if (o.given & (1ul << ada_only[i])) {
+        errorf("option --%s: only used by --method ada", ada_names[i]);
+        return EXIT_INPUT;
+      }
+  }
+  if (o.weights == NULL) {
+    errorf("sample: --weights is required");
+    return EXIT_INPUT;
+  }
+  if (o.queries == NULL) {
+    errorf("sample: --queries is required");
+    return EXIT_INPUT;
+  }
+  if ((rc = get_kernels(o.isa, &kern)) != 0) return rc;
+  if ((rc = load_matrix(o.weights, &A)) != 0) goto done;
+  n = A.shape[0];
+  d = A.shape[1];
+  if (n == 0 || d == 0) {
+    errorf("%s: the weights have no %s (shape (%zu, %zu))", o.weights,
+           n == 0 ? "rows" : "columns", n, d);
+    rc = EXIT_INPUT;
+    goto done;
+  }
+  if (n > (size_t)UINT32_MAX - 1) {
+    errorf("%s: %zu rows: sampling takes fewer than 2^32", o.weights, n);
+    rc = EXIT_INPUT;
+    goto done;
+  }
+  if ((rc = load_matrix(o.queries, &X)) != 0) goto done;
+  q = X.shape[0];
+  if (q == 0) {
+    errorf("%s: there are no queries (shape (0, %zu))", o.queries,
+           X.shape[1]);
+    rc = EXIT_INPUT;
+    goto done;
+  }
+  if (X.shape[1] != d) {
+    errorf("%s: the queries have %zu columns but the rows of %s have %zu "
+           "(d must match)", o.queries, X.shape[1], o.weights, d);
+    rc = EXIT_INPUT;
+    goto done;
+  }
+  if (o.calibrate >= q) {
+    errorf("option --calibrate: %zu must be smaller than the number of "
+           "queries in %s (%zu)", o.calibrate, o.queries, q);
+    rc = EXIT_INPUT;
+    goto done;
+  }
+  if ((q - o.calibrate) > SIZE_MAX / o.draws / sizeof(size_t)) {
+    errorf("too many results to hold (%zu queries x %zu draws)",
+           q - o.calibrate, o.draws);
+    rc = EXIT_INTERNAL;
+    goto done;
+  }
+  lines = (q - o.calibrate) * o.draws;
+  s.kern = kern;
+  s.A = adasm_matrix_f32((const float *)A.data, n, d, d);
+  s.n = n;
+  s.d = d;
+  s.params = adasm_sampler_params_default();
+  s.params.temperature = o.sample_t;
+  s.params.top_k = o.top_k;
+  s.params.top_p = o.top_p;
+  s.params.min_p = o.min_p;
+  s.params.seed = o.seed;
+  s.params.kern = kern;
+  s.eps = o.eps;
+  s.delta = o.delta;
+  s.ci_scale = 1.0;
+  s.certified = 0;
+  res.ncal = o.calibrate;
+  res.qidx = NULL;
+  res.count = lines;
+  res.k = 1;
+  res.top = (size_t *)malloc(lines * sizeof(size_t));
+  res.p = (float *)malloc(lines * sizeof(float));
+  res.log_norm = (double *)malloc(lines * sizeof(double));
+  res.samples = (uint64_t *)malloc(lines * sizeof(uint64_t));
+  res.ns = (uint64_t *)malloc(lines * sizeof(uint64_t));
+  if (!res.top || !res.p || !res.log_norm || !res.samples || !res.ns) {
+    errorf("out of memory for the results of %zu draws", lines);
+    rc = EXIT_INTERNAL;
+    goto done;
+  }
+  err[0] = '\0';
+  t0 = now_ns();
+  rc = md->prepare ? md->prepare(&s, err, sizeof err) : 0;
+  res.prepare_ns = now_ns() - t0;
+  if (rc) {
+    errorf("%s: preparation failed: %s", method_names[o.method], err);
+    goto done;
+  }
+  t0 = now_ns();
+  if (md->calibrate && o.calibrate > 0)
+    rc = md->calibrate(&s, (const float *)X.data, o.calibrate, err, sizeof err);
+  res.calibrate_ns = now_ns() - t0;
+  if (rc) {
+    errorf("%s: calibration failed: %s", method_names[o.method], err);
+    goto done;
+  }
+  for (i = 0; i < q - o.calibrate; i++)
+    for (j = 0; j < o.draws; j++) {
+      const size_t qi = o.calibrate + i, line = i * o.draws + j;
+      adasm_sampler_result r;
+      uint64_t t1;
+      memset(&r, 0, sizeof r);
+      s.params.stream = qi;
+      s.params.draw = j;
+      t0 = now_ns();
+      rc = md->draw(&s, (const float *)X.data + qi * d, &r, err, sizeof err);
+      t1 = now_ns();
+      if (rc) {
+        errorf("query %zu draw %zu: %s", qi, j, err);
+        goto done;
+      }
+      if (!isfinite(r.log_norm) || !isfinite(r.p)) { /* as in query */
+        errorf("query %zu: the logits overflow float (infinite or huge "
+               "values in the weights or the query): log_norm is not finite",
+               qi);
+        rc = EXIT_INTERNAL;
+        goto done;
+      }
+      res.top[line] = r.token;
+      res.p[line] = r.p;
+      res.log_norm[line] = r.log_norm;
+      res.samples[line] = r.madds;
+      res.ns[line] = t1 - t0;
+    }
+  if ((rc = summarize(&res, n, d, &sm)) != 0) goto done;
+  /* Opened only now: a failed run leaves an existing file untouched. */
+  out.failed = 0;
+  out.err = 0;
+  out.f = stdout;
+  if (o.out) {
+    errno = 0;
+    out.f = fopen(o.out, "w");
+    if (out.f == NULL) {
+      errorf("%s: cannot create: %s", o.out,
+             errno ? strerror(errno) : "unknown error");
+      rc = EXIT_INPUT;
+      goto done;
+    }
+  }
+  for (i = 0; i < lines; i++)
+    write_sample_line(&out, o.calibrate + i / o.draws, i % o.draws, res.top[i],
+                      res.p[i], res.log_norm[i], res.samples[i], res.ns[i]);
+  {
+    char b[40];
+    out_printf(&out, "{\"summary\": {\"method\": \"%s\", \"queries\": %zu, "
+                     "\"draws\": %zu, \"n\": %zu, \"d\": %zu, ",
+               method_names[o.method], q - o.calibrate, o.draws, n, d);
+    out_printf(&out, "\"mean_ns\": %s, ", fmt_double(b, sizeof b, sm.mean_ns));
+    out_printf(&out, "\"median_ns\": %s, ", fmt_double(b, sizeof b, sm.median_ns));
+    out_printf(&out, "\"mean_samples\": %s, ",
+               fmt_double(b, sizeof b, sm.mean_samples));
+    out_printf(&out, "\"gain\": %s, ", fmt_double(b, sizeof b, sm.gain));
+    out_printf(&out, "\"ci_scale\": %s, \"certified\": %s, ",
+               fmt_double(b, sizeof b, s.ci_scale), s.certified ? "true" : "false");
+    out_printf(&out, "\"prepare_ns\": %" PRIu64 ", \"calibrate\": %zu, "
+                     "\"calibrate_ns\": %" PRIu64 ", ",
+               res.prepare_ns, o.calibrate, res.calibrate_ns);
+    out_printf(&out, "\"isa\": \"%s\", ", adasm_isa_name(adasm_kernels_isa(kern)));
+    out_printf(&out, "\"temperature\": %s, ", fmt_float(b, sizeof b, o.sample_t));
+    out_printf(&out, "\"top_k\": %zu, ", o.top_k);
+    out_printf(&out, "\"top_p\": %s, ", fmt_float(b, sizeof b, o.top_p));
+    out_printf(&out, "\"min_p\": %s, ", fmt_float(b, sizeof b, o.min_p));
+    out_printf(&out, "\"seed\": %" PRIu64 "}}\n", o.seed);
+  }
+  rc = out_finish(&out, o.out ? o.out : "stdout");
+done:
+  if (s.state && md && md->release) md->release(&s);
+  run_free(&res);
+  npy_free(&A);
+  npy_free(&X);
+  return rc;
+}
+
 /* ---- demo -------------------------------------------------------------- */
 
 /* Gaussian-ish value with unit variance: Irwin-Hall sum of four 16-bit
@@ -1642,11 +2022,13 @@ int main(int argc, char **argv) {
   const char *cmd;
   if (argc < 2) {
     fputs(usage_text, stderr);
+    fputs(usage_text2, stderr);
     return EXIT_INPUT;
   }
   cmd = argv[1];
   if (strcmp(cmd, "query") == 0) return cmd_query(argc, argv);
   if (strcmp(cmd, "demo") == 0) return cmd_demo(argc, argv);
+  if (strcmp(cmd, "sample") == 0) return cmd_sample(argc, argv);
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
       strcmp(cmd, "-h") == 0) {
     if (argc > 2) {
@@ -1664,6 +2046,6 @@ int main(int argc, char **argv) {
                ADASOFTMAX_VERSION_MINOR, ADASOFTMAX_VERSION_PATCH);
     return out_finish(&o, "stdout");
   }
-  errorf("unknown command '%s' (expected query, demo or help)", cmd);
+  errorf("unknown command '%s' (expected query, sample, demo or help)", cmd);
   return EXIT_INPUT;
 }

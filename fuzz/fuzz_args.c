@@ -1,7 +1,8 @@
 /* Fuzzing the adasoftmax tool's argument parser (examples/adasoftmax.c).
 
    The input is split at NUL bytes into argv[2..] (at most 32 arguments);
-   its first byte picks the command (query or demo). Only the parser runs:
+   its first byte picks the command (bit 1: sample, else bit 0: demo or
+   query). Only the parser runs:
    executing a parsed command would read and write files the input names.
 
    Checks: the parser returns "go on" (-1), 0 (--help printed the usage) or
@@ -10,7 +11,8 @@
    was printed and every option holds a value the tool documents (k >= 1,
    eps and delta in (0, 1), temperature finite and > 0 as a float, a known
    method, ISA and weights dtype, non-empty file names, demo sizes in
-   range).
+   range; for sample: T finite and >= 0, top-p and min-p in [0, 1], draws
+   in 1..2^31).
 
    stdout and stderr are redirected to temporary files for the check (the
    tool prints through the stdio macros, renamed below before its code is
@@ -71,6 +73,12 @@ static void check_options(const options *o, unsigned cmd) {
   if ((o->weights && !o->weights[0]) || (o->queries && !o->queries[0]) ||
       (o->out && !o->out[0]) || (o->hs_model && !o->hs_model[0]))
     abort();
+  if (cmd == CMD_SAMPLE) {
+    if (!(o->sample_t >= 0.0f) || !isfinite(o->sample_t)) abort();
+    if (!(o->top_p >= 0.0f && o->top_p <= 1.0f)) abort();
+    if (!(o->min_p >= 0.0f && o->min_p <= 1.0f)) abort();
+    if (o->draws < 1 || o->draws > ((size_t)1 << 31)) abort();
+  }
   if (cmd == CMD_DEMO) {
     if (o->demo_n < 1 || o->demo_n > (size_t)UINT32_MAX) abort();
     if (o->demo_d < 1 || o->demo_d > ((size_t)1 << 24)) abort();
@@ -91,11 +99,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!fuzz_stderr) fuzz_stderr = tmpfile();
   if (!fuzz_stdout || !fuzz_stderr) abort();
   if (size == 0 || size >= sizeof text) return 0;
-  cmd = (data[0] & 1u) ? CMD_DEMO : CMD_QUERY;
+  cmd = (data[0] & 2u) ? CMD_SAMPLE : (data[0] & 1u) ? CMD_DEMO : CMD_QUERY;
   memcpy(text, data + 1, size - 1);
   text[size - 1] = '\0';
   argv[0] = (char *)"adasoftmax";
-  argv[1] = (char *)(cmd == CMD_DEMO ? "demo" : "query");
+  argv[1] = (char *)(cmd == CMD_DEMO ? "demo" : cmd == CMD_SAMPLE ? "sample" : "query");
   for (start = 0, i = 0; i < size && argc < MAX_ARGS + 2; i++)
     if (text[i] == '\0') { /* the last byte is always a terminator */
       argv[argc++] = text + start;
@@ -111,8 +119,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (out_len || err_len) abort();
     check_options(&o, cmd);
   } else if (r == 0) { /* --help: the usage on stdout, nothing else */
-    if (err_len || out_len != strlen(usage_text) ||
-        strcmp(out_buf, usage_text) != 0)
+    const size_t u1 = strlen(usage_text);
+    if (err_len || out_len != u1 + strlen(usage_text2) ||
+        strncmp(out_buf, usage_text, u1) != 0 ||
+        strcmp(out_buf + u1, usage_text2) != 0)
       abort();
   } else if (r == EXIT_INPUT) { /* one line on stderr, nothing on stdout */
     if (out_len) abort();

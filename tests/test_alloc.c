@@ -254,6 +254,62 @@ static adasm_result sc_exact(const void *arg, int variant) {
   return r;
 }
 
+/* The sampler chain (adasm_sample_logits, adasm_exact_sample, their
+   workspace sizes, adasm_sample_gumbel): caller workspace only, so no
+   allocation today, through every path (heap, selection, list and scan
+   races, bias and penalties, greedy). */
+static adasm_result sc_sample(const void *arg, int variant) {
+  const query_case *qc = (const query_case *)arg;
+  static unsigned char work[MAXN * 64 + 4096];
+  static const size_t hist[4] = {1, 2, 2, 7};
+  adasm_logit_bias bias[2];
+  float logits[MAXN], prob[1];
+  size_t idx[1], need = 0, c;
+  adasm_exact_params ep = adasm_exact_params_default();
+  adasm_exact_result er;
+  adasm_matrix M = adasm_matrix_f32(g_A, qc->n, qc->d, qc->d);
+  adasm_result r;
+  er.idx = idx;
+  er.prob = prob;
+  er.logits = logits;
+  bias[0].token = 3;
+  bias[0].bias = 1.5f;
+  bias[1].token = 4;
+  bias[1].bias = -(float)HUGE_VAL;
+  r = adasm_exact_query(&M, &ep, g_X, NULL, 0, &er); /* disarmed: setup */
+  for (c = 0; r == ADASM_OK && c < 6; ++c) {
+    adasm_sampler_params p = adasm_sampler_params_default();
+    adasm_sampler_result res;
+    p.seed = 9u + (uint64_t)variant;
+    p.draw = c;
+    p.temperature = c == 5 ? 0.0f : 0.9f;
+    p.top_k = c == 1 ? 5 : c == 2 ? qc->n - 1 : 0;
+    p.top_p = c == 2 || c == 3 ? 0.8f : 1.0f;
+    p.min_p = c == 4 ? 0.1f : 0.0f;
+    if (c >= 3) {
+      p.bias = bias;
+      p.nbias = 2;
+      p.history = hist;
+      p.nhistory = 4;
+      p.repetition_penalty = 1.3f;
+    }
+    ta.armed = 1;
+    r = adasm_sample_logits_workspace_size(qc->n, &p, &need);
+    if (r == ADASM_OK && need <= sizeof work)
+      r = adasm_sample_logits(logits, qc->n, &p, work, need, &res);
+    if (r == ADASM_OK) CHECK(res.token < qc->n, "sample_logits: token %lu", (unsigned long)res.token);
+    if (r == ADASM_OK) r = adasm_exact_sample_workspace_size(&M, &p, &need);
+    if (r == ADASM_OK && need <= sizeof work)
+      r = adasm_exact_sample(&M, &p, g_X, work, need, &res);
+    if (r == ADASM_OK) CHECK(res.token < qc->n, "exact_sample: token %lu", (unsigned long)res.token);
+    (void)adasm_sample_gumbel(1u, 2u, c, c);
+    ta.armed = 0;
+    CHECK(need <= sizeof work, "sample workspace %lu > %lu", (unsigned long)need,
+          (unsigned long)sizeof work);
+  }
+  return r;
+}
+
 /* ---- the driver ------------------------------------------------------------ */
 static void reset(long fail_at, int fail_rest) {
   ta.armed = 0;
@@ -393,6 +449,8 @@ int main(void) {
   run_scenario(name, sc_calibrate, &queries[1]);
   sprintf(name, "exact: gemv, softmax, topk, sample");
   run_scenario(name, sc_exact, &queries[3]);
+  sprintf(name, "sampler chain: logits, fused");
+  run_scenario(name, sc_sample, &queries[3]);
 
   printf("  adasm_ada_index_build: %ld allocation(s) per build on average\n",
          build_sites / (long)(sizeof builds / sizeof builds[0]));

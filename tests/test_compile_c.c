@@ -141,6 +141,51 @@ int main(void) {
       CHECK(close_rel((double)logits[r], ref_logit[r], 1e-6));
   }
 
+  /* the sampler chain: greedy is the argmax; a bias can make another
+     token the argmax; the fused pass equals the chain on its logits; the
+     Gumbel of the definition is finite */
+  {
+    static const float A[3 * 2] = {1.0f, 0.0f, 0.0f, 1.0f, 1.0f, 1.0f};
+    static const float x[2] = {0.5f, 2.0f};
+    static const float logit[3] = {0.5f, 2.0f, 2.5f};
+    adasm_sampler_params q = adasm_sampler_params_default();
+    adasm_sampler_result a, b;
+    adasm_logit_bias bias;
+    adasm_matrix M = adasm_matrix_f32(A, 3, 2, 2);
+    size_t need = 0;
+    void *w;
+    CHECK(q.temperature == 1.0f && q.seed == 42u && q.top_k == 0);
+    q.temperature = 0.0f;
+    CHECK(adasm_sample_logits(z, N, &q, NULL, 0, &a) == ADASM_OK);
+    CHECK(a.token == N - 1 && a.p == 1.0f && a.kept == 1 && a.madds == 0);
+    CHECK(fabs(a.log_norm - ref_lse) < 1e-6);
+    bias.token = 0;
+    bias.bias = 10.0f;
+    q.bias = &bias;
+    q.nbias = 1;
+    CHECK(adasm_sample_logits_workspace_size(N, &q, &need) == ADASM_OK);
+    w = malloc(need);
+    CHECK(w != NULL);
+    CHECK(adasm_sample_logits(z, N, &q, w, need, &a) == ADASM_OK && a.token == 0);
+    free(w);
+    q = adasm_sampler_params_default();
+    q.top_k = 2;
+    q.draw = 3;
+    CHECK(adasm_exact_sample_workspace_size(&M, &q, &need) == ADASM_OK);
+    w = malloc(need);
+    CHECK(w != NULL);
+    CHECK(adasm_exact_sample(&M, &q, x, w, need, &a) == ADASM_OK);
+    free(w);
+    CHECK(adasm_sample_logits_workspace_size(3, &q, &need) == ADASM_OK);
+    w = malloc(need);
+    CHECK(w != NULL);
+    CHECK(adasm_sample_logits(logit, 3, &q, w, need, &b) == ADASM_OK);
+    free(w);
+    CHECK(a.token == b.token && a.p == b.p && a.log_norm == b.log_norm &&
+          a.kept == 2 && a.madds == 6 && (a.token == 1 || a.token == 2));
+    CHECK(isfinite(adasm_sample_gumbel(1u, 2u, 3u, 4u)));
+  }
+
   if (failures) {
     fprintf(stderr, "test_compile_c: %d checks FAILED\n", failures);
     return 1;

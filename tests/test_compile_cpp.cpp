@@ -125,6 +125,31 @@ int main() {
   CHECK(std::fabs(static_cast<double>(top_p) - static_cast<double>(p[2])) <=
         1e-6 * static_cast<double>(p[2]));
 
+  // The sampler chain with a std::vector workspace: top-k 2 keeps tokens 2
+  // and 3 only; greedy is the argmax.
+  adasm_sampler_params sp2 = adasm_sampler_params_default();
+  sp2.top_k = 2;
+  CHECK(adasm_sample_logits_workspace_size(n, &sp2, &bytes) == ADASM_OK);
+  std::vector<unsigned char> work2(bytes + 1);
+  for (uint64_t t = 0; t < 100; ++t) {
+    adasm_sampler_result res{};
+    sp2.draw = t;
+    CHECK(adasm_sample_logits(z.data(), n, &sp2, work2.data() + 1, bytes, &res) ==
+          ADASM_OK);
+    CHECK((res.token == 2 || res.token == 3) && res.kept == 2);
+  }
+  sp2.temperature = 0.0f;
+  {
+    // greedy through the fused pass: A is the identity, so A x = z
+    adasm_sampler_result res{};
+    const adasm_matrix M = adasm_matrix_f32(A.data(), n, n, n);
+    size_t fb = 0;
+    CHECK(adasm_exact_sample_workspace_size(&M, &sp2, &fb) == ADASM_OK);
+    std::vector<unsigned char> fw(fb);
+    CHECK(adasm_exact_sample(&M, &sp2, z.data(), fw.data(), fb, &res) == ADASM_OK);
+    CHECK(res.token == 2 && res.p == 1.0f && res.madds == n * n);
+  }
+
   if (failures != 0) {
     std::fprintf(stderr, "test_compile_cpp: %d checks FAILED\n", failures);
     return 1;

@@ -678,9 +678,150 @@ if [ -w /dev/full ]; then
   fi
 fi
 
+# ---- sample: the sampler chain ------------------------------------------------
+# expect_sample NAME NLINES ARGS...: exit 0, nothing on stderr, NLINES draw
+# lines then one summary line.
+expect_sample() {
+  local name=$1 nl=$2
+  shift 2
+  run sample "$@"
+  if [ "$RC" -ne 0 ]; then
+    bad "$name: exit $RC; stderr: $(head -c 300 "$T/err")"
+    return 1
+  elif [ -s "$T/err" ]; then
+    bad "$name: stderr not empty: $(head -c 300 "$T/err")"
+    return 1
+  elif [ "$(grep -c '^{"query": ' "$T/out")" -ne "$nl" ] ||
+    [ "$(wc -l <"$T/out")" -ne $((nl + 1)) ] ||
+    ! tail -n 1 "$T/out" | grep -q '^{"summary": {'; then
+    bad "$name: expected $nl draw lines and a summary: $(head -c 400 "$T/out")"
+    return 1
+  fi
+  ok
+  return 0
+}
+# tokens of query Q, one per line, in draw order
+tokens_of() { grep "^{\"query\": $1, " "$T/out" | sed -n 's/.*"token": \([0-9]*\).*/\1/p'; }
+# p_ref "z1 z2 ..." T TOKEN: the tempered softmax probability of TOKEN
+p_ref() {
+  awk -v T="$2" -v t="$3" '{ m = $1; for (i = 2; i <= NF; i++) if ($i > m) m = $i
+       s = 0; for (i = 1; i <= NF; i++) s += exp(($i - m) / T)
+       printf "%.17g\n", exp(($(t + 1) - m) / T) / s }' <<<"$1"
+}
+
+# format, and p and log_norm of every line against the reference (no filter)
+if expect_sample "sample format" 6 "${A[@]}" --seed 7 --draws 3; then
+  l=$(sed -n 1p "$T/out")
+  if grep -qE '^\{"query": 0, "draw": 0, "token": [012], "p": [0-9.e+-]+, "log_norm": [0-9.e+-]+, "samples": 6, "ns": [0-9]+\}$' <<<"$l"; then ok; else
+    bad "sample format: line not as in the contract: $l"
+  fi
+  for ln in 1 2 3 4 5 6; do
+    l=$(sed -n "${ln}p" "$T/out")
+    qq=$(field "$l" query)
+    dd=$(field "$l" draw)
+    tok=$(field "$l" token)
+    if [ "$qq" = $(((ln - 1) / 3)) ] && [ "$dd" = $(((ln - 1) % 3)) ]; then ok; else
+      bad "sample format: line $ln is query $qq draw $dd"
+    fi
+    if [ "$qq" = 0 ]; then zz="2 1 3"; else zz="0.5 -1 -0.5"; fi
+    if close "$(field "$l" p)" "$(p_ref "$zz" 1 "$tok")" 1e-5; then ok; else
+      bad "sample q$qq d$dd: p $(field "$l" p), expected $(p_ref "$zz" 1 "$tok")"
+    fi
+    if close "$(field "$l" log_norm)" "$(logsumexp_ref "$zz")" 1e-6; then ok; else
+      bad "sample q$qq: log_norm $(field "$l" log_norm), expected $(logsumexp_ref "$zz")"
+    fi
+  done
+  s=$(tail -n 1 "$T/out")
+  for kv in '"method": "exact"' '"queries": 2' '"draws": 3' '"n": 3' '"d": 2' \
+    '"mean_samples": 6' '"gain": 1' '"ci_scale": 1' '"certified": false' '"prepare_ns": ' \
+    '"mean_ns": ' '"median_ns": ' '"temperature": 1' '"top_k": 0' '"top_p": 1' \
+    '"min_p": 0' '"seed": 7' '"isa": "'; do
+    if grep -qF -- "$kv" <<<"$s"; then ok; else bad "sample format: summary lacks $kv: $s"; fi
+  done
+  if command -v python3 >/dev/null 2>&1; then
+    if python3 -c 'import json,sys
+for line in open(sys.argv[1]): json.loads(line)' "$T/out" 2>/dev/null; then ok; else bad "sample: output is not valid JSON Lines"; fi
+  fi
+fi
+
+# same seed, same draws; the draws of (query q, draw i) depend only on
+# (seed, q, i): the first three of five are the three of a --draws 3 run
+run sample "${A[@]}" --seed 11 --draws 3
+strip_times "$T/out" | grep '^{"query"' >"$T/s1"
+run sample "${A[@]}" --seed 11 --draws 3
+strip_times "$T/out" | grep '^{"query"' >"$T/s2"
+if [ -s "$T/s1" ] && cmp -s "$T/s1" "$T/s2"; then ok; else bad "sample: two runs with one seed differ"; fi
+run sample "${A[@]}" --seed 11 --draws 5
+strip_times "$T/out" | grep -E '"draw": [012],' >"$T/s3"
+if cmp -s "$T/s1" "$T/s3"; then ok; else bad "sample: --draws 5 does not start with the draws of --draws 3"; fi
+run sample "${A[@]}" --seed 11 --draws 5 --out "$T/sample.jsonl"
+if [ "$RC" -eq 0 ] && [ ! -s "$T/out" ] && [ "$(strip_times "$T/sample.jsonl" | grep -cE '"draw": [012],')" = 6 ]; then ok; else
+  bad "sample --out: exit $RC"
+fi
+
+# the draws follow the distribution: 4000 draws of query 0 (p = 0.245,
+# 0.090, 0.665), each frequency within 5 standard deviations (a false alarm
+# has probability below 1e-5), and another seed draws other tokens
+if expect_sample "sample 4000 draws" 8000 "${A[@]}" --seed 5 --draws 4000; then
+  tokens_of 0 | sort | uniq -c | awk '{ print $2, $1 }' >"$T/counts"
+  for t in 0 1 2; do
+    c=$(awk -v t="$t" '$1 == t { print $2 }' "$T/counts")
+    pr=$(p_ref "2 1 3" 1 "$t")
+    if awk -v c="${c:-0}" -v p="$pr" 'BEGIN { n = 4000; s = sqrt(n * p * (1 - p)); d = c - n * p; if (d < 0) d = -d; exit !(d <= 5 * s) }'; then ok; else
+      bad "sample: token $t drawn ${c:-0} times in 4000, expected $(awk -v p="$pr" 'BEGIN { print 4000 * p }')"
+    fi
+  done
+  tokens_of 0 >"$T/seed5"
+  run sample "${A[@]}" --seed 6 --draws 4000
+  if [ "$RC" -eq 0 ] && ! cmp -s "$T/seed5" <(tokens_of 0); then ok; else bad "sample: seeds 5 and 6 draw the same 4000 tokens"; fi
+fi
+
+# filters that leave one token, and greedy: always the argmax, p = 1
+for args in "--temperature 0" "--top-k 1" "--min-p 1" "--top-p 0.5 --top-k 2" "--temperature 0.01"; do
+  # shellcheck disable=SC2086
+  if expect_sample "sample [$args]" 100 "${A[@]}" $args --draws 50; then
+    if [ "$(tokens_of 0 | sort -u | paste -sd' ')" = 2 ] && [ "$(tokens_of 1 | sort -u | paste -sd' ')" = 0 ]; then ok; else
+      bad "sample [$args]: tokens $(tokens_of 0 | sort -u | paste -sd,) / $(tokens_of 1 | sort -u | paste -sd,), expected 2 / 0"
+    fi
+    if [ "$(grep -c '"p": 1,' "$T/out")" = 100 ]; then ok; else bad "sample [$args]: p is not 1 on every line"; fi
+  fi
+done
+# top-k 2 at T = 0.5: tokens 2 and 0 of query 0, p renormalised over them
+if expect_sample "sample top-k 2 T 0.5" 400 "${A[@]}" --top-k 2 --temperature 0.5 --draws 200; then
+  if [ "$(tokens_of 0 | sort -u | paste -sd' ')" = "0 2" ]; then ok; else bad "sample top-k 2: query 0 drew $(tokens_of 0 | sort -u | paste -sd,)"; fi
+  l=$(grep '^{"query": 0, ' "$T/out" | grep -m 1 '"token": 0,')
+  want=$(awk 'BEGIN { a = exp((2 - 3) / 0.5); printf "%.17g", a / (a + 1) }')
+  if close "$(field "$l" p)" "$want" 1e-5; then ok; else bad "sample top-k 2: p $(field "$l" p), expected $want"; fi
+fi
+
+# refusals: one line, exit 2 (ada comes with issue 14's adaptive sampler)
+expect_fail "sample ada" 2 "sample --method ada is not available yet" sample "${A[@]}" --method ada
+expect_fail "sample svd" 2 "sample: --method svd does not sample" sample "${A[@]}" --method svd
+expect_fail "sample T -1" 2 "option --temperature: -1 is out of range" sample "${A[@]}" --temperature -1
+expect_fail "sample T nan" 2 "option --temperature: nan is out of range" sample "${A[@]}" --temperature nan
+expect_fail "sample T inf" 2 "option --temperature: inf is out of range" sample "${A[@]}" --temperature inf
+expect_fail "sample T 1e-50" 2 "option --temperature: 1e-50 is out of range" sample "${A[@]}" --temperature 1e-50
+expect_fail "sample top-p 1.5" 2 "option --top-p: 1.5 is out of range (must be in [0, 1])" sample "${A[@]}" --top-p 1.5
+expect_fail "sample top-p -0.1" 2 "option --top-p: -0.1 is out of range" sample "${A[@]}" --top-p=-0.1
+expect_fail "sample top-p nan" 2 "option --top-p: nan is out of range" sample "${A[@]}" --top-p nan
+expect_fail "sample min-p 2" 2 "option --min-p: 2 is out of range" sample "${A[@]}" --min-p 2
+expect_fail "sample min-p x" 2 "option --min-p: 'x' is not a number" sample "${A[@]}" --min-p x
+expect_fail "sample top-k -1" 2 "option --top-k: '-1' is not a non-negative integer" sample "${A[@]}" --top-k=-1
+expect_fail "sample draws 0" 2 "option --draws: 0 is out of range" sample "${A[@]}" --draws 0
+expect_fail "sample draws 2^31+1" 2 "option --draws: 2147483649 is out of range" sample "${A[@]}" --draws 2147483649
+expect_fail "sample eps for exact" 2 "option --eps: only used by --method ada" sample "${A[@]}" --eps 0.2
+expect_fail "sample calibrate for exact" 2 "option --calibrate: only used by --method ada" sample "${A[@]}" --calibrate 1
+expect_fail "sample --k" 2 "sample: unknown option '--k'" sample "${A[@]}" --k 2
+expect_fail "sample no weights" 2 "sample: --weights is required" sample --queries "$T/X.npy"
+expect_fail "sample no queries" 2 "sample: --queries is required" sample --weights "$T/A.npy"
+expect_fail "sample d mismatch" 2 "the queries have 3 columns" sample --weights "$T/A.npy" --queries "$T/X_d3.npy"
+expect_fail "sample twice" 2 "option --top-k is given twice" sample "${A[@]}" --top-k 1 --top-k 2
+expect_fail "sample NaN in A" 1 "query 0 draw 0: the input contains NaN" sample --weights "$T/nan.npy" --queries "$T/X.npy"
+expect_fail "sample inf in A" 1 "query 0: the logits overflow float" sample --weights "$T/inf.npy" --queries "$T/X.npy"
+
 # ---- help, usage, demo -----------------------------------------------------------
 
-for h in --help help -h "query --help" "demo --help"; do
+for h in --help help -h "query --help" "demo --help" "sample --help"; do
   run $h
   if [ "$RC" -eq 0 ] && grep -q '^usage: adasoftmax' "$T/out" && [ ! -s "$T/err" ]; then ok; else
     bad "$h: exit $RC or no usage on stdout"
