@@ -4925,6 +4925,8 @@ static void adasm__ada_profile_neon(const float *ucb, const float *lcb,
   hb[4 * (nb - 1) + 3] += vgetq_lane_f64(cz, 0) + vgetq_lane_f64(cz, 1);
   if (r4 < r1)
     adasm__ada_profile_scalar(ucb, lcb, r4, r1, m, g, nb, hb, near, nearb, nn);
+}
+
 /* 8 widened 16-bit entries as two float32x4 (FCVTL, or a shift for bf16). */
 ADASM__FORCEINLINE void adasm__ld8h_neon(const uint16_t *p, int bf,
                                          float32x4_t *lo, float32x4_t *hi) {
