@@ -755,6 +755,61 @@ ADASM_DEF adasm_result adasm_ada_calibrate(const adasm_ada_index *ix,
                                            void *work, size_t work_bytes,
                                            adasm_ada_calibration *out);
 
+/* Adaptive sampling: the sampler chain's draw (see "Sampling the next
+   token") from softmax((A x) / T), reading only part of A. The query's
+   rounds bound every logit; the top-k of the chain (or the top row) is
+   computed exactly; then one pass over the rows, with the draw's own random
+   numbers, keeps only the tokens whose upper bound plus their Gumbel could
+   still beat the best exact key found so far, and computes those exactly
+   (the draw's lazy test of adasm_exact_sample, on bounds instead of
+   logits). Guarantee: where every interval holds (probability >= 1 - delta
+   at ci_scale 1, or the certificate of a calibrated scale), the token is
+   adasm_exact_sample's for the same (seed, stream, draw): the total
+   variation distance between the two draws' distributions is at most
+   delta. (The tokens computed here get double-precision logits, the exact
+   sampler's are the float kernel's: two keys within that rounding of each
+   other may be ordered differently.) p is exact under top-k alone (the k
+   kept tokens are computed exactly); under min-p the kept set is every row
+   whose upper bound reaches the threshold, and with no filter p is exp(s -
+   log S) with the estimated normalizer: both within the eps band where
+   the intervals hold. Bias,
+   penalties and top-p need every logit: the draw then makes one exact pass
+   (result.exact = 1), as do heads where adaptivity cannot win. The
+   columns' random stream is derived from (seed, stream, draw), apart from
+   the Gumbels'. */
+typedef struct adasm_ada_sample_params {
+  adasm_sampler_params chain; /* the chain, seed, stream, draw, kernels */
+  double eps;                 /* as adasm_ada_params; default 0.3 */
+  double delta;               /* default 0.1 */
+  double ci_scale;            /* default 1 (the proven bounds) */
+} adasm_ada_sample_params;
+
+typedef struct adasm_ada_sample_result {
+  size_t token;    /* the draw */
+  float p;         /* its probability under the filtered distribution */
+  double log_norm; /* log sum_t exp(s_t) (estimated unless exact) */
+  size_t kept;     /* tokens the filters kept (n with no filter) */
+  uint64_t madds;  /* multiply-adds with entries of A or its index */
+  uint64_t bytes;  /* bytes of A and of the index read */
+  int exact;       /* 1: one exact pass over A made the draw */
+} adasm_ada_sample_result;
+
+ADASM_DEF adasm_ada_sample_params adasm_ada_sample_params_default(void);
+/* Errors: as adasm_ada_sample's argument checks. */
+ADASM_DEF adasm_result adasm_ada_sample_workspace_size(
+    const adasm_ada_index *ix, const adasm_ada_sample_params *params,
+    size_t *bytes);
+/* Errors: ADASM_ERR_NULL (ix, params, x, out), the chain's argument errors
+   (adasm_sample_logits, with n = rows), ADASM_ERR_PARAM (eps, delta or
+   ci_scale out of range), ADASM_ERR_WORKSPACE; outputs untouched. Data
+   errors (non-finite x: ADASM_ERR_NAN, ADASM_ERR_PARAM) set token 0, p and
+   log_norm NaN. */
+ADASM_DEF adasm_result adasm_ada_sample(const adasm_ada_index *ix,
+                                        const adasm_ada_sample_params *params,
+                                        const float *x, void *work,
+                                        size_t work_bytes,
+                                        adasm_ada_sample_result *out);
+
 
 #ifndef ADASM_NO_HS
 /* ---- Hierarchical softmax (word2vec / fastText binary tree) ------------
@@ -1887,6 +1942,17 @@ struct adasm_kernels {
    AVX-512 vdpbf16ps over 4 rows (d > 4096; four roundings per 32 columns:
    d/8 + 10); the others d/16 + 7 or less. */
 #define ADASM__DOT_DEPTH(d) ((d) / 4 + 16)
+/* Besides, underflow (and vdpbf16ps's flush of subnormal inputs and
+   results) adds at most 2^-123 (d + sum_j |a_j| + sum_j |x_j|) beta. */
+/* Powers of two as decimal constants (C++11 has no hex floats). */
+#define ADASM__P2M22 2.384185791015625e-07
+#define ADASM__P2M24 5.960464477539063e-08
+#define ADASM__P2M50 8.881784197001252e-16
+#define ADASM__P2M52 2.220446049250313e-16
+#define ADASM__P2M122 1.88079096131566e-37
+#define ADASM__P2M148 2.802596928649634e-45
+#define ADASM__P2M123 9.4039548065783e-38
+#define ADASM__P2P126 8.507059173023462e+37
 /* The 16-bit SIMD dot kernels read rows of d >= this four at a time, and
    shorter rows one after another (measured: see >>k_avx512). */
 #define ADASM__ROWS4_MIN 2048u
@@ -6625,6 +6691,8 @@ typedef struct adasm__ada_q {
   float M, Lk;          /* largest ucb, k-th largest lcb */
   size_t bstar, nx;     /* buckets computed exactly; rows in them */
   size_t nnear;         /* rows in the profile's near buckets */
+  int defer_exact;      /* 1: where the exact pass would answer, return 0
+                           and leave it to the caller (the sampler) */
   double shrink;        /* rows to compute exactly, next round / this one */
   size_t prev_nx;
   uint64_t bytes, madds;
@@ -7322,7 +7390,7 @@ ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
   const size_t n = ix->n, d = ix->d;
   /* the dot kernels round at most ADASM__DOT_DEPTH(d) times per logit */
   const double gd = (double)ADASM__DOT_DEPTH(d) * 5.9604644775390625e-8;
-  double xn = 0.0, lk, m = -HUGE_VAL, s = 0.0, xmax = 0.0, sc;
+  double xn = 0.0, xn1, lk, m = -HUGE_VAL, s = 0.0, xmax = 0.0, sc;
   size_t t, r0, cnt = 0, nc = 0, ci;
   int screen = gd < 0.5, ex = 0;
   /* the float screen sees x 2^-(ex + aexp): its products are the same bits
@@ -7349,16 +7417,31 @@ ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
     nc = n;
   } else {
     adasm__expp ep;
+    /* row t's screen error: gamma ||A_t|| ||xs|| + the underflow term,
+       2^-123 (d + ||A_t||_1 + ||xs||_1) <= ut (d + sqrt(d) (||A_t|| +
+       ||xs||)) (in scaled units; x's pieces in vdpbf16ps may be
+       subnormal even where x is not) */
+    const double sd = sqrt((double)d);
+    double ut;
     for (t = 0; t < d; ++t) xn += (double)xs[t] * (double)xs[t];
-    xn = sqrt(xn) * (gd / (1.0 - gd)) * (1.0 + 1e-12);
+    xn = sqrt(xn);
+    ut = ADASM__P2M122; /* 2^-123, doubled for the rounding of these sums */
+    xn1 = ut * ((double)d + sd * xn);
+    xn *= (gd / (1.0 - gd)) * (1.0 + 1e-12);
     /* lk: the k-th largest float lower bound (a min-heap in idx / zs) */
     for (t = 0; t < n; ++t) {
-      const double lo = (double)zf[t] - (double)ix->rnorm[t] * xn;
+      const double r = (double)ix->rnorm[t];
+      const double lo = (double)zf[t] - r * xn - (xn1 + ut * sd * r);
       if (cnt < k || lo > zs[0]) adasm__ada_offer(idx, zs, &cnt, k, t, lo);
     }
     lk = zs[0];
-    for (t = 0; t < n; ++t)
-      if ((double)zf[t] + (double)ix->rnorm[t] * xn >= lk) cand[nc++] = t;
+    /* the candidates: rows that may reach the top k, and rows whose
+       underflow term is not negligible in the normalizer (never, unless
+       A's entries span most of the float range) */
+    for (t = 0; t < n; ++t) {
+      const double r = (double)ix->rnorm[t], u = xn1 + ut * sd * r;
+      if ((double)zf[t] + r * xn + u >= lk || sc * u > 1e-7) cand[nc++] = t;
+    }
     kern->dot_rows_f64(&ix->A, cand, 0, nc, x, zc);
     /* the normalizer: double logits for the candidates, float for the rest
        (each within the float kernel's accuracy, as the exact path's) */
@@ -7512,6 +7595,7 @@ ADASM__PRIVATE void adasm__ada_fill_nan(const adasm_ada_params *p,
 ADASM__PRIVATE void adasm__ada_by_exact(adasm__ada_q *q, adasm_ada_result *out) {
   double *zs = q->ws.tz;
   size_t i;
+  if (q->defer_exact) return;
   adasm__ada_exact_pass(q->ix, q->k, q->x, (double)q->p->beta, q->p->k,
                         out->idx, zs, &out->log_norm, q->ws.ucb, q->ws.list,
                         q->ws.zx, (float *)(void *)q->ws.w);
@@ -7526,19 +7610,70 @@ ADASM__PRIVATE void adasm__ada_by_exact(adasm__ada_q *q, adasm_ada_result *out) 
   out->exact = 1;
 }
 
-ADASM_DEF adasm_result adasm_ada_query(const adasm_ada_index *ix,
-                                       const adasm_ada_params *params,
-                                       const float *x, void *work,
-                                       size_t work_bytes,
-                                       adasm_ada_result *out) {
-  adasm__ada_q q;
+/* The query's stages, as docs/ada-engine.md describes them. Returns 1 when
+   the sampled answer is in *out (q holds the bounds and the exact rows),
+   0 when the exact pass answered. q->ws is laid out; x is finite. */
+ADASM__PRIVATE int adasm__ada_run(adasm__ada_q *q, adasm_ada_result *out) {
+  const double row = (double)q->d * (double)adasm__ada_dsize(q->ix->A.dtype);
+  const double exact = (double)q->n * row;
+  /* the first round: d/32 columns, at least 16, at most 128 (all of them
+     when that is most of the non-zero ones) */
+  double m = (double)q->d / 32.0;
+  m = m < 16.0 ? 16.0 : (m > 128.0 ? 128.0 : m);
+  /* adaptivity cannot win when its cheapest query (one round, the per-row
+     and per-column work, k exact rows) costs half the exact pass */
+  if (q->p->k >= q->n ||
+      (double)q->n * ADASM__ADA_ARM + (double)q->d * ADASM__ADA_COL >= 0.5 * exact ||
+      !adasm__ada_setup(q) ||
+      (m >= 0.5 * (double)q->nnz ? (double)q->nnz : m) * (double)q->n * 2.0 +
+              (double)q->n * ADASM__ADA_ARM + (double)q->d * ADASM__ADA_COL +
+              (double)q->p->k * row >= 0.5 * exact) {
+    adasm__ada_by_exact(q, out);
+    return 0;
+  }
+  if (m >= 0.5 * (double)q->nnz) m = (double)q->nnz;
+  for (;;) { /* rounds: sample, bound, eliminate, plan */
+    int step;
+    double next;
+    adasm__ada_round(q, m);
+    adasm__ada_bounds(q);
+    adasm__ada_profile(q);
+    adasm__ada_choose(q);
+    next = 2.0 * m >= 0.5 * (double)q->nnz ? (double)q->nnz : 2.0 * m;
+    step = adasm__ada_plan(q, next);
+    if (step == ADASM__ADA_EXACT) {
+      adasm__ada_by_exact(q, out);
+      return 0;
+    }
+    if (step == ADASM__ADA_FINISH) break;
+    m = next;
+  }
+  if (!adasm__ada_finish(q, out)) { /* best arms and normalizer */
+    adasm__ada_by_exact(q, out);
+    return 0;
+  }
+  out->madds = q->madds;
+  out->bytes = q->bytes;
+  out->rounds = q->rounds;
+  out->cols = q->ncert + q->nsamp;
+  out->exact = 0;
+  return 1;
+}
+
+/* Checks and workspace of a query; q ready for adasm__ada_run. A data
+   error (non-finite x) fills out with NaN. */
+ADASM__PRIVATE adasm_result adasm__ada_start(adasm__ada_q *q,
+                                             const adasm_ada_index *ix,
+                                             const adasm_ada_params *params,
+                                             const float *x, void *work,
+                                             size_t work_bytes,
+                                             adasm_ada_result *out) {
   size_t need;
-  double m;
   int bad;
   adasm_result r = adasm__ada_check(ix, params);
   if (r != ADASM_OK) return r;
   if (!x || !out || !out->idx || !out->prob) return ADASM_ERR_NULL;
-  if (!adasm__ada_layout(ix->n, ix->d, params->k, NULL, &q.ws, &need))
+  if (!adasm__ada_layout(ix->n, ix->d, params->k, NULL, &q->ws, &need))
     return ADASM_ERR_OVERFLOW;
   if (!work || work_bytes < need) return ADASM_ERR_WORKSPACE;
   bad = adasm__nonfinite(x, ix->d);
@@ -7546,63 +7681,31 @@ ADASM_DEF adasm_result adasm_ada_query(const adasm_ada_index *ix,
     adasm__ada_fill_nan(params, out);
     return bad == 1 ? ADASM_ERR_NAN : ADASM_ERR_PARAM;
   }
-  (void)adasm__ada_layout(ix->n, ix->d, params->k,
-                          adasm__align_up(work), &q.ws, &need);
-  q.ix = ix;
-  q.p = params;
-  q.k = adasm__k(params->kern);
-  q.x = x;
-  q.n = ix->n;
-  q.d = ix->d;
-  q.bytes = q.madds = 0;
-  q.rounds = 0;
-  q.ncert = q.nsamp = 0;
-  {
-    /* the first round: d/32 columns, at least 16, at most 128 (all of them
-       when that is most of the non-zero ones) */
-    const double row = (double)q.d * (double)adasm__ada_dsize(ix->A.dtype);
-    m = (double)q.d / 32.0;
-    m = m < 16.0 ? 16.0 : (m > 128.0 ? 128.0 : m);
-    /* adaptivity cannot win when its cheapest query (one round, the per
-       row and per column work, k exact rows) costs half the exact pass */
-    if (params->k >= q.n ||
-        (double)q.n * ADASM__ADA_ARM + (double)q.d * ADASM__ADA_COL >=
-            0.5 * (double)q.n * row || /* before any per-column work */
-        !adasm__ada_setup(&q) ||
-        (m >= 0.5 * (double)q.nnz ? (double)q.nnz : m) * (double)q.n * 2.0 +
-                (double)q.n * ADASM__ADA_ARM + (double)q.d * ADASM__ADA_COL +
-                (double)params->k * row >=
-            0.5 * (double)q.n * row) {
-      adasm__ada_by_exact(&q, out);
-      return ADASM_OK;
-    }
-    if (m >= 0.5 * (double)q.nnz) m = (double)q.nnz;
-  }
-  for (;;) {
-    int step;
-    double next;
-    adasm__ada_round(&q, m);
-    adasm__ada_bounds(&q);
-    adasm__ada_profile(&q);
-    adasm__ada_choose(&q);
-    next = 2.0 * m >= 0.5 * (double)q.nnz ? (double)q.nnz : 2.0 * m;
-    step = adasm__ada_plan(&q, next);
-    if (step == ADASM__ADA_EXACT) {
-      adasm__ada_by_exact(&q, out);
-      return ADASM_OK;
-    }
-    if (step == ADASM__ADA_FINISH) break;
-    m = next;
-  }
-  if (!adasm__ada_finish(&q, out)) {
-    adasm__ada_by_exact(&q, out);
-    return ADASM_OK;
-  }
-  out->madds = q.madds;
-  out->bytes = q.bytes;
-  out->rounds = q.rounds;
-  out->cols = q.ncert + q.nsamp;
-  out->exact = 0;
+  (void)adasm__ada_layout(ix->n, ix->d, params->k, adasm__align_up(work),
+                          &q->ws, &need);
+  q->ix = ix;
+  q->p = params;
+  q->k = adasm__k(params->kern);
+  q->x = x;
+  q->n = ix->n;
+  q->d = ix->d;
+  q->bytes = q->madds = 0;
+  q->rounds = 0;
+  q->ncert = q->nsamp = 0;
+  q->defer_exact = 0;
+  return ADASM_OK;
+}
+
+ADASM_DEF adasm_result adasm_ada_query(const adasm_ada_index *ix,
+                                       const adasm_ada_params *params,
+                                       const float *x, void *work,
+                                       size_t work_bytes,
+                                       adasm_ada_result *out) {
+  adasm__ada_q q;
+  const adasm_result r =
+      adasm__ada_start(&q, ix, params, x, work, work_bytes, out);
+  if (r != ADASM_OK) return r;
+  (void)adasm__ada_run(&q, out);
   return ADASM_OK;
 }
 
@@ -7653,6 +7756,261 @@ ADASM_DEF adasm_result adasm_ada_estimate(const adasm_ada_index *ix,
     }
   }
   return ADASM_OK;
+}
+
+/* ---- sampling ------------------------------------------------------------- */
+
+ADASM_DEF adasm_ada_sample_params adasm_ada_sample_params_default(void) {
+  adasm_ada_sample_params p;
+  p.chain = adasm_sampler_params_default();
+  p.eps = 0.3;
+  p.delta = 0.1;
+  p.ci_scale = 1.0;
+  return p;
+}
+
+/* The query the draw runs: top-k of the chain (1 when off), beta = 1/T. */
+ADASM__PRIVATE adasm_ada_params adasm__ada_sample_query(
+    const adasm_ada_sample_params *sp, size_t n) {
+  adasm_ada_params ap = adasm_ada_params_default();
+  const adasm_sampler_params *c = &sp->chain;
+  const int greedy = !(c->temperature >= ADASM__SAMPLE_GREEDY_T);
+  ap.k = c->top_k > 0 && c->top_k < n && !greedy ? c->top_k : 1;
+  ap.eps = sp->eps;
+  ap.delta = sp->delta;
+  ap.ci_scale = sp->ci_scale;
+  ap.beta = greedy ? 1.0f : (float)(1.0 / (double)c->temperature);
+  if (!adasm__isfinitef(ap.beta)) ap.beta = 1.0f; /* checked as greedy */
+  /* the columns' stream: apart from the Gumbels' (seed, stream, draw) */
+  ap.seed = c->seed ^ 0xada5a3b1e5eed5ull;
+  ap.stream = c->stream + (c->draw << 31);
+  ap.kern = c->kern;
+  return ap;
+}
+
+/* Layout after the query workspace: the answer's k rows and probabilities
+   and the workspace of adasm_sample_logits (for the exact pass). */
+ADASM__PRIVATE int adasm__ada_sample_layout(const adasm_ada_index *ix,
+                                            const adasm_ada_sample_params *sp,
+                                            unsigned char *base,
+                                            adasm__ada_ws *ws, size_t **idx,
+                                            float **prob, void **swork,
+                                            size_t *sbytes, size_t *total) {
+  const adasm_ada_params ap = adasm__ada_sample_query(sp, ix->n);
+  adasm__carver c;
+  size_t qb;
+  if (!adasm__ada_layout(ix->n, ix->d, ap.k, base, ws, &qb)) return 0;
+  if (adasm_sample_logits_workspace_size(ix->n, &sp->chain, sbytes) != ADASM_OK)
+    return 0;
+  c.base = base;
+  c.off = 0;
+  c.ok = 1;
+  (void)adasm__carve(&c, qb, 1);
+  *idx = (size_t *)adasm__carve(&c, ap.k, sizeof(size_t));
+  *prob = (float *)adasm__carve(&c, ap.k, sizeof(float));
+  *swork = adasm__carve(&c, *sbytes + 1, 1);
+  if (!c.ok || c.off > (size_t)-1 - ADASM__ALIGN) return 0;
+  *total = c.off + ADASM__ALIGN;
+  return 1;
+}
+
+ADASM__PRIVATE adasm_result adasm__ada_sample_check(
+    const adasm_ada_index *ix, const adasm_ada_sample_params *sp) {
+  adasm_ada_params ap;
+  adasm_result r;
+  if (!ix || !sp) return ADASM_ERR_NULL;
+  if (!ix->block) return ADASM_ERR_NULL;
+  r = adasm__sample_check(ix->n, &sp->chain);
+  if (r != ADASM_OK) return r;
+  ap = adasm__ada_sample_query(sp, ix->n);
+  return adasm__ada_check(ix, &ap);
+}
+
+ADASM_DEF adasm_result adasm_ada_sample_workspace_size(
+    const adasm_ada_index *ix, const adasm_ada_sample_params *params,
+    size_t *bytes) {
+  adasm__ada_ws ws;
+  size_t *idx, sb;
+  float *prob;
+  void *sw;
+  const adasm_result r = adasm__ada_sample_check(ix, params);
+  if (r != ADASM_OK) return r;
+  if (!bytes) return ADASM_ERR_NULL;
+  if (!adasm__ada_sample_layout(ix, params, NULL, &ws, &idx, &prob, &sw, &sb,
+                                bytes))
+    return ADASM_ERR_OVERFLOW;
+  return ADASM_OK;
+}
+
+/* One row's dot product with x in double. */
+ADASM__PRIVATE double adasm__ada_dot(adasm__ada_q *q, size_t row) {
+  double z;
+  q->k->dot_rows_f64(&q->ix->A, &row, 0, 1, q->x, &z);
+  q->madds += q->d;
+  q->bytes += (uint64_t)q->d * adasm__ada_dsize(q->ix->A.dtype);
+  return z;
+}
+
+/* The draw on the query's bounds (see adasm_ada_sample). */
+ADASM__PRIVATE void adasm__ada_draw(adasm__ada_q *q,
+                                    const adasm_ada_sample_params *sp,
+                                    const adasm_ada_result *ar,
+                                    adasm_ada_sample_result *out) {
+  const adasm_sampler_params *c = &sp->chain;
+  const double T = (double)c->temperature;
+  const size_t k = q->p->k;
+  const int topk = c->top_k > 0 && c->top_k < q->n, minp = c->min_p > 0.0f;
+  const double z0 = adasm__ada_dot(q, ar->idx[0]);
+  const double thr = minp ? z0 + T * log((double)c->min_p) : -HUGE_VAL;
+  adasm__draw g;
+  uint64_t st, at = 0;
+  size_t t, win = ar->idx[0], i;
+  double b, zw = z0, mass = 0.0, widen = 0.0;
+  /* a calibrated scale's intervals are not each valid: widen every upper
+     bound by the worst excess of an exact logit over its bound seen among
+     the rows computed exactly (0 where they all held) */
+  for (i = 0; i < ar->rows_exact; ++i) {
+    const double over = q->ws.zx[i] -
+                        q->G * (q->base + (double)q->ws.ucb[q->ws.list[i]]);
+    widen = over > widen ? over : widen;
+  }
+  adasm__draw_init(&g, c->seed, c->stream, c->draw);
+  st = g.s0;
+  b = z0 / T + adasm__gumbel_of(adasm__draw_state(&g, 2u * (uint64_t)win), g.inc);
+  for (t = 0; t < q->n; ++t) {
+    /* the token's upper bound in units of z / T, widened for beta's
+       rounding to float */
+    double su = q->G * (q->base + (double)q->ws.ucb[t]) + widen, u, zt, key;
+    uint32_t hi, lo;
+    int in;
+    su += 1e-6 * fabs(su) + 1e-9;
+    if (su < b - 37.5) continue; /* no Gumbel reaches: G_t <= 37.43 */
+    st = 2u * (uint64_t)t - at > 64u
+             ? adasm__pcg_jump(st, g.inc, 2u * (uint64_t)t - at)
+             : st;
+    while (at < 2u * (uint64_t)t) {
+      st = st * ADASM__PCG_MULT + g.inc;
+      ++at;
+    }
+    at = 2u * (uint64_t)t;
+    hi = adasm__pcg_out(st);
+    lo = adasm__pcg_out(st * ADASM__PCG_MULT + g.inc);
+    u = ((double)(((uint64_t)hi << 21) | (lo >> 11)) + 0.5) *
+        (1.0 / 9007199254740992.0);
+    /* beating b needs -log u <= exp(su - b), so 1 - u <= exp(su - b) */
+    if (1.0 - u > exp(su - b) * (1.0 + 1e-9)) continue;
+    zt = adasm__ada_dot(q, t);
+    key = zt / T - log(-log(u));
+    in = !minp || zt >= thr;
+    for (i = 0; topk && in && i < k; ++i)
+      if (ar->idx[i] == t) break;
+    if (topk && i == k) in = 0;
+    if (in && (key > b || (key == b && t < win))) {
+      b = key;
+      win = t;
+      zw = zt;
+    }
+  }
+  out->token = win;
+  out->log_norm = ar->log_norm;
+  if (topk) { /* K: the top k, above the min-p threshold */
+    out->kept = 0;
+    for (i = 0; i < k; ++i) {
+      const double zi = adasm__ada_dot(q, ar->idx[i]);
+      if (zi >= thr) {
+        mass += exp((zi - z0) / T);
+        ++out->kept;
+      }
+    }
+  } else if (minp) { /* K: every row whose upper bound reaches thr */
+    out->kept = 0;
+    for (t = 0; t < q->n; ++t) {
+      double su = (q->G * (q->base + (double)q->ws.ucb[t]) + widen) * T, zi;
+      su += 1e-6 * fabs(su) + 1e-9;
+      if (su < thr) continue;
+      zi = adasm__ada_dot(q, t);
+      if (zi >= thr) {
+        mass += exp((zi - z0) / T);
+        ++out->kept;
+      }
+    }
+  }
+  out->p = topk || minp ? (float)(exp((zw - z0) / T) / mass)
+                        : (float)exp(zw / T - ar->log_norm);
+  if (!topk && !minp) out->kept = q->n;
+}
+
+ADASM_DEF adasm_result adasm_ada_sample(const adasm_ada_index *ix,
+                                        const adasm_ada_sample_params *params,
+                                        const float *x, void *work,
+                                        size_t work_bytes,
+                                        adasm_ada_sample_result *out) {
+  adasm__ada_q q;
+  adasm_ada_params ap;
+  adasm_ada_result ar;
+  adasm__ada_ws ws;
+  size_t need, *idx, sbytes;
+  float *prob;
+  void *swork;
+  adasm_result r = adasm__ada_sample_check(ix, params);
+  const adasm_sampler_params *c;
+  if (r != ADASM_OK) return r;
+  if (!x || !out) return ADASM_ERR_NULL;
+  if (!adasm__ada_sample_layout(ix, params, NULL, &ws, &idx, &prob, &swork,
+                                &sbytes, &need))
+    return ADASM_ERR_OVERFLOW;
+  if (!work || work_bytes < need) return ADASM_ERR_WORKSPACE;
+  (void)adasm__ada_sample_layout(ix, params, adasm__align_up(work), &ws, &idx,
+                                 &prob, &swork, &sbytes, &need);
+  c = &params->chain;
+  ap = adasm__ada_sample_query(params, ix->n);
+  memset(&ar, 0, sizeof ar);
+  ar.idx = idx;
+  ar.prob = prob;
+  r = adasm__ada_start(&q, ix, &ap, x, work, work_bytes, &ar);
+  if (r != ADASM_OK) { /* the only errors left are x's */
+    out->token = 0;
+    out->p = adasm__nanf();
+    out->log_norm = (double)adasm__nanf();
+    out->kept = 0;
+    out->madds = out->bytes = 0;
+    out->exact = 0;
+    return r;
+  }
+  q.defer_exact = 1;
+  if (!adasm__sample_adj(c) && !(c->top_p > 0.0f && c->top_p < 1.0f) &&
+      adasm__ada_run(&q, &ar)) {
+    out->exact = 0;
+    if (!(c->temperature >= ADASM__SAMPLE_GREEDY_T)) { /* greedy */
+      out->token = ar.idx[0];
+      out->p = 1.0f;
+      out->log_norm = ar.log_norm;
+      out->kept = 1;
+    } else {
+      adasm__ada_draw(&q, params, &ar, out);
+    }
+    out->madds = q.madds;
+    out->bytes = q.bytes;
+    return ADASM_OK;
+  }
+  { /* one exact pass: the float logits adasm_exact_sample computes, then
+       the chain on them (the same draw, bit for bit) */
+    adasm_sampler_result sr;
+    size_t r0;
+    for (r0 = 0; r0 < q.n; r0 += ADASM__GEMV_ROWS) {
+      const size_t len = q.n - r0 < ADASM__GEMV_ROWS ? q.n - r0 : ADASM__GEMV_ROWS;
+      adasm__matrix_rows(q.k, &ix->A, r0, len, x, 1.0f, q.ws.ucb + r0);
+    }
+    r = adasm_sample_logits(q.ws.ucb, q.n, c, swork, sbytes, &sr);
+    out->token = sr.token;
+    out->p = sr.p;
+    out->log_norm = sr.log_norm;
+    out->kept = sr.kept;
+    out->madds = q.madds + (uint64_t)q.n * (uint64_t)q.d;
+    out->bytes = q.bytes + (uint64_t)q.n * (uint64_t)q.d * adasm__ada_dsize(ix->A.dtype);
+    out->exact = 1;
+    return r;
+  }
 }
 
 /* ---- calibration: Learn-then-Test, fixed sequence ------------------------- */
@@ -10273,15 +10631,6 @@ ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
      screened logits with the recomputed rows overwritten; each other row
      is off by at most its b_i plus the rounding of s_i to float. */
 #define ADASM__CERT_ROWS 256 /* rows per screen block (1 KB of logits) */
-/* Powers of two as decimal constants (C++11 has no hex floats). */
-#define ADASM__P2M22 2.384185791015625e-07
-#define ADASM__P2M24 5.960464477539063e-08
-#define ADASM__P2M50 8.881784197001252e-16
-#define ADASM__P2M52 2.220446049250313e-16
-#define ADASM__P2M122 1.88079096131566e-37
-#define ADASM__P2M148 2.802596928649634e-45
-#define ADASM__P2M123 9.4039548065783e-38
-#define ADASM__P2P126 8.507059173023462e+37
 
 
 /* A float >= v, without a branch: v moved up by 2^-22 |v| + 2^-148 is at

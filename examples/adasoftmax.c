@@ -1052,6 +1052,34 @@ static int result_finite(const run_result *r, size_t i) {
   return 1;
 }
 
+/* The calibration queries: the first ncal of a seeded shuffle of the nq
+   rows of X, copied in file order to Xc; the other rows' indices, in file
+   order, to qidx. (A file's prefix is often one part of a corpus.) */
+static int split_queries(uint64_t seed, const float *X, size_t nq, size_t d,
+                         size_t ncal, size_t *qidx, float *Xc) {
+  adasm_pcg32 rng;
+  size_t i, c = 0, r = 0, *order = (size_t *)malloc(nq * sizeof(size_t));
+  if (!order) return 0;
+  adasm_pcg32_seed(&rng, seed, 0xca1u);
+  for (i = 0; i < nq; i++) order[i] = i;
+  for (i = 0; i < ncal; i++) {
+    const size_t j = i + (size_t)adasm_pcg32_bounded64(&rng, nq - i), t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  qsort(order, ncal, sizeof *order, cmp_size);
+  for (i = 0; i < nq; i++) {
+    if (c < ncal && order[c] == i) {
+      memcpy(Xc + c * d, X + i * d, d * sizeof(float));
+      c++;
+    } else {
+      qidx[r++] = i;
+    }
+  }
+  free(order);
+  return 1;
+}
+
 /* Prepare, calibrate on `calibrate` queries drawn at random (a prefix of a
    file is often one part of a corpus), then time each of the others alone,
    in file order. Results are kept in memory and written only when every
@@ -1060,7 +1088,7 @@ static int run_method(enum method_id id, method_ctx *m, const float *X,
                       size_t nq, size_t calibrate, run_result *res) {
   const method_def *md = &methods[id];
   char err[512];
-  size_t i, count = nq - calibrate, *order = NULL;
+  size_t i, count = nq - calibrate;
   float *Xc = NULL;
   uint64_t t0;
   int rc = 0;
@@ -1078,37 +1106,15 @@ static int run_method(enum method_id id, method_ctx *m, const float *X,
   res->samples = (uint64_t *)malloc(count * sizeof(uint64_t));
   res->ns = (uint64_t *)malloc(count * sizeof(uint64_t));
   res->qidx = (size_t *)malloc(count * sizeof(size_t));
-  order = (size_t *)malloc(nq * sizeof(size_t));
   Xc = calibrate ? (float *)malloc(calibrate * m->d * sizeof(float)) : NULL;
   if (!res->top || !res->p || !res->log_norm || !res->samples || !res->ns ||
-      !res->qidx || !order || (calibrate && !Xc)) {
+      !res->qidx || (calibrate && !Xc) ||
+      !split_queries(m->seed, X, nq, m->d, calibrate, res->qidx, Xc)) {
     errorf("out of memory for the results of %zu queries", count);
-    free(order);
     free(Xc);
     run_free(res);
     return EXIT_INTERNAL;
   }
-  { /* the calibration queries: the first `calibrate` of a seeded shuffle */
-    adasm_pcg32 rng;
-    size_t c = 0, r = 0;
-    adasm_pcg32_seed(&rng, m->seed, 0xca1u);
-    for (i = 0; i < nq; i++) order[i] = i;
-    for (i = 0; i < calibrate; i++) {
-      const size_t j = i + (size_t)adasm_pcg32_bounded64(&rng, nq - i), t = order[i];
-      order[i] = order[j];
-      order[j] = t;
-    }
-    qsort(order, calibrate, sizeof *order, cmp_size);
-    for (i = 0; i < nq; i++) {
-      if (c < calibrate && order[c] == i) {
-        memcpy(Xc + c * m->d, X + i * m->d, m->d * sizeof(float));
-        c++;
-      } else {
-        res->qidx[r++] = i;
-      }
-    }
-  }
-  free(order);
   m->cal_stream = (uint64_t)nq; /* streams apart from every reported query's */
   err[0] = '\0';
   t0 = now_ns();
@@ -1526,6 +1532,7 @@ typedef struct sample_ctx {
   double eps, delta;             /* ada */
   double ci_scale;   /* ada: the confidence scale used (1 = the proven one) */
   int certified;     /* ada: 1 if --calibrate certified ci_scale */
+  uint64_t cal_stream; /* ada: the first calibration query's stream */
   void *state;
 } sample_ctx;
 
@@ -1584,10 +1591,96 @@ static int exact_sample_draw(sample_ctx *s, const float *x,
   return 0;
 }
 
+/* ---- ada: adasm_ada_sample on an index built once; the confidence scale
+   certified by the query's calibration (top-1 at beta = 1/T). */
+typedef struct ada_sample_state {
+  adasm_ada_index ix;
+  void *work;
+  size_t work_bytes;
+} ada_sample_state;
+
+static void ada_sample_release(sample_ctx *s) {
+  ada_sample_state *st = (ada_sample_state *)s->state;
+  if (!st) return;
+  adasm_ada_index_free(&st->ix);
+  free(st->work);
+  free(st);
+  s->state = NULL;
+}
+
+static adasm_ada_sample_params ada_sample_params(const sample_ctx *s) {
+  adasm_ada_sample_params p = adasm_ada_sample_params_default();
+  p.chain = s->params;
+  p.eps = s->eps;
+  p.delta = s->delta;
+  p.ci_scale = s->ci_scale;
+  return p;
+}
+
+static int ada_sample_prepare(sample_ctx *s, char *err, size_t errlen) {
+  ada_sample_state *st = (ada_sample_state *)calloc(1, sizeof *st);
+  adasm_ada_sample_params p = ada_sample_params(s);
+  adasm_result r;
+  if (!st) return ada_fail(err, errlen, "index", ADASM_ERR_NOMEM);
+  s->state = st;
+  r = adasm_ada_index_build(&st->ix, &s->A, 0u, NULL);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "building the index", r);
+  r = adasm_ada_sample_workspace_size(&st->ix, &p, &st->work_bytes);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "workspace", r);
+  st->work = malloc(st->work_bytes);
+  if (!st->work) return ada_fail(err, errlen, "workspace", ADASM_ERR_NOMEM);
+  return 0;
+}
+
+static int ada_sample_calibrate(sample_ctx *s, const float *X, size_t nq,
+                                char *err, size_t errlen) {
+  ada_sample_state *st = (ada_sample_state *)s->state;
+  adasm_ada_params p = adasm_ada_params_default();
+  adasm_ada_calibration cal;
+  size_t bytes;
+  void *work;
+  adasm_result r;
+  p.eps = s->eps;
+  p.delta = s->delta;
+  p.seed = s->params.seed;
+  p.stream = s->cal_stream;
+  p.kern = s->kern;
+  if (s->params.temperature > 0.0f)
+    p.beta = (float)(1.0 / (double)s->params.temperature);
+  if (!(p.beta > 0.0f && p.beta <= 3.4e38f)) p.beta = 1.0f;
+  r = adasm_ada_calibrate_workspace_size(&st->ix, &p, nq, &bytes);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "calibration workspace", r);
+  work = malloc(bytes);
+  if (!work) return ada_fail(err, errlen, "calibration", ADASM_ERR_NOMEM);
+  r = adasm_ada_calibrate(&st->ix, &p, X, nq, s->d, 0.05, work, bytes, &cal);
+  free(work);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "calibration", r);
+  s->ci_scale = cal.ci_scale;
+  s->certified = cal.certified;
+  return 0;
+}
+
+static int ada_sample_draw(sample_ctx *s, const float *x,
+                           adasm_sampler_result *res, char *err,
+                           size_t errlen) {
+  ada_sample_state *st = (ada_sample_state *)s->state;
+  adasm_ada_sample_params p = ada_sample_params(s);
+  adasm_ada_sample_result o;
+  adasm_result r = adasm_ada_sample(&st->ix, &p, x, st->work, st->work_bytes, &o);
+  if (r != ADASM_OK) return ada_fail(err, errlen, "draw", r);
+  res->token = o.token;
+  res->p = o.p;
+  res->log_norm = o.log_norm;
+  res->kept = o.kept;
+  res->madds = o.madds;
+  return 0;
+}
+
 /* Indexed by enum method_id; svd and hs do not sample. */
 static const sample_method_def sample_methods[METHOD_COUNT] = {
     {exact_sample_prepare, NULL, exact_sample_draw, exact_sample_release},
-    {NULL, NULL, NULL, NULL}, /* ada: see cmd_sample */
+    {ada_sample_prepare, ada_sample_calibrate, ada_sample_draw,
+     ada_sample_release},
     {NULL, NULL, NULL, NULL},
     {NULL, NULL, NULL, NULL},
 };
@@ -1616,6 +1709,7 @@ static int cmd_sample(int argc, char **argv) {
   size_t n, d, q, i, j, lines;
   uint64_t t0;
   char err[512];
+  float *Xc = NULL;
   int rc;
   memset(&A, 0, sizeof A);
   memset(&X, 0, sizeof X);
@@ -1625,10 +1719,6 @@ static int cmd_sample(int argc, char **argv) {
   rc = parse_options(argc, argv, CMD_SAMPLE, &o);
   if (rc >= 0) return rc;
   if (!(o.given & (1ul << OPT_METHOD))) o.method = METHOD_EXACT;
-  if (o.method == METHOD_ADA) {
-    errorf("sample --method ada is not available yet");
-    return EXIT_INPUT;
-  }
   md = &sample_methods[o.method];
   if (md->draw == NULL) {
     errorf("sample: --method %s does not sample (expected exact or ada)",
@@ -1710,7 +1800,9 @@ static int cmd_sample(int argc, char **argv) {
   s.ci_scale = 1.0;
   s.certified = 0;
   res.ncal = o.calibrate;
-  res.qidx = NULL;
+  res.qidx = (size_t *)malloc((q - o.calibrate) * sizeof(size_t));
+  Xc = o.calibrate ? (float *)malloc(o.calibrate * d * sizeof(float)) : NULL;
+  s.cal_stream = (uint64_t)q; /* streams apart from every reported query's */
   res.count = lines;
   res.k = 1;
   res.top = (size_t *)malloc(lines * sizeof(size_t));
@@ -1718,7 +1810,10 @@ static int cmd_sample(int argc, char **argv) {
   res.log_norm = (double *)malloc(lines * sizeof(double));
   res.samples = (uint64_t *)malloc(lines * sizeof(uint64_t));
   res.ns = (uint64_t *)malloc(lines * sizeof(uint64_t));
-  if (!res.top || !res.p || !res.log_norm || !res.samples || !res.ns) {
+  if (!res.top || !res.p || !res.log_norm || !res.samples || !res.ns ||
+      !res.qidx || (o.calibrate && !Xc) ||
+      !split_queries(o.seed, (const float *)X.data, q, d, o.calibrate,
+                     res.qidx, Xc)) {
     errorf("out of memory for the results of %zu draws", lines);
     rc = EXIT_INTERNAL;
     goto done;
@@ -1733,7 +1828,7 @@ static int cmd_sample(int argc, char **argv) {
   }
   t0 = now_ns();
   if (md->calibrate && o.calibrate > 0)
-    rc = md->calibrate(&s, (const float *)X.data, o.calibrate, err, sizeof err);
+    rc = md->calibrate(&s, Xc, o.calibrate, err, sizeof err);
   res.calibrate_ns = now_ns() - t0;
   if (rc) {
     errorf("%s: calibration failed: %s", method_names[o.method], err);
@@ -1741,7 +1836,7 @@ static int cmd_sample(int argc, char **argv) {
   }
   for (i = 0; i < q - o.calibrate; i++)
     for (j = 0; j < o.draws; j++) {
-      const size_t qi = o.calibrate + i, line = i * o.draws + j;
+      const size_t qi = res.qidx[i], line = i * o.draws + j;
       adasm_sampler_result r;
       uint64_t t1;
       memset(&r, 0, sizeof r);
@@ -1783,7 +1878,7 @@ static int cmd_sample(int argc, char **argv) {
     }
   }
   for (i = 0; i < lines; i++)
-    write_sample_line(&out, o.calibrate + i / o.draws, i % o.draws, res.top[i],
+    write_sample_line(&out, res.qidx[i / o.draws], i % o.draws, res.top[i],
                       res.p[i], res.log_norm[i], res.samples[i], res.ns[i]);
   {
     char b[40];
@@ -1809,6 +1904,7 @@ static int cmd_sample(int argc, char **argv) {
   }
   rc = out_finish(&out, o.out ? o.out : "stdout");
 done:
+  free(Xc);
   if (s.state && md && md->release) md->release(&s);
   run_free(&res);
   npy_free(&A);

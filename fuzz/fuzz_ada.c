@@ -1,5 +1,6 @@
 /* Fuzzing of AdaSoftmax: adasm_ada_index_build, adasm_ada_query,
-   adasm_ada_estimate and (now and then) adasm_ada_calibrate on small
+   adasm_ada_estimate, adasm_ada_sample and (now and then)
+   adasm_ada_calibrate on small
    matrices decoded from the fuzzer's bytes, with parameters out of range
    and floats straight from raw bits (NaN, Inf, subnormals, huge values).
 
@@ -120,7 +121,7 @@ static double entry(const adasm_matrix *M, size_t i, size_t j) {
 static void check_answer(const adasm_matrix *M, const float *x, double beta,
                          const adasm_ada_params *p, const adasm_ada_result *o) {
   const size_t n = M->rows, d = M->cols, k = p->k;
-  double z[MAXN], m = -HUGE_VAL, s = 0.0, lse, tol = 0.0;
+  double z[MAXN], m = -HUGE_VAL, s = 0.0, lse, tol = 0.0, tolf = 0.0;
   size_t i, j, t;
   for (i = 0; i < n; ++i) {
     double a = 0.0, aa = 0.0;
@@ -133,6 +134,10 @@ static void check_answer(const adasm_matrix *M, const float *x, double beta,
     /* two double dot products in other orders differ by this much */
     if (2.0 * (double)d * 1.12e-16 * beta * aa > tol)
       tol = 2.0 * (double)d * 1.12e-16 * beta * aa;
+    /* the exact pass's normalizer takes the rows that cannot reach the top
+       k with float logits (as the exact path does): within this */
+    if ((double)(d + 2) * 5.97e-8 * beta * aa + 1e-7 > tolf)
+      tolf = (double)(d + 2) * 5.97e-8 * beta * aa + 1e-7;
   }
   for (i = 0; i < n; ++i) s += exp(z[i] - m);
   lse = m + log(s);
@@ -153,11 +158,11 @@ static void check_answer(const adasm_matrix *M, const float *x, double beta,
            z[o->idx[t - 1]]);
     if (o->exact && tol < 1e-7) { /* (else p is as rounded as the logits) */
       const double pt = exp(z[r] - lse);
-      if (!(fabs((double)o->prob[t] - pt) <= 1e-5 * pt + 1e-37))
+      if (!(fabs((double)o->prob[t] - pt) <= (1e-5 + 2.0 * tolf) * pt + 1e-37))
         fail("exact pass: p", n, d, k, (double)o->prob[t], pt);
     }
   }
-  if (o->exact && fabs(o->log_norm - lse) > 1e-6 * (1.0 + fabs(lse)) + 2.0 * tol)
+  if (o->exact && fabs(o->log_norm - lse) > 1e-6 * (1.0 + fabs(lse)) + 2.0 * tol + tolf)
     fail("exact pass: log_norm", n, d, k, o->log_norm, lse);
   if (o->exact) { /* the exact pass returns the exact top k */
     for (t = 0; t < k; ++t) {
@@ -363,6 +368,66 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
           fail("A 2^s, beta 2^-s: another answer", n, d, p.k, o2.log_norm,
                o.log_norm);
         adasm_ada_index_free(&ixs);
+      }
+    }
+  }
+  /* adaptive sampling: the chain from the parameters' bits; from the exact
+     pass, the exact sampler's draw bit for bit */
+  {
+    adasm_ada_sample_params sp = adasm_ada_sample_params_default();
+    adasm_ada_sample_result sr;
+    adasm_sampler_result er;
+    size_t sb = 0, eb = 0;
+    adasm_result rs;
+    sp.eps = p.eps;
+    sp.delta = p.delta;
+    sp.ci_scale = p.ci_scale;
+    sp.chain.temperature = (float)(1.0 / (double)p.beta);
+    if (!(sp.chain.temperature <= FLT_MAX)) sp.chain.temperature = 0.0f;
+    sp.chain.top_k = (p.seed >> 8) % 3u == 0 ? p.k : 0;
+    sp.chain.min_p = (float)((p.seed >> 16) & 3u) * 0.1f;
+    sp.chain.top_p = ((p.seed >> 24) & 7u) == 0 ? 0.9f : 1.0f;
+    sp.chain.seed = p.seed;
+    sp.chain.stream = p.stream;
+    sp.chain.draw = (p.seed >> 32) & 7u;
+    sp.chain.kern = p.kern;
+    rs = adasm_ada_sample_workspace_size(&ix, &sp, &sb);
+    if (rs != ADASM_OK && rs != ADASM_ERR_PARAM)
+      fail("ada_sample_workspace_size: undocumented error", n, d, p.k, rs, 0);
+    if (rs == ADASM_OK) {
+      if (sb > sizeof work2) fail("ada_sample workspace", n, d, p.k, 0, (double)sb);
+      memset(work2, 0x5a, sizeof work2);
+      rs = adasm_ada_sample(&ix, &sp, x, work2, sb, &sr);
+      if (rs != ADASM_OK) { /* data errors of the float logits: the exact
+                               pass meets the exact sampler's */
+        const adasm_sampler_params ep = sp.chain;
+        adasm_result re;
+        if (rs != ADASM_ERR_NAN && rs != ADASM_ERR_NO_FINITE_MAX)
+          fail("ada_sample: undocumented error", n, d, p.k, rs, 0);
+        if (adasm_exact_sample_workspace_size(&ix.A, &ep, &eb) != ADASM_OK ||
+            eb > sizeof work)
+          fail("exact_sample workspace", n, d, p.k, 0, (double)eb);
+        re = adasm_exact_sample(&ix.A, &ep, x, work, eb, &er);
+        if (re != rs) fail("ada_sample: another error than the exact sampler's",
+                           n, d, p.k, rs, re);
+        adasm_ada_index_free(&ix);
+        return 0;
+      }
+      /* (+inf logits in float are the chain's to handle: log_norm inf) */
+      if (sr.token >= n || !(sr.p >= 0.0f && sr.p <= 1.0f) || sr.kept == 0 ||
+          sr.kept > n || !(sr.exact || finite_d(sr.log_norm)))
+        fail("ada_sample: answer out of range", n, d, p.k, (double)sr.token, sr.p);
+      if (sr.exact) {
+        const adasm_sampler_params ep = sp.chain;
+        if (adasm_exact_sample_workspace_size(&ix.A, &ep, &eb) != ADASM_OK ||
+            eb > sizeof work)
+          fail("exact_sample workspace", n, d, p.k, 0, (double)eb);
+        if (adasm_exact_sample(&ix.A, &ep, x, work, eb, &er) != ADASM_OK)
+          fail("exact_sample failed", n, d, p.k, 0, 0);
+        if (er.token != sr.token || er.p != sr.p || er.kept != sr.kept ||
+            memcmp(&er.log_norm, &sr.log_norm, sizeof er.log_norm) != 0)
+          fail("ada_sample exact pass: not the exact sampler's draw", n, d, p.k,
+               (double)sr.token, (double)er.token);
       }
     }
   }

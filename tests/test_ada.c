@@ -916,6 +916,81 @@ static void test_kernels(void) {
   free(x);
 }
 
+/* ---- adaptive sampling against the exact sampler ---------------------------- */
+static void test_sample(head *h, size_t T) {
+  static const float temps[3] = {1.0f, 0.7f, 1.5f};
+  adasm_ada_sample_params sp = adasm_ada_sample_params_default();
+  adasm_sampler_params ep;
+  adasm_ada_sample_result ar;
+  adasm_sampler_result er;
+  size_t ab = 0, eb = 0, t, cfg, diff, lim, exact_draws;
+  int ok;
+  void *aw, *ew;
+  for (cfg = 0; cfg < 5; ++cfg) {
+    sp = adasm_ada_sample_params_default();
+    sp.ci_scale = cfg < 2 ? 1.0 : 0.02;
+    sp.chain.top_k = cfg == 1 || cfg == 3 ? 40 : 0;
+    sp.chain.min_p = cfg == 2 || cfg == 3 ? 0.05f : 0.0f;
+    sp.chain.top_p = cfg == 4 ? 0.9f : 1.0f;
+    CHECK(adasm_ada_sample_workspace_size(&h->ix, &sp, &ab) == ADASM_OK, "sample ws");
+    aw = xmalloc(ab);
+    ep = sp.chain;
+    CHECK(adasm_exact_sample_workspace_size(&h->M, &ep, &eb) == ADASM_OK, "exact sample ws");
+    ew = xmalloc(eb ? eb : 1);
+    diff = exact_draws = 0;
+    for (t = 0; t < T; ++t) {
+      head_query(h, 7000u + t);
+      sp.chain.temperature = ep.temperature = temps[t % 3];
+      sp.chain.stream = ep.stream = t;
+      sp.chain.draw = ep.draw = t % 5;
+      CHECK(adasm_ada_sample(&h->ix, &sp, h->x, aw, ab, &ar) == ADASM_OK, "ada sample");
+      CHECK(adasm_exact_sample(&h->M, &ep, h->x, ew, eb, &er) == ADASM_OK, "exact sample");
+      exact_draws += (size_t)ar.exact;
+      /* a draw is right when its token is the exact sampler's and its p
+         is within eps (exact under top-k and from the exact pass); the
+         guarantee bounds the rate of wrong draws by delta */
+      ok = ar.token == er.token &&
+           fabs((double)ar.p - (double)er.p) <=
+               (cfg == 1 || ar.exact ? 1e-4 : sp.eps) * (double)er.p + 1e-30 &&
+           (cfg != 1 && !ar.exact ? 1 : ar.kept == er.kept);
+      if (!ok && diff < 3)
+        printf("  sample cfg %lu query %lu: token %lu p %g kept %lu, exact sampler "
+               "token %lu p %g kept %lu\n", (unsigned long)cfg, (unsigned long)t,
+               (unsigned long)ar.token, (double)ar.p, (unsigned long)ar.kept,
+               (unsigned long)er.token, (double)er.p, (unsigned long)er.kept);
+      diff += !ok;
+    }
+    lim = binom_quantile(T, sp.delta, 0.999);
+    CHECK(diff <= lim, "sample cfg %lu: %lu of %lu draws are wrong "
+          "(limit %lu)", (unsigned long)cfg, (unsigned long)diff,
+          (unsigned long)T, (unsigned long)lim);
+    if (cfg == 4) CHECK(exact_draws == T, "top-p: not the exact pass");
+    printf("  sample (%s, ci_scale %g, top-k %lu, min-p %g, top-p %g): %lu of %lu "
+           "draws wrong (token or p), %lu exact passes\n",
+           fam_name[h->kind], sp.ci_scale, (unsigned long)sp.chain.top_k,
+           (double)sp.chain.min_p, (double)sp.chain.top_p, (unsigned long)diff,
+           (unsigned long)T, (unsigned long)exact_draws);
+    free(aw);
+    free(ew);
+  }
+  /* greedy, and argument errors */
+  sp = adasm_ada_sample_params_default();
+  sp.chain.temperature = 0.0f;
+  CHECK(adasm_ada_sample_workspace_size(&h->ix, &sp, &ab) == ADASM_OK, "greedy ws");
+  aw = xmalloc(ab);
+  CHECK(adasm_ada_sample(&h->ix, &sp, h->x, aw, ab, &ar) == ADASM_OK && ar.p == 1.0f &&
+            ar.kept == 1, "greedy");
+  sp.chain.top_p = 1.5f;
+  CHECK(adasm_ada_sample(&h->ix, &sp, h->x, aw, ab, &ar) == ADASM_ERR_PARAM, "top-p 1.5");
+  sp = adasm_ada_sample_params_default();
+  sp.ci_scale = 0.0;
+  CHECK(adasm_ada_sample(&h->ix, &sp, h->x, aw, ab, &ar) == ADASM_ERR_PARAM, "ci_scale 0");
+  sp = adasm_ada_sample_params_default();
+  CHECK(adasm_ada_sample(&h->ix, &sp, h->x, aw, 10, &ar) == ADASM_ERR_WORKSPACE, "ws small");
+  CHECK(adasm_ada_sample(&h->ix, &sp, NULL, aw, ab, &ar) == ADASM_ERR_NULL, "x NULL");
+  free(aw);
+}
+
 int main(int argc, char **argv) {
   const int smoke = argc > 1 && strcmp(argv[1], "--smoke") == 0;
   const int quick = smoke || (argc > 1 && strcmp(argv[1], "--quick") == 0);
@@ -934,6 +1009,7 @@ int main(int argc, char **argv) {
   if (!smoke) test_scale_invariance();
   test_estimator(smoke ? 60 : quick ? 400 : 2000);
   for (f = 0; f < FAM_COUNT; ++f) head_init(&hs[f], f, fam_n, fam_d, 11u + (uint64_t)f);
+  test_sample(&hs[FAM_LM], smoke ? 20 : quick ? 200 : 1000);
   test_guarantee(hs, T);
   test_calibrated(hs, smoke ? 30 : 200, T);
   for (f = 0; f < FAM_COUNT; ++f) head_free(&hs[f]);

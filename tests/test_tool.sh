@@ -794,8 +794,28 @@ if expect_sample "sample top-k 2 T 0.5" 400 "${A[@]}" --top-k 2 --temperature 0.
   if close "$(field "$l" p)" "$want" 1e-5; then ok; else bad "sample top-k 2: p $(field "$l" p), expected $want"; fi
 fi
 
-# refusals: one line, exit 2 (ada comes with issue 14's adaptive sampler)
-expect_fail "sample ada" 2 "sample --method ada is not available yet" sample "${A[@]}" --method ada
+# --method ada draws with the random numbers of --method exact: with one
+# seed the two agree token by token (with probability >= 1 - delta per draw;
+# on this 3-row head the adaptive sampler finishes exactly, so always)
+for args in "" "--top-k 2" "--temperature 0.5 --min-p 0.1"; do
+  # shellcheck disable=SC2086
+  if expect_sample "sample exact [$args]" 100 "${A[@]}" --seed 21 --draws 50 $args; then
+    sed -n 's/^{"query": \([0-9]*\), "draw": \([0-9]*\), "token": \([0-9]*\).*/\1 \2 \3/p' "$T/out" >"$T/se"
+    # shellcheck disable=SC2086
+    if expect_sample "sample ada [$args]" 100 "${A[@]}" --seed 21 --draws 50 --method ada $args; then
+      sed -n 's/^{"query": \([0-9]*\), "draw": \([0-9]*\), "token": \([0-9]*\).*/\1 \2 \3/p' "$T/out" >"$T/sa"
+      if [ -s "$T/se" ] && cmp -s "$T/se" "$T/sa"; then ok; else bad "sample ada [$args]: draws differ from --method exact: $(diff "$T/se" "$T/sa" | head -3)"; fi
+    fi
+  fi
+done
+if expect_sample "sample ada summary" 6 "${A[@]}" --method ada --draws 3 --eps 0.1 --delta 0.05; then
+  s=$(tail -n 1 "$T/out")
+  for kv in '"method": "ada"' '"draws": 3' '"ci_scale": 1'; do
+    if grep -qF -- "$kv" <<<"$s"; then ok; else bad "sample ada summary lacks $kv: $s"; fi
+  done
+fi
+
+# refusals: one line, exit 2
 expect_fail "sample svd" 2 "sample: --method svd does not sample" sample "${A[@]}" --method svd
 expect_fail "sample T -1" 2 "option --temperature: -1 is out of range" sample "${A[@]}" --temperature -1
 expect_fail "sample T nan" 2 "option --temperature: nan is out of range" sample "${A[@]}" --temperature nan
