@@ -854,15 +854,23 @@ fi
 run --version
 if [ "$RC" -eq 0 ] && grep -qE '^adasoftmax [0-9]+\.[0-9]+\.[0-9]+$' "$T/out"; then ok; else bad "--version"; fi
 
-run demo --n 500 --d 32 --queries 3 --k 2
+# the demo: one row per method, each right on every timed query (exact and
+# the methods that fall back to it on a head this small), a takeaway last
+run demo --n 500 --d 32 --queries 3 --k 2 --calibrate 40
 if [ "$RC" -eq 0 ] && [ ! -s "$T/err" ] &&
-  tail -n 1 "$T/out" | grep -q '^{"summary": {"method": "exact", "queries": 3, "n": 500, "d": 32, "k": 2,' &&
-  grep -q 'double-precision argmax for 3/3' "$T/out"; then
+  grep -q '^adasoftmax demo: .* n=500 x d=32 ' "$T/out" &&
+  grep -qE '^exact +[0-9.]+ +[0-9.]+ +1\.00x +3/3 ' "$T/out" &&
+  grep -qE '^ada +[0-9.]+ +[0-9.]+ +[0-9.]+x +3/3 ' "$T/out" &&
+  grep -qE '^svd +[0-9.]+ +[0-9.]+ +[0-9.]+x +[0-3]/3 ' "$T/out" &&
+  grep -q '^hs .*needs a tree' "$T/out" &&
+  grep -q 'calibration .* on 40 queries' "$T/out" &&
+  tail -n 1 "$T/out" | grep -q '^takeaway: AdaSoftmax'; then
   ok
 else
-  bad "demo: exit $RC: $(head -c 600 "$T/out") $(head -c 300 "$T/err")"
+  bad "demo: exit $RC: $(head -c 1200 "$T/out") $(head -c 300 "$T/err")"
 fi
 expect_fail "demo --n 0" 2 "option --n: 0 is out of range" demo --n 0
+expect_fail "demo --n 8" 2 "demo: --n and --d must be at least 16" demo --n 8
 expect_fail "demo --weights" 2 "demo: unknown option '--weights'" demo --weights "$T/A.npy"
 
 echo "$pass passed, $fail failed"
