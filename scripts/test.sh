@@ -9,6 +9,8 @@
 #   build-aarch64  cross build for AArch64, tests under qemu (NEON kernels)
 #   build-valgrind gcc, every test program under valgrind memcheck
 #                  (scripts/valgrind.sh)
+#   build-vendor   every ADASM_NO_SVD / ADASM_NO_HS combination, C99 and
+#                  C++11, warning-free, its programs run (scripts/vendor.sh)
 # The C++11 compile test is part of every suite. Stops at the first failing
 # build or test; the last line is "N passed, M failed" over all builds.
 # Warnings are errors (-Dwerror=true): the project is warning-free by rule
@@ -118,6 +120,23 @@ read -r vok _ vfail _ < <(tail -n 1 "$vlog")
 [[ $vok =~ ^[0-9]+$ && $vok -gt 0 && $vfail == 0 ]] || {
   cat "$vlog" >&2
   die "valgrind: unexpected summary (log: $vlog)"
+}
+total_ok=$((total_ok + vok))
+echo "   $vok passed ($((SECONDS - t0)) s)"
+
+# (6) vendoring options: every ADASM_NO_SVD / ADASM_NO_HS combination
+#     compiles warning-free (C99, C++11) and its programs pass
+t0=$SECONDS
+echo "== vendoring options (build-vendor)"
+vlog=build-vendor.log
+bash scripts/vendor.sh build-vendor >"$vlog" 2>&1 || {
+  cat "$vlog" >&2
+  die "vendoring: a combination failed (log: $vlog)"
+}
+read -r vok _ vfail _ < <(tail -n 1 "$vlog")
+[[ $vok =~ ^[0-9]+$ && $vok -gt 0 && $vfail == 0 ]] || {
+  cat "$vlog" >&2
+  die "vendoring: unexpected summary (log: $vlog)"
 }
 total_ok=$((total_ok + vok))
 echo "   $vok passed ($((SECONDS - t0)) s)"
