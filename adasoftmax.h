@@ -7400,7 +7400,11 @@ ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
   for (t = 0; t < d; ++t)
     xmax = fabs((double)x[t]) > xmax ? fabs((double)x[t]) : xmax;
   if (xmax > 0.0) (void)frexp(xmax, &ex);
-  for (t = 0; t < d; ++t) xs[t] = (float)ldexp((double)x[t], -ex - ix->aexp);
+  for (t = 0; t < d; ++t) {
+    xs[t] = (float)ldexp((double)x[t], -ex - ix->aexp);
+    /* (below 2^-101 a kernel's pieces or products may underflow) */
+    if (xs[t] != 0.0f && fabs((double)xs[t]) < 3.944304526105059e-31) screen = 0;
+  }
   sc = ldexp(beta, ex + ix->aexp); /* beta times the screen's scale */
   for (r0 = 0; screen && r0 < n; r0 += ADASM__ADA_XBLOCK) {
     const size_t len = n - r0 < ADASM__ADA_XBLOCK ? n - r0 : ADASM__ADA_XBLOCK;
@@ -7419,31 +7423,27 @@ ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
     nc = n;
   } else {
     adasm__expp ep;
-    /* row t's screen error: gamma ||A_t|| ||xs|| + the underflow term,
-       2^-123 (d + ||A_t||_1 + ||xs||_1) <= ut (d + sqrt(d) (||A_t|| +
-       ||xs||)) (in scaled units; x's pieces in vdpbf16ps may be
-       subnormal even where x is not) */
-    const double sd = sqrt((double)d);
-    double ut;
+    /* row t's screen error: gamma ||A_t|| ||xs|| + the underflow term
+       2^-123 (d + ||xs||_1) (in scaled units; doubled below for the
+       rounding of these sums). x has no nonzero xs_j below 2^-101 (else
+       no screen), so vdpbf16ps's 8-bit pieces of xs are never subnormal,
+       and never flushed. */
     for (t = 0; t < d; ++t) xn += (double)xs[t] * (double)xs[t];
     xn = sqrt(xn);
-    ut = ADASM__P2M122; /* 2^-123, doubled for the rounding of these sums */
-    xn1 = ut * ((double)d + sd * xn);
+    xn1 = ADASM__P2M122 * ((double)d + sqrt((double)d) * xn);
     xn *= (gd / (1.0 - gd)) * (1.0 + 1e-12);
     /* lk: the k-th largest float lower bound (a min-heap in idx / zs) */
     for (t = 0; t < n; ++t) {
-      const double r = (double)ix->rnorm[t];
-      const double lo = (double)zf[t] - r * xn - (xn1 + ut * sd * r);
+      const double lo = (double)zf[t] - (double)ix->rnorm[t] * xn - xn1;
       if (cnt < k || lo > zs[0]) adasm__ada_offer(idx, zs, &cnt, k, t, lo);
     }
     lk = zs[0];
-    /* the candidates: rows that may reach the top k, and rows whose
-       underflow term is not negligible in the normalizer (never, unless
-       A's entries span most of the float range) */
-    for (t = 0; t < n; ++t) {
-      const double r = (double)ix->rnorm[t], u = xn1 + ut * sd * r;
-      if ((double)zf[t] + r * xn + u >= lk || sc * u > 1e-7) cand[nc++] = t;
-    }
+    /* the candidates: rows that may reach the top k (and every row when
+       the underflow term is not negligible in the normalizer: logits
+       near 1e29) */
+    for (t = 0; t < n; ++t)
+      if ((double)zf[t] + (double)ix->rnorm[t] * xn + xn1 >= lk || sc * xn1 > 1e-7)
+        cand[nc++] = t;
     kern->dot_rows_f64(&ix->A, cand, 0, nc, x, zc);
     /* the normalizer: double logits for the candidates, float for the rest
        (each within the float kernel's accuracy, as the exact path's) */
