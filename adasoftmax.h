@@ -126,7 +126,15 @@
              the CPU has it, NEON), adasm_exact_query, adasm_convert;
              certified float32 top-k (adasm_certified_*); SVD-softmax from
              16-bit weights (adasm_svd_build_matrix). AVX2 now also
-             requires F16C.
+             requires F16C. A new AdaSoftmax engine built for bytes read
+             (docs/ada-engine.md): a 16-bit column-major index, Poisson
+             sampling with a certainty stratum and running sums, exact
+             double rows for the survivors and the normalizer's heavy
+             rows, a byte cost model that falls back to the exact pass;
+             the index takes any adasm_matrix; params.ci_scale and
+             params.stream; calibration by Learn-then-Test
+             (adasm_ada_calibrate returns a certificate);
+             adasm_ada_estimate; adaptive sampling (adasm_ada_sample).
       0.2.0  AdaSoftmax (index, query, calibration); SVD-softmax with the
              SVD computed in the header; hierarchical softmax with a strict
              fastText .bin reader.
@@ -290,8 +298,8 @@ ADASM_DEF adasm_result adasm_softmax(const adasm_kernels *k, const float *z,
                                      size_t n, float *p);
 /* Three-pass computes each exp once but reads its output back; online
    computes it twice in two streaming passes (the second with non-temporal
-   stores from ADASM__NT_MIN on). Measured crossover, data in cache or not:
-   between 512K and 1M elements (Zen 5, AVX-512). */
+   stores from ADASM__NT_MIN on). AUTO switches where the two cost the
+   same on the machines measured (README, the softmax table). */
 #define ADASM__THREE_PASS_MAX (1u << 19)
 
 ADASM_DEF adasm_result adasm_softmax_ex(const adasm_kernels *k,
@@ -982,11 +990,9 @@ ADASM_DEF adasm_result adasm_hs_workspace_size(const adasm_hs_model *m,
    within ~1e-6 may come in another order than fastText's (equal scores
    here: lower class first and kept; fastText's order for them is its
    heap's). It evaluates more nodes than the default (depth-first, with a
-   bound that starts loose): on the real word head below, 300 vs 87.
-   Measured (bench/hs_agree.sh: fastText 0.9.2 -loss hs, 48565 labels,
-   dim 256, 2000 held-out queries, k = 5): both modes return fastText's
-   top-5 list on 2000 / 2000 queries; 6.8 us per query (default, AVX-512,
-   rows out of cache) vs 47 us for fastText's own predict.
+   bound that starts loose): on a real word head, 300 nodes vs 87.
+   bench/hs_agree.sh checks both modes against fastText 0.9.2's own
+   predict on a real -loss hs model (agreement and times: README).
    Errors: ADASM_ERR_NULL (m, params, x, out, out->idx, out->prob; a model
    not built); ADASM_ERR_SIZE (k = 0 or k > nlabels); ADASM_ERR_PARAM
    (threshold not in [0, 1], an infinite x; fasttext not 0 or 1);
@@ -1053,8 +1059,7 @@ typedef struct adasm_svd_model {
    Cost: n d^2 / 2 multiply-adds in double (Gram matrix), about 2 d^3 in
    double (Householder tridiagonalisation, forming Q, and the implicit QL
    rotations applied to Q), n d^2 in float (B = A V); all blocked for the
-   caches and vectorised. Single-threaded. Measured (one Zen 5 core,
-   AVX-512): 32000 x 4096 in 26 s, 50257 x 768 in 0.7 s.
+   caches and vectorised. Single-threaded (build times: README).
    Accuracy: V is orthonormal to float rounding (|V^T V - I| <= ~1e-6) and
    B V^T reproduces A to ~1e-6 ||A|| in norm (B is a float product summed
    over blocks of 512), whatever the spectrum: every logit of a refined row
@@ -1118,13 +1123,10 @@ ADASM_DEF adasm_result adasm_svd_workspace_size(const adasm_svd_model *m,
    overflowing to -inf (beta A x below -FLT_MAX on every row):
    ADASM_ERR_NO_FINITE_MAX, every prob NaN, *log_norm -inf, *samples 0, as
    the exact path. Logits that overflow to +inf share the mass, as in the
-   exact path.
-   Measured (one Zen 5 core, median of 500 queries, same run): a real
-   word-prediction head (fastText, 48565 x 256, sigma_1/sigma_16 = 23):
-   W = 32, N = 512: 0.32 ms vs 1.28 ms exact (3.9x), top-1 as the exact
-   path's in 99.6% of the queries; W = 48, N = 256: 3.5x, 100%. A random
-   Gaussian head has a flat spectrum and gains nothing at 99% (50257 x 768:
-   W = 384, N = 4096 is 1.5x). */
+   exact path. The gain depends on the spectrum: a head whose leading
+   singular values dominate (trained heads) gains several times at 99%
+   top-1 agreement, a flat one (random Gaussian rows) almost nothing
+   (README, the baselines table). */
 ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
                                        const adasm_kernels *k, const float *x,
                                        float beta, size_t window, size_t top,
@@ -2623,7 +2625,9 @@ ADASM__TARGET_AVX2 static inline __m256i adasm__pcg_out4_avx2(__m256i s) {
 
 /* Eight tokens per step: two vectors of four generator states. V_j is
    floor((2^32 - 1 - h_j) / 2) / 2^31 (AVX2 converts only signed integers),
-   at most V_j. Sums go through float over 8 steps, then double. */
+   at most V_j. Sums go through float over 8 steps, then double. Long: the
+   two vectors are unrolled by hand (the same step twice), as the other
+   ISAs' race kernels. */
 ADASM__TARGET_AVX2 static size_t adasm__race_avx2(const float *z, size_t n,
                                                  adasm__race *r) {
   adasm__expp ep;
@@ -4340,7 +4344,8 @@ adasm__ldbh_avx512bf16(const uint16_t *p) {
 }
 
 /* d > ADASM__DP_MAXD: four rows at a time, x split on the fly for each
-   group of four. */
+   group of four. Long: the four rows' accumulators are unrolled by hand,
+   as every rows4 kernel. */
 ADASM__TARGET_AVX512BF16 static void adasm__dot_rows_bf16_dp4_avx512bf16(
     const uint16_t *A, size_t rows, size_t d, size_t lda, const float *x,
     float beta, float *y) {
@@ -6768,20 +6773,81 @@ ADASM__PRIVATE const float *adasm__ada_row(const adasm_matrix *A, size_t i,
   return buf;
 }
 
-ADASM_DEF adasm_result adasm_ada_index_build(adasm_ada_index *ix,
-                                             const adasm_matrix *A,
-                                             unsigned flags,
-                                             void *alloc_ctx) {
-  adasm_ada_index t;
-  adasm__carver c;
-  size_t n, d, i, j, span, ldc, own = 0, es, sbytes;
-  int has_inf = 0;
+/* The index's statistics: column means mu and RMS sigma of the centred
+   columns (two passes: no cancellation when a column's mean dwarfs its
+   spread), in double; row norms rnorm (rounded up: bounds); aexp. inv
+   gets 1 / sigma (0 for a constant column). scratch: d floats. */
+ADASM__PRIVATE void adasm__ada_stats(const adasm_matrix *A, adasm_ada_index *t,
+                                     float *scratch, double *inv) {
+  const size_t n = A->rows, d = A->cols;
   double amax = 0.0;
-  unsigned char *base;
-  float *scratch;
-  double *inv;
-  void *copy = NULL;
-  if (!ix || !A || !A->data) return ADASM_ERR_NULL;
+  size_t i, j;
+  for (j = 0; j < 2 * d; ++j) t->mu[j] = 0.0;
+  for (i = 0; i < n; ++i) {
+    const float *a = adasm__ada_row(A, i, scratch);
+    double r2 = 0.0;
+    for (j = 0; j < d; ++j) {
+      t->mu[j] += (double)a[j];
+      r2 += (double)a[j] * (double)a[j];
+      amax = fabs((double)a[j]) > amax ? fabs((double)a[j]) : amax;
+    }
+    /* rounded up, so it bounds the norm (float never underestimates here
+       by more than the next float above) */
+    t->rnorm[i] = (float)(sqrt(r2) * (1.0 + 1e-6));
+  }
+  t->aexp = 0;
+  if (amax > 0.0) (void)frexp(amax, &t->aexp);
+  for (j = 0; j < d; ++j) t->mu[j] /= (double)n;
+  for (i = 0; i < n; ++i) {
+    const float *a = adasm__ada_row(A, i, scratch);
+    for (j = 0; j < d; ++j) {
+      const double v = (double)a[j] - t->mu[j];
+      t->sigma[j] += v * v;
+    }
+  }
+  for (j = 0; j < d; ++j) {
+    t->sigma[j] = sqrt(t->sigma[j] / (double)n);
+    inv[j] = t->sigma[j] > 0.0 ? 1.0 / t->sigma[j] : 0.0;
+  }
+}
+
+/* The transposed f16 copy of the centred, normalised columns, 32 rows at
+   a time (a column's 32 entries are one 64-byte line, which stays in cache
+   while the rows fill it), padding rows zero; rho: a row's largest |entry|,
+   taken on the bits (f16 orders as integers). scratch: 32 d floats. */
+ADASM__PRIVATE void adasm__ada_transpose(const adasm_matrix *A,
+                                         adasm_ada_index *t, float *scratch,
+                                         const double *inv) {
+  const size_t n = A->rows, d = A->cols, ldc = t->ldc;
+  size_t i, j, r;
+  for (i = 0; i < ldc; i += 32)
+    for (r = 0; r < 32; ++r) {
+      uint16_t *col = t->cols + i + r;
+      unsigned big = 0;
+      if (i + r >= n) {
+        for (j = 0; j < d; ++j) col[j * ldc] = 0;
+      } else {
+        const float *a = adasm__ada_row(A, i + r, scratch + r * d);
+        for (j = 0; j < d; ++j) {
+          const uint16_t h = adasm_f32_to_f16(
+              (float)(((double)a[j] - t->mu[j]) * inv[j]));
+          col[j * ldc] = h;
+          big = (h & 0x7fffu) > big ? (h & 0x7fffu) : big;
+        }
+        t->rho[i + r] = adasm_f16_to_f32((uint16_t)big);
+      }
+    }
+}
+
+/* The argument checks of adasm_ada_index_build, before any allocation:
+   shapes, overflow of every size, then NaN (first) and inf entries.
+   *sbytes: the build's scratch (32 rows as floats and 1 / sigma). */
+ADASM__PRIVATE adasm_result adasm__ada_index_check(const adasm_matrix *A,
+                                                   unsigned flags,
+                                                   size_t *sbytes) {
+  size_t n, d, i, j, span, es;
+  int has_inf = 0;
+  if (!A->data) return ADASM_ERR_NULL;
   if (A->dtype != ADASM_F32 && A->dtype != ADASM_F16 && A->dtype != ADASM_BF16)
     return ADASM_ERR_PARAM;
   if (flags & ~ADASM_ADA_OWN_ROWS) return ADASM_ERR_PARAM;
@@ -6791,17 +6857,34 @@ ADASM_DEF adasm_result adasm_ada_index_build(adasm_ada_index *ix,
   es = adasm__ada_dsize(A->dtype);
   if (adasm__mul_overflows(n - 1, A->ld, &span) || span > (size_t)-1 - d ||
       adasm__mul_overflows(span + d, es, &span) || n > (size_t)-1 - 31 ||
-      adasm__mul_overflows(d, 32 * sizeof(float) + sizeof(double), &sbytes))
+      adasm__mul_overflows(d, 32 * sizeof(float) + sizeof(double), sbytes))
     return ADASM_ERR_OVERFLOW;
-  ldc = (n + 31) & ~(size_t)31;
-  /* NaN (first) and inf are refused before anything is allocated */
   for (i = 0; i < n; ++i)
     for (j = 0; j < d; ++j) {
       const int b = adasm__ada_bad(A, i, j);
       if (b == 1) return ADASM_ERR_NAN;
       has_inf |= b == 2;
     }
-  if (has_inf) return ADASM_ERR_PARAM;
+  return has_inf ? ADASM_ERR_PARAM : ADASM_OK;
+}
+
+ADASM_DEF adasm_result adasm_ada_index_build(adasm_ada_index *ix,
+                                             const adasm_matrix *A,
+                                             unsigned flags,
+                                             void *alloc_ctx) {
+  adasm_ada_index t;
+  adasm__carver c;
+  size_t n, d, i, span, ldc, own = 0, es, sbytes;
+  float *scratch;
+  void *copy = NULL;
+  adasm_result r;
+  if (!ix || !A) return ADASM_ERR_NULL;
+  r = adasm__ada_index_check(A, flags, &sbytes);
+  if (r != ADASM_OK) return r;
+  n = A->rows;
+  d = A->cols;
+  es = adasm__ada_dsize(A->dtype);
+  ldc = (n + 31) & ~(size_t)31;
   c.base = NULL;
   c.off = 0;
   c.ok = 1;
@@ -6816,15 +6899,12 @@ ADASM_DEF adasm_result adasm_ada_index_build(adasm_ada_index *ix,
   if (!c.ok || c.off > (size_t)-1 - ADASM__ALIGN) return ADASM_ERR_OVERFLOW;
   t.block = ADASM_MALLOC(c.off + ADASM__ALIGN, alloc_ctx);
   if (!t.block) return ADASM_ERR_NOMEM;
-  /* scratch: 32 rows as floats and 1 / sigma; freed before returning */
-  scratch = (float *)ADASM_MALLOC(sbytes, alloc_ctx);
+  scratch = (float *)ADASM_MALLOC(sbytes, alloc_ctx); /* freed below */
   if (!scratch) {
     ADASM_FREE(t.block, alloc_ctx);
     return ADASM_ERR_NOMEM;
   }
-  inv = (double *)(void *)(scratch + 32 * d);
-  base = adasm__align_up(t.block);
-  c.base = base;
+  c.base = adasm__align_up(t.block);
   c.off = 0;
   t.cols = (uint16_t *)adasm__carve(&c, span, 2);
   t.mu = (double *)adasm__carve(&c, 2 * d, sizeof(double));
@@ -6844,58 +6924,8 @@ ADASM_DEF adasm_result adasm_ada_index_build(adasm_ada_index *ix,
     t.A.data = copy;
     t.A.ld = d;
   }
-  /* column means, then RMS of the centred columns (two passes: no
-     cancellation when a column's mean dwarfs its spread), in double */
-  for (j = 0; j < 2 * d; ++j) t.mu[j] = 0.0;
-  for (i = 0; i < n; ++i) {
-    const float *a = adasm__ada_row(A, i, scratch);
-    double r2 = 0.0;
-    for (j = 0; j < d; ++j) {
-      t.mu[j] += (double)a[j];
-      r2 += (double)a[j] * (double)a[j];
-    }
-    /* rounded up, so it bounds the norm (float never underestimates here
-       by more than the next float above) */
-    t.rnorm[i] = (float)(sqrt(r2) * (1.0 + 1e-6));
-    for (j = 0; j < d; ++j) amax = fabs((double)a[j]) > amax ? fabs((double)a[j]) : amax;
-  }
-  t.aexp = 0;
-  if (amax > 0.0) (void)frexp(amax, &t.aexp);
-  for (j = 0; j < d; ++j) t.mu[j] /= (double)n;
-  for (i = 0; i < n; ++i) {
-    const float *a = adasm__ada_row(A, i, scratch);
-    for (j = 0; j < d; ++j) {
-      const double v = (double)a[j] - t.mu[j];
-      t.sigma[j] += v * v;
-    }
-  }
-  for (j = 0; j < d; ++j) {
-    t.sigma[j] = sqrt(t.sigma[j] / (double)n);
-    inv[j] = t.sigma[j] > 0.0 ? 1.0 / t.sigma[j] : 0.0;
-  }
-  /* the transposed f16 copy, 32 rows at a time (a column's 32 entries are
-     one 64-byte line, which stays in cache while the rows fill it); a
-     row's largest |entry| is taken on the bits (f16 orders as integers) */
-  for (i = 0; i < ldc; i += 32) {
-    size_t r;
-    for (r = 0; r < 32; ++r) {
-      uint16_t *col = t.cols + i + r;
-      unsigned big = 0;
-      if (i + r >= n) { /* padding rows */
-        for (j = 0; j < d; ++j) col[j * ldc] = 0;
-        continue;
-      } else {
-        const float *a = adasm__ada_row(A, i + r, scratch + r * d);
-        for (j = 0; j < d; ++j) {
-          const uint16_t h = adasm_f32_to_f16(
-              (float)(((double)a[j] - t.mu[j]) * inv[j]));
-          col[j * ldc] = h;
-          big = (h & 0x7fffu) > big ? (h & 0x7fffu) : big;
-        }
-        t.rho[i + r] = adasm_f16_to_f32((uint16_t)big);
-      }
-    }
-  }
+  adasm__ada_stats(A, &t, scratch, (double *)(void *)(scratch + 32 * d));
+  adasm__ada_transpose(A, &t, scratch, (const double *)(void *)(scratch + 32 * d));
   ADASM_FREE(scratch, alloc_ctx);
   *ix = t;
   return ADASM_OK;
@@ -8470,7 +8500,9 @@ ADASM__PRIVATE adasm_result adasm__hs_matrix(adasm__hs_rd *r, size_t rows,
   return ADASM_OK;
 }
 
-/* Pass 1: validates the whole buffer, allocates nothing. */
+/* Pass 1: validates the whole buffer, allocates nothing. Long: fastText's
+   fields in the order the file holds them, one check each, so the format
+   reads top to bottom in one place. */
 ADASM__PRIVATE adasm_result adasm__hs_ft_check(const unsigned char *buf,
                                                size_t len, adasm__hs_ft *ft,
                                                const char **why) {
@@ -9830,7 +9862,8 @@ typedef struct adasm__svd_tmp {
 /* Householder tridiagonalisation of the symmetric S (upper triangle by rows,
    ld = d): T = Q^T S Q, Q = H_0 ... H_{d-3}, H_j = I - tau_j v_j v_j^T with
    v_j zero up to j, 1 at j+1, and stored in row j of S from column j+1.
-   Blocked as LAPACK's dsytrd/dlatrd, on rows instead of columns. */
+   Blocked as LAPACK's dsytrd/dlatrd, on rows instead of columns. Long:
+   kept whole so it reads against dlatrd's panel step by step. */
 ADASM__PRIVATE void adasm__svd_tridiag(const adasm__svd_kset *ks, size_t d,
                                        size_t dpad, adasm__svd_tmp *w) {
   const size_t R = d >= 3 ? d - 2 : 0, NB = ADASM__SVD_NB;
@@ -10236,6 +10269,9 @@ ADASM_DEF adasm_result adasm_svd_build(adasm_svd_model *m,
   return adasm_svd_build_matrix(m, &am, k, alloc_ctx);
 }
 
+/* The build in its stages (the numbered comments: Gram matrix, Householder
+   tridiagonalisation, QL, B = A V), each a function; long because it lays
+   out the one workspace they share and times each stage. */
 ADASM_DEF adasm_result adasm_svd_build_matrix(adasm_svd_model *m,
                                               const adasm_matrix *A,
                                               const adasm_kernels *k,
@@ -10516,6 +10552,9 @@ ADASM_DEF adasm_result adasm_svd_workspace_size(const adasm_svd_model *m,
   return ADASM_OK;
 }
 
+/* Long: the three steps of Shim et al. (preview of every row from the
+   window, the top candidates, their exact rows and the normalizer) with
+   the data errors each step can meet, in order. */
 ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
                                        const adasm_kernels *k, const float *x,
                                        float beta, size_t window, size_t top,

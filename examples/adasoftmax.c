@@ -3,8 +3,8 @@
    Runs softmax(beta * A x) for every query row x of a .npy file and reports
    the top-k rows, their probabilities, the log normalizer, the work done and
    the time per query as JSON Lines. The contract (options, output, exit
-   codes) is fixed in design/cli-and-measurement.md; `adasoftmax --help`
-   summarises it.
+   codes) is `adasoftmax --help` and the README's tool section; tests/
+   test_tool.sh holds the tool to it.
 
    Build: part of the Meson build (examples/meson.build), or by hand from the
    repository root:
