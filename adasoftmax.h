@@ -820,6 +820,30 @@ ADASM_DEF adasm_result adasm_ada_sample(const adasm_ada_index *ix,
                                         size_t work_bytes,
                                         adasm_ada_sample_result *out);
 
+/* Certifies a ci_scale for adasm_ada_sample with these params (their
+   ci_scale is not used) on q calibration queries (rows of X, ldx >= d;
+   query t draws with stream chain.stream + t), by the fixed-sequence test
+   of adasm_ada_calibrate, where a draw fails when its token is not
+   adasm_exact_sample's for the same (seed, stream, draw) or its p is off
+   by more than eps relatively. Certificate: if the calibration queries and
+   streams are drawn i.i.d. from those of future draws, then with
+   probability >= 1 - alpha over the calibration sample, the rate at which
+   future draws differ from the exact sampler's is <= delta; so is the
+   total-variation distance between the two samplers' draws, averaged over
+   that distribution. Cost: q exact draws and up to 61 q adaptive ones (a
+   draw that would take the exact pass counts as the success it is). Errors:
+   as adasm_ada_sample's argument checks, ADASM_ERR_NULL (X, out),
+   ADASM_ERR_SIZE (q = 0, ldx < d), ADASM_ERR_PARAM (alpha not in (0, 1)),
+   ADASM_ERR_WORKSPACE, and the data errors of X (NaN, inf) or of the
+   exact draws (adasm_exact_sample's). */
+ADASM_DEF adasm_result adasm_ada_sample_calibrate_workspace_size(
+    const adasm_ada_index *ix, const adasm_ada_sample_params *params,
+    size_t q, size_t *bytes);
+ADASM_DEF adasm_result adasm_ada_sample_calibrate(
+    const adasm_ada_index *ix, const adasm_ada_sample_params *params,
+    const float *X, size_t q, size_t ldx, double alpha, void *work,
+    size_t work_bytes, adasm_ada_calibration *out);
+
 
 #ifndef ADASM_NO_HS
 /* ---- Hierarchical softmax (word2vec / fastText binary tree) ------------
@@ -7972,11 +7996,13 @@ ADASM__PRIVATE void adasm__ada_draw(adasm__ada_q *q,
   if (!topk && !minp) out->kept = q->n;
 }
 
-ADASM_DEF adasm_result adasm_ada_sample(const adasm_ada_index *ix,
-                                        const adasm_ada_sample_params *params,
-                                        const float *x, void *work,
-                                        size_t work_bytes,
-                                        adasm_ada_sample_result *out) {
+/* adasm_ada_sample; with defer_exact, a draw that would take the exact
+   pass returns at once with out->exact = 1 (calibration counts it as the
+   exact sampler's draw, which it would be, without paying for the pass). */
+ADASM__PRIVATE adasm_result adasm__ada_sample_do(
+    const adasm_ada_index *ix, const adasm_ada_sample_params *params,
+    const float *x, void *work, size_t work_bytes, int defer_exact,
+    adasm_ada_sample_result *out) {
   adasm__ada_q q;
   adasm_ada_params ap;
   adasm_ada_result ar;
@@ -8025,6 +8051,12 @@ ADASM_DEF adasm_result adasm_ada_sample(const adasm_ada_index *ix,
     out->bytes = q.bytes;
     return ADASM_OK;
   }
+  if (defer_exact) {
+    out->exact = 1;
+    out->madds = q.madds;
+    out->bytes = q.bytes;
+    return ADASM_OK;
+  }
   { /* one exact pass: the float logits adasm_exact_sample computes, then
        the chain on them (the same draw, bit for bit) */
     adasm_sampler_result sr;
@@ -8045,6 +8077,14 @@ ADASM_DEF adasm_result adasm_ada_sample(const adasm_ada_index *ix,
   }
 }
 
+ADASM_DEF adasm_result adasm_ada_sample(const adasm_ada_index *ix,
+                                        const adasm_ada_sample_params *params,
+                                        const float *x, void *work,
+                                        size_t work_bytes,
+                                        adasm_ada_sample_result *out) {
+  return adasm__ada_sample_do(ix, params, x, work, work_bytes, 0, out);
+}
+
 /* ---- calibration: Learn-then-Test, fixed sequence ------------------------- */
 
 /* log P(Binomial(q, delta) <= f), summed in log space. */
@@ -8057,6 +8097,46 @@ ADASM__PRIVATE double adasm__ada_binom_lcdf(size_t q, double delta, size_t f) {
                        : lpmf + log1p(exp(lcdf - lpmf));
   }
   return lcdf;
+}
+
+/* Failures of scale f on the calibration queries (counting may stop past
+   `stop`); *bytes: the mean bytes a query read. */
+typedef size_t (*adasm__ada_cal_fn)(void *ctx, double f, size_t stop,
+                                    double *bytes);
+
+/* Fixed-sequence testing over the scales 1, 10^-0.05, ..., 10^-3 on q
+   queries (adasm_ada_calibrate's doc): the cheapest scale of those that
+   passed before the first that failed. */
+ADASM__PRIVATE void adasm__ada_ltt(size_t q, double delta, double alpha,
+                                   adasm__ada_cal_fn fails_at, void *ctx,
+                                   adasm_ada_calibration *out) {
+  const double la = log(alpha);
+  size_t limit, s;
+  out->ci_scale = 1.0;
+  out->certified = 0;
+  out->failures = 0;
+  out->steps = 0;
+  out->bytes = 0.0;
+  /* a scale passes with at most `limit` - 1 failures */
+  for (limit = 0; limit <= q; ++limit)
+    if (adasm__ada_binom_lcdf(q, delta, limit) > la) break;
+  if (limit == 0) return; /* even no failure proves nothing */
+  /* every scale before the first that fails the test is certified at once
+     (family-wise, level alpha), so the cheapest of them may be picked
+     after the fact */
+  for (s = 0; s < ADASM__ADA_CAL_STEPS; ++s) {
+    const double f = pow(10.0, -0.05 * (double)s);
+    double bytes;
+    const size_t fails = fails_at(ctx, f, limit - 1, &bytes);
+    out->steps = s + 1;
+    if (fails >= limit) break;
+    if (!out->certified || bytes < out->bytes) {
+      out->ci_scale = f;
+      out->failures = fails;
+      out->bytes = bytes;
+    }
+    out->certified = 1;
+  }
 }
 
 typedef struct adasm__ada_cal {
@@ -8155,6 +8235,24 @@ ADASM__PRIVATE size_t adasm__ada_cal_failures(
   return fails;
 }
 
+typedef struct adasm__ada_cal_run {
+  const adasm_ada_index *ix;
+  const adasm_ada_params *p;
+  const float *X;
+  size_t q, ldx;
+  unsigned char *w;
+  const adasm__ada_cal *c;
+} adasm__ada_cal_run;
+
+ADASM__PRIVATE size_t adasm__ada_cal_at(void *ctx, double f, size_t stop,
+                                        double *bytes) {
+  const adasm__ada_cal_run *r = (const adasm__ada_cal_run *)ctx;
+  const size_t fails = adasm__ada_cal_failures(r->ix, r->p, r->X, r->q, r->ldx,
+                                               r->w, r->c, f, stop, bytes);
+  *bytes /= (double)r->q;
+  return fails;
+}
+
 ADASM_DEF adasm_result adasm_ada_calibrate(const adasm_ada_index *ix,
                                            const adasm_ada_params *params,
                                            const float *X, size_t q,
@@ -8164,8 +8262,7 @@ ADASM_DEF adasm_result adasm_ada_calibrate(const adasm_ada_index *ix,
   adasm__ada_cal c;
   unsigned char *w;
   const adasm_kernels *kern;
-  size_t need, t, s, limit;
-  double la;
+  size_t need, t, s;
   adasm_result r = adasm__ada_check(ix, params);
   if (r != ADASM_OK) return r;
   if (!X || !out) return ADASM_ERR_NULL;
@@ -8193,34 +8290,138 @@ ADASM_DEF adasm_result adasm_ada_calibrate(const adasm_ada_index *ix,
     for (s = 0; s < params->k; ++s)
       c.tp[t * params->k + s] = exp(c.zs[s] - ln);
   }
-  /* a scale passes with at most `limit` failures */
-  la = log(alpha);
-  for (limit = 0; limit <= q; ++limit)
-    if (adasm__ada_binom_lcdf(q, params->delta, limit) > la) break;
-  out->ci_scale = 1.0;
-  out->certified = 0;
-  out->failures = 0;
-  out->steps = 0;
-  out->bytes = 0.0;
-  if (limit == 0) return ADASM_OK; /* even no failure proves nothing */
-  /* Fixed-sequence testing: every scale before the first that fails the
-     test is certified at once (family-wise, level alpha), so the cheapest
-     of them may be picked after the fact. */
-  for (s = 0; s < ADASM__ADA_CAL_STEPS; ++s) {
-    const double f = pow(10.0, -0.05 * (double)s);
-    double bytes;
-    const size_t fails = adasm__ada_cal_failures(ix, params, X, q, ldx, w, &c,
-                                                 f, limit - 1, &bytes);
-    out->steps = s + 1;
-    if (fails >= limit) break;
-    bytes /= (double)q;
-    if (!out->certified || bytes < out->bytes) {
-      out->ci_scale = f;
-      out->failures = fails;
-      out->bytes = bytes;
-    }
-    out->certified = 1;
+  {
+    adasm__ada_cal_run run;
+    run.ix = ix;
+    run.p = params;
+    run.X = X;
+    run.q = q;
+    run.ldx = ldx;
+    run.w = w;
+    run.c = &c;
+    adasm__ada_ltt(q, params->delta, alpha, adasm__ada_cal_at, &run, out);
   }
+  return ADASM_OK;
+}
+
+/* ---- calibration of the sampler ------------------------------------------- */
+
+typedef struct adasm__ada_scal {
+  const adasm_ada_index *ix;
+  const adasm_ada_sample_params *sp;
+  const float *X;
+  size_t q, ldx;
+  void *aw;          /* adasm_ada_sample's workspace */
+  size_t ab;
+  size_t *tok;       /* [q] the exact sampler's draws */
+  float *tp;         /* [q] their p */
+} adasm__ada_scal;
+
+/* Draws of scale f that are not the exact sampler's (or whose p is off by
+   more than eps). */
+ADASM__PRIVATE size_t adasm__ada_scal_at(void *ctx, double f, size_t stop,
+                                         double *bytes) {
+  const adasm__ada_scal *c = (const adasm__ada_scal *)ctx;
+  const double full = (double)c->ix->n * (double)c->ix->d *
+                      (double)adasm__ada_dsize(c->ix->A.dtype);
+  adasm_ada_sample_params p = *c->sp;
+  adasm_ada_sample_result o;
+  size_t t, fails = 0;
+  double b = 0.0;
+  p.ci_scale = f;
+  for (t = 0; t < c->q && fails <= stop; ++t) {
+    p.chain.stream = c->sp->chain.stream + (uint64_t)t;
+    if (adasm__ada_sample_do(c->ix, &p, c->X + t * c->ldx, c->aw, c->ab, 1, &o) !=
+        ADASM_OK) {
+      ++fails;
+      continue;
+    }
+    b += (double)o.bytes + (o.exact ? full : 0.0);
+    if (o.exact) continue; /* the exact pass draws the exact sampler's token */
+    fails += !(o.token == c->tok[t] &&
+               fabs((double)o.p - (double)c->tp[t]) <= p.eps * (double)c->tp[t]);
+  }
+  *bytes = b / (double)c->q;
+  return fails;
+}
+
+/* [adasm_ada_sample's workspace][adasm_exact_sample's][q tokens][q p]. */
+ADASM__PRIVATE int adasm__ada_scal_layout(const adasm_ada_index *ix,
+                                          const adasm_ada_sample_params *sp,
+                                          size_t q, unsigned char *base,
+                                          adasm__ada_scal *c, void **ew,
+                                          size_t *eb, size_t *total) {
+  adasm__carver cv;
+  if (adasm_ada_sample_workspace_size(ix, sp, &c->ab) != ADASM_OK ||
+      adasm_exact_sample_workspace_size(&ix->A, &sp->chain, eb) != ADASM_OK)
+    return 0;
+  cv.base = base;
+  cv.off = 0;
+  cv.ok = 1;
+  c->aw = adasm__carve(&cv, c->ab, 1);
+  *ew = adasm__carve(&cv, *eb + 1, 1);
+  c->tok = (size_t *)adasm__carve(&cv, q, sizeof(size_t));
+  c->tp = (float *)adasm__carve(&cv, q, sizeof(float));
+  if (!cv.ok || cv.off > (size_t)-1 - ADASM__ALIGN) return 0;
+  *total = cv.off + ADASM__ALIGN;
+  return 1;
+}
+
+ADASM_DEF adasm_result adasm_ada_sample_calibrate_workspace_size(
+    const adasm_ada_index *ix, const adasm_ada_sample_params *params,
+    size_t q, size_t *bytes) {
+  adasm__ada_scal c;
+  void *ew;
+  size_t eb;
+  const adasm_result r = adasm__ada_sample_check(ix, params);
+  if (r != ADASM_OK) return r;
+  if (!bytes) return ADASM_ERR_NULL;
+  if (q == 0) return ADASM_ERR_SIZE;
+  if (!adasm__ada_scal_layout(ix, params, q, NULL, &c, &ew, &eb, bytes))
+    return ADASM_ERR_OVERFLOW;
+  return ADASM_OK;
+}
+
+ADASM_DEF adasm_result adasm_ada_sample_calibrate(
+    const adasm_ada_index *ix, const adasm_ada_sample_params *params,
+    const float *X, size_t q, size_t ldx, double alpha, void *work,
+    size_t work_bytes, adasm_ada_calibration *out) {
+  adasm__ada_scal c;
+  adasm_sampler_params ep;
+  adasm_sampler_result er;
+  void *ew;
+  size_t eb, need, t;
+  adasm_result r = adasm__ada_sample_check(ix, params);
+  if (r != ADASM_OK) return r;
+  if (!X || !out) return ADASM_ERR_NULL;
+  if (q == 0 || ldx < ix->d) return ADASM_ERR_SIZE;
+  if (!(alpha > 0.0 && alpha < 1.0)) return ADASM_ERR_PARAM;
+  if (adasm__mul_overflows(q - 1, ldx, &need) || need > (size_t)-1 - ix->d)
+    return ADASM_ERR_OVERFLOW;
+  if (!adasm__ada_scal_layout(ix, params, q, NULL, &c, &ew, &eb, &need))
+    return ADASM_ERR_OVERFLOW;
+  if (!work || work_bytes < need) return ADASM_ERR_WORKSPACE;
+  for (t = 0; t < q; ++t) {
+    const int bad = adasm__nonfinite(X + t * ldx, ix->d);
+    if (bad) return bad == 1 ? ADASM_ERR_NAN : ADASM_ERR_PARAM;
+  }
+  (void)adasm__ada_scal_layout(ix, params, q, adasm__align_up(work), &c, &ew,
+                               &eb, &need);
+  /* the truth: the exact sampler's draw of every calibration query */
+  ep = params->chain;
+  for (t = 0; t < q; ++t) {
+    ep.stream = params->chain.stream + (uint64_t)t;
+    r = adasm_exact_sample(&ix->A, &ep, X + t * ldx, ew, eb + 1, &er);
+    if (r != ADASM_OK) return r;
+    c.tok[t] = er.token;
+    c.tp[t] = er.p;
+  }
+  c.ix = ix;
+  c.sp = params;
+  c.X = X;
+  c.q = q;
+  c.ldx = ldx;
+  adasm__ada_ltt(q, params->delta, alpha, adasm__ada_scal_at, &c, out);
   return ADASM_OK;
 }
 

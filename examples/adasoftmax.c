@@ -1641,27 +1641,23 @@ static int ada_sample_prepare(sample_ctx *s, char *err, size_t errlen) {
   return 0;
 }
 
+/* The sampler's own certificate: draws that differ from the exact
+   sampler's (adasm_ada_sample_calibrate), streams apart from the reported
+   queries'. */
 static int ada_sample_calibrate(sample_ctx *s, const float *X, size_t nq,
                                 char *err, size_t errlen) {
   ada_sample_state *st = (ada_sample_state *)s->state;
-  adasm_ada_params p = adasm_ada_params_default();
+  adasm_ada_sample_params p = ada_sample_params(s);
   adasm_ada_calibration cal;
   size_t bytes;
   void *work;
   adasm_result r;
-  p.eps = s->eps;
-  p.delta = s->delta;
-  p.seed = s->params.seed;
-  p.stream = s->cal_stream;
-  p.kern = s->kern;
-  if (s->params.temperature > 0.0f)
-    p.beta = (float)(1.0 / (double)s->params.temperature);
-  if (!(p.beta > 0.0f && p.beta <= 3.4e38f)) p.beta = 1.0f;
-  r = adasm_ada_calibrate_workspace_size(&st->ix, &p, nq, &bytes);
+  p.chain.stream = s->cal_stream;
+  r = adasm_ada_sample_calibrate_workspace_size(&st->ix, &p, nq, &bytes);
   if (r != ADASM_OK) return ada_fail(err, errlen, "calibration workspace", r);
   work = malloc(bytes);
   if (!work) return ada_fail(err, errlen, "calibration", ADASM_ERR_NOMEM);
-  r = adasm_ada_calibrate(&st->ix, &p, X, nq, s->d, 0.05, work, bytes, &cal);
+  r = adasm_ada_sample_calibrate(&st->ix, &p, X, nq, s->d, 0.05, work, bytes, &cal);
   free(work);
   if (r != ADASM_OK) return ada_fail(err, errlen, "calibration", r);
   s->ci_scale = cal.ci_scale;

@@ -1,6 +1,6 @@
 /* Fuzzing of AdaSoftmax: adasm_ada_index_build, adasm_ada_query,
    adasm_ada_estimate, adasm_ada_sample and (now and then)
-   adasm_ada_calibrate on small
+   adasm_ada_calibrate and adasm_ada_sample_calibrate on small
    matrices decoded from the fuzzer's bytes, with parameters out of range
    and floats straight from raw bits (NaN, Inf, subnormals, huge values).
 
@@ -153,8 +153,11 @@ static void check_answer(const adasm_matrix *M, const float *x, double beta,
       if (o->idx[j] == r) fail("row twice", n, d, k, (double)r, (double)t);
     if (!(o->prob[t] >= 0.0f && o->prob[t] <= 1.0f))
       fail("p not in [0, 1]", n, d, k, (double)o->prob[t], 0.0);
+    /* (within the rounding of two double sums, either order: a tie here
+       may not be one in the library's order of summation) */
     if (t > 0 && !(z[o->idx[t - 1]] > z[r] + tol ||
-                   (z[o->idx[t - 1]] >= z[r] - tol && z[o->idx[t - 1]] != z[r]) ||
+                   (z[o->idx[t - 1]] >= z[r] - tol &&
+                    (z[o->idx[t - 1]] != z[r] || tol > 0.0)) ||
                    (z[o->idx[t - 1]] == z[r] && o->idx[t - 1] < r)))
       fail("rows not ranked by their double logit", n, d, k, z[r],
            z[o->idx[t - 1]]);
@@ -466,6 +469,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                             !(cal.ci_scale > 0.0 && cal.ci_scale <= 1.0)
                       : cal.ci_scale != 1.0)
       fail("calibrate: certificate", n, d, p.k, cal.ci_scale, p.delta);
+    { /* the sampler's calibration: the same certificate's arithmetic, or
+         the exact draws' data errors */
+      adasm_ada_sample_params sp = adasm_ada_sample_params_default();
+      adasm_result rc;
+      sp.eps = p.eps;
+      sp.delta = p.delta;
+      sp.chain.seed = p.seed;
+      sp.chain.top_k = (p.seed >> 8) % 3u == 0 ? p.k : 0;
+      sp.chain.kern = p.kern;
+      if (adasm_ada_sample_calibrate_workspace_size(&ix, &sp, 3, &cb) != ADASM_OK ||
+          cb > sizeof work2)
+        fail("sample calibrate workspace", n, d, p.k, 0, (double)cb);
+      rc = adasm_ada_sample_calibrate(&ix, &sp, X3, 3, d, 0.05, work2, cb, &cal);
+      if (rc != ADASM_OK && rc != ADASM_ERR_NAN && rc != ADASM_ERR_NO_FINITE_MAX)
+        fail("sample calibrate failed", n, d, p.k, rc, 0);
+      if (rc == ADASM_OK &&
+          (cal.certified ? !(pow(1.0 - p.delta, 3.0) <= 0.05) || cal.failures > 3 ||
+                               !(cal.ci_scale > 0.0 && cal.ci_scale <= 1.0)
+                         : cal.ci_scale != 1.0))
+        fail("sample calibrate: certificate", n, d, p.k, cal.ci_scale, p.delta);
+    }
   }
   adasm_ada_index_free(&ix);
   return 0;

@@ -991,6 +991,76 @@ static void test_sample(head *h, size_t T) {
   free(aw);
 }
 
+/* ---- the sampler's calibration: certified on q queries, held out on T ------ */
+static void test_sample_calibrated(head *h, size_t q, size_t T) {
+  static const size_t topks[2] = {0, 40};
+  size_t cfg, t, cb = 0, ab = 0, eb = 0, wrong, lim, ex;
+  float *X = (float *)xmalloc(q * h->d * sizeof(float));
+  for (t = 0; t < q; ++t) {
+    head_query(h, 200000u + t);
+    memcpy(X + t * h->d, h->x, h->d * sizeof(float));
+  }
+  for (cfg = 0; cfg < 2; ++cfg) {
+    adasm_ada_sample_params sp = adasm_ada_sample_params_default();
+    adasm_sampler_params ep;
+    adasm_ada_sample_result ar;
+    adasm_sampler_result er;
+    adasm_ada_calibration cal;
+    void *cw, *aw, *ew;
+    sp.chain.top_k = topks[cfg];
+    sp.chain.stream = 200000u; /* calibration streams apart from the trials' */
+    CHECK(adasm_ada_sample_calibrate_workspace_size(&h->ix, &sp, q, &cb) == ADASM_OK,
+          "sample calibrate ws");
+    cw = xmalloc(cb);
+    CHECK(adasm_ada_sample_calibrate(&h->ix, &sp, X, q, h->d, 0.05, cw, cb, &cal) ==
+              ADASM_OK, "sample calibrate");
+    CHECK(cal.ci_scale > 0.0 && cal.ci_scale <= 1.0 && cal.steps >= 1,
+          "sample calibrate: scale %g", cal.ci_scale);
+    if (cfg == 0) { /* argument errors */
+      CHECK(adasm_ada_sample_calibrate(&h->ix, &sp, X, 0, h->d, 0.05, cw, cb, &cal) ==
+                ADASM_ERR_SIZE, "q 0");
+      CHECK(adasm_ada_sample_calibrate(&h->ix, &sp, X, q, h->d, 0.0, cw, cb, &cal) ==
+                ADASM_ERR_PARAM, "alpha 0");
+      CHECK(adasm_ada_sample_calibrate(&h->ix, &sp, NULL, q, h->d, 0.05, cw, cb, &cal) ==
+                ADASM_ERR_NULL, "X NULL");
+      CHECK(adasm_ada_sample_calibrate(&h->ix, &sp, X, q, h->d, 0.05, cw, cb - 1, &cal) ==
+                ADASM_ERR_WORKSPACE, "ws short");
+      CHECK(adasm_ada_sample_calibrate(&h->ix, &sp, X, q, h->d - 1, 0.05, cw, cb, &cal) ==
+                ADASM_ERR_SIZE, "ldx < d");
+    }
+    free(cw);
+    sp.ci_scale = cal.ci_scale;
+    ep = sp.chain;
+    CHECK(adasm_ada_sample_workspace_size(&h->ix, &sp, &ab) == ADASM_OK &&
+              adasm_exact_sample_workspace_size(&h->M, &ep, &eb) == ADASM_OK, "ws");
+    aw = xmalloc(ab);
+    ew = xmalloc(eb ? eb : 1);
+    wrong = ex = 0;
+    for (t = 0; t < T; ++t) { /* held out: other queries, other streams */
+      head_query(h, 300000u + t);
+      sp.chain.stream = ep.stream = 300000u + t;
+      CHECK(adasm_ada_sample(&h->ix, &sp, h->x, aw, ab, &ar) == ADASM_OK &&
+                adasm_exact_sample(&h->M, &ep, h->x, ew, eb, &er) == ADASM_OK,
+            "sample");
+      wrong += ar.token != er.token ||
+               !(fabs((double)ar.p - (double)er.p) <= sp.eps * (double)er.p);
+      ex += (size_t)ar.exact;
+    }
+    lim = binom_quantile(T, sp.delta, 0.999);
+    CHECK(wrong <= lim, "calibrated sampler (top-k %lu): %lu of %lu draws wrong (limit %lu)",
+          (unsigned long)topks[cfg], (unsigned long)wrong, (unsigned long)T,
+          (unsigned long)lim);
+    printf("  sampler calibrated on %lu (top-k %lu): scale %.3g (%lu train failures, "
+           "%lu steps); held out: %lu of %lu draws wrong, %lu exact passes\n",
+           (unsigned long)q, (unsigned long)topks[cfg], cal.ci_scale,
+           (unsigned long)cal.failures, (unsigned long)cal.steps, (unsigned long)wrong,
+           (unsigned long)T, (unsigned long)ex);
+    free(aw);
+    free(ew);
+  }
+  free(X);
+}
+
 int main(int argc, char **argv) {
   const int smoke = argc > 1 && strcmp(argv[1], "--smoke") == 0;
   const int quick = smoke || (argc > 1 && strcmp(argv[1], "--quick") == 0);
@@ -1010,6 +1080,7 @@ int main(int argc, char **argv) {
   test_estimator(smoke ? 60 : quick ? 400 : 2000);
   for (f = 0; f < FAM_COUNT; ++f) head_init(&hs[f], f, fam_n, fam_d, 11u + (uint64_t)f);
   test_sample(&hs[FAM_LM], smoke ? 20 : quick ? 200 : 1000);
+  test_sample_calibrated(&hs[FAM_LM], smoke ? 30 : 200, T);
   test_guarantee(hs, T);
   test_calibrated(hs, smoke ? 30 : 200, T);
   for (f = 0; f < FAM_COUNT; ++f) head_free(&hs[f]);
