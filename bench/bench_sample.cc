@@ -1,6 +1,7 @@
 /* bench_sample.cc - the sampler chain of adasoftmax.h (issue 14's targets).
 
      bench_sample [chain] [fused] [HEAD_DIR ...]
+     bench_sample ada HEAD_DIR ...
 
    chain: the chain on a materialised logit vector of n = BENCH_SAMPLE_N
      (128256, Llama 3's vocabulary) entries, against one softmax pass over
@@ -19,6 +20,13 @@
      path) on the same query, rotating order, one query after another: a
      synthetic GPT-2-sized head (50257 x 768, f32 and bf16), and the real
      heads of bench/data given as directories holding A.npy and X.npy.
+
+   ada: adasm_ada_sample, calibrated with adasm_ada_sample_calibrate on
+     BENCH_CALIB (200) random queries of each head, against
+     adasm_exact_sample on the others (up to BENCH_QUERIES, default 1000
+     here), one draw each with the same random numbers: the rate of draws
+     that differ, and the paired time ratio. Two settings: T 1, and T 0.8 +
+     top-k 40 + min-p 0.05.
 
    Timing: thread CPU time (bench_util.h; BENCH_CLOCK=wall for wall time).
    Environment: BENCH_REPS (chain repetitions, default 301), BENCH_QUERIES
@@ -300,6 +308,139 @@ void bench_fused(int quick, int argc, char **argv, int first) {
   printf("\n");
 }
 
+/* One LLM-shaped head: adaptive against fused exact sampling, one
+   setting. Calibrates the sampler on `ncal` random queries, then draws
+   once per judged query with both samplers (same seed, stream, draw). */
+void bench_ada_head(const char *name, const adasm_matrix &M, const float *X,
+                    size_t nq, size_t d, const char *label,
+                    const adasm_sampler_params &chain, size_t ncal, size_t nj,
+                    const adasm_ada_index &ix) {
+  adasm_ada_sample_params sp = adasm_ada_sample_params_default();
+  adasm_ada_calibration cal;
+  std::vector<size_t> perm(nq);
+  std::vector<float> Xc(ncal * d);
+  std::vector<double> te, ta, ratio;
+  size_t cb = 0, ab = 0, eb = 0, differ = 0, exact = 0, i;
+  bench_rng r;
+  double t0, cal_s;
+  sp.chain = chain;
+  sp.eps = 0.3;
+  sp.delta = 0.1;
+  r.s = 42u;
+  for (i = 0; i < nq; ++i) perm[i] = i; /* calibration: a random subset */
+  for (i = nq; i > 1; --i) std::swap(perm[i - 1], perm[bench_rng_next(&r) % i]);
+  for (i = 0; i < ncal; ++i)
+    memcpy(&Xc[i * d], X + perm[i] * d, d * sizeof(float));
+  sp.chain.stream = 1000000u; /* apart from the judged queries' streams */
+  if (adasm_ada_sample_calibrate_workspace_size(&ix, &sp, ncal, &cb) != ADASM_OK) exit(1);
+  void *cw = bench_alloc(cb);
+  t0 = bench_wall_ns();
+  if (adasm_ada_sample_calibrate(&ix, &sp, Xc.data(), ncal, d, 0.05, cw, cb, &cal) !=
+      ADASM_OK) {
+    fprintf(stderr, "bench_sample: %s: calibration failed\n", name);
+    exit(1);
+  }
+  cal_s = (bench_wall_ns() - t0) * 1e-9;
+  free(cw);
+  sp.ci_scale = cal.ci_scale;
+  adasm_sampler_params ep = sp.chain;
+  adasm_ada_sample_workspace_size(&ix, &sp, &ab);
+  adasm_exact_sample_workspace_size(&M, &ep, &eb);
+  void *aw = bench_alloc(ab + 64), *ew = bench_alloc(eb + 64);
+  for (i = 0; i < nj && ncal + i < nq; ++i) {
+    const size_t qi = perm[ncal + i];
+    const float *x = X + qi * d;
+    adasm_ada_sample_result ar;
+    adasm_sampler_result er;
+    double t[2];
+    sp.chain.stream = ep.stream = qi;
+    for (int k = 0; k < 2; ++k) {
+      const int who = (int)((i + (size_t)k) % 2);
+      double xs = 0.0, t1;
+      for (size_t j = 0; j < d; ++j) xs += (double)x[j]; /* x in cache */
+      bench_sink += xs;
+      t1 = bench_now_ns();
+      adasm_result rr = who == 0 ? adasm_exact_sample(&M, &ep, x, ew, eb + 64, &er)
+                                 : adasm_ada_sample(&ix, &sp, x, aw, ab + 64, &ar);
+      t[who] = bench_now_ns() - t1;
+      if (rr != ADASM_OK) {
+        fprintf(stderr, "bench_sample: %s query %zu: %s\n", name, qi, adasm_result_string(rr));
+        exit(1);
+      }
+    }
+    differ += ar.token != er.token;
+    exact += (size_t)ar.exact;
+    te.push_back(t[0]);
+    ta.push_back(t[1]);
+    ratio.push_back(t[0] / t[1]);
+  }
+  {
+    /* one-sided 95% upper bound of the rate of differing draws (Wilson) */
+    const double nn = (double)te.size(), ph = (double)differ / nn, z = 1.6448536269514722;
+    const double den = 1.0 + z * z / nn;
+    const double up = (ph + z * z / (2.0 * nn) +
+                       z * sqrt(ph * (1.0 - ph) / nn + z * z / (4.0 * nn * nn))) / den;
+    printf("| %s | %s | %zu | %.3g (%.1f s) | %.1f%% (<= %.1f%%) | %.1f%% | %.3f | %.3f | **%.2f** |\n",
+           name, label, te.size(), cal.ci_scale, cal_s, 100.0 * ph, 100.0 * up,
+           100.0 * (double)exact / nn, median_of(te) * 1e-6, median_of(ta) * 1e-6,
+           median_of(ratio));
+  }
+  fflush(stdout);
+  free(aw);
+  free(ew);
+}
+
+/* Adaptive sampling (adasm_ada_sample, calibrated) against fused exact
+   sampling on the heads given as directories. */
+void bench_ada(int quick, int argc, char **argv, int first) {
+  const size_t ncal = (size_t)bench_env_long("BENCH_CALIB", quick ? 60 : 200);
+  const size_t nj = (size_t)bench_env_long("BENCH_QUERIES", quick ? 50 : 1000);
+  printf("### Adaptive sampling against fused exact sampling\n\n");
+  printf("`adasm_ada_sample` calibrated by `adasm_ada_sample_calibrate` (eps 0.3, "
+         "delta 0.1, alpha 0.05) on %zu random queries, against "
+         "`adasm_exact_sample` on the other queries (up to %zu), one draw each "
+         "with the same (seed, stream, draw), in a rotating order; differ: draws "
+         "whose token is not the exact sampler's (the total-variation distance "
+         "is at most this rate), with its one-sided 95%% upper bound; medians "
+         "(%s) and the median of the per-query ratios.\n\n",
+         ncal, nj, bench_clock_name());
+  printf("| head | setting | queries | ci_scale (calibration) | differ | exact passes "
+         "| exact ms | ada ms | exact/ada |\n");
+  printf("|:--|:--|--:|--:|--:|--:|--:|--:|--:|\n");
+  for (int a = first; a < argc; ++a) {
+    char pa[4096], px[4096], err[256];
+    npy_array A, X;
+    adasm_ada_index ix;
+    const char *name = strrchr(argv[a], '/') ? strrchr(argv[a], '/') + 1 : argv[a];
+    snprintf(pa, sizeof pa, "%s/A.npy", argv[a]);
+    snprintf(px, sizeof px, "%s/X.npy", argv[a]);
+    if (npy_read(pa, NPY_F4, 2, &A, err, sizeof err) != NPY_OK ||
+        npy_read(px, NPY_F4, 2, &X, err, sizeof err) != NPY_OK) {
+      printf("| %s | (not built: %s) | | | | | | | |\n", argv[a], err);
+      continue;
+    }
+    const size_t n = A.shape[0], d = A.shape[1], q = X.shape[0];
+    const adasm_matrix M = adasm_matrix_f32((const float *)A.data, n, d, d);
+    if (q <= ncal || adasm_ada_index_build(&ix, &M, 0u, NULL) != ADASM_OK) {
+      printf("| %s | (too few queries, or the index failed) | | | | | | | |\n", name);
+      npy_free(&A);
+      npy_free(&X);
+      continue;
+    }
+    adasm_sampler_params plain = adasm_sampler_params_default(), combo = plain;
+    combo.temperature = 0.8f;
+    combo.top_k = 40;
+    combo.min_p = 0.05f;
+    bench_ada_head(name, M, (const float *)X.data, q, d, "T 1", plain, ncal, nj, ix);
+    bench_ada_head(name, M, (const float *)X.data, q, d, "T 0.8, top-k 40, min-p 0.05",
+                   combo, ncal, nj, ix);
+    adasm_ada_index_free(&ix);
+    npy_free(&A);
+    npy_free(&X);
+  }
+  printf("\n");
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -311,6 +452,10 @@ int main(int argc, char **argv) {
   } else if (argc > 1 && strcmp(argv[1], "fused") == 0) {
     chain = 0;
     first = 2;
+  } else if (argc > 1 && strcmp(argv[1], "ada") == 0) {
+    bench_ada(quick, argc, argv, 2);
+    bench_print_load("bench_sample");
+    return 0;
   }
   if (chain) bench_chain(quick);
   if (fused) bench_fused(quick, argc, argv, first);

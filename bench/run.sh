@@ -18,7 +18,10 @@
 #   bench/run.sh sample     the sampler chain: on a 128256-logit vector
 #                           against softmax and sorting, and fused exact
 #                           sampling against the exact top-1 path (also on
-#                           the real heads when they are cached; ~3 minutes)
+#                           the real heads when they are cached), and
+#                           adaptive against fused exact sampling on the
+#                           LLM-shaped GPT-2 and Llama-2 heads when cached
+#                           (~8 minutes)
 #
 # Output (stdout, also saved to $BUILD/bench-results.md): a machine line, then
 # one markdown table per benchmark, ready to paste into README.md. Progress
@@ -191,6 +194,15 @@ RESULTS=$BUILD/bench-results.md
     "$SAMPLE" chain || echo "**bench_sample failed (exit status $?)**"
     "$SAMPLE" fused "$@" || echo "**bench_sample failed (exit status $?)**"
     [ $# -eq 2 ] || echo "(real heads not cached: bash bench/data/build_heads.sh builds them)"
+    set --
+    for h in llm-gpt2 llm-llama2; do
+      if [ -f "$DATA/$h/A.npy" ]; then set -- "$@" "$DATA/$h"; fi
+    done
+    if [ $# -gt 0 ]; then
+      "$SAMPLE" ada "$@" || echo "**bench_sample ada failed (exit status $?)**"
+    else
+      echo "(LLM-shaped heads not cached: bash bench/data/build_llm_heads.sh gpt2 llama2 builds them)"
+    fi
     echo
   fi
   if [ "$WHICH" = all ] || [ "$WHICH" = softmax ]; then
