@@ -1439,13 +1439,16 @@ ADASM__PRIVATE unsigned char *adasm__align_up(void *p) {
 /* 1 if v[0..n) holds a NaN, 2 if it holds an infinity (and no NaN), 0 if
    every entry is finite. */
 ADASM__PRIVATE int adasm__nonfinite(const float *v, size_t n) {
-  int r = 0;
+  unsigned nan = 0, inf = 0; /* on the bits, without branches: vectorised */
   size_t i;
   for (i = 0; i < n; ++i) {
-    if (adasm__isnanf(v[i])) return 1;
-    if (!adasm__isfinitef(v[i])) r = 2;
+    uint32_t b;
+    memcpy(&b, v + i, sizeof b);
+    b &= 0x7fffffffu;
+    nan |= b > 0x7f800000u;
+    inf |= b >= 0x7f800000u;
   }
-  return r;
+  return nan ? 1 : inf ? 2 : 0;
 }
 
 /* Sorts the indices v[0..n) by key[v] descending, ties by lower index
@@ -7004,7 +7007,7 @@ ADASM_DEF adasm_result adasm_ada_workspace_size(const adasm_ada_index *ix,
 ADASM__PRIVATE int adasm__ada_setup(adasm__ada_q *q) {
   const adasm_ada_index *ix = q->ix;
   adasm_pcg32 rng;
-  double xmax = 0.0, smax = 0.0, base = 0.0;
+  double xmax = 0.0, smax = 0.0, base = 0.0, px, ps;
   int ex = 0, es = 0;
   size_t j;
   for (j = 0; j < q->d; ++j) {
@@ -7019,9 +7022,13 @@ ADASM__PRIVATE int adasm__ada_setup(adasm__ada_q *q) {
   q->wsum = 0.0;
   q->wmax = 0.0;
   q->nnz = 0;
+  /* (multiplications by 2^-ex and 2^-es: exact in double for every float
+     x and every sigma, and a tenth of ldexp's cost) */
+  px = ldexp(1.0, -ex);
+  ps = ldexp(1.0, -es);
   for (j = 0; j < q->d; ++j) {
-    const double xs = ldexp((double)q->x[j], -ex);
-    q->ws.w[j] = fabs(xs) * ldexp(ix->sigma[j], -es);
+    const double xs = (double)q->x[j] * px;
+    q->ws.w[j] = fabs(xs) * (ix->sigma[j] * ps);
     base += ix->mu[j] * xs;
     q->wsum += q->ws.w[j];
     q->wmax = q->ws.w[j] > q->wmax ? q->ws.w[j] : q->wmax;
@@ -7448,14 +7455,17 @@ ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
   const double gd = (double)ADASM__DOT_DEPTH(d) * 5.9604644775390625e-8;
   double xn = 0.0, xn1, lk, m = -HUGE_VAL, s = 0.0, xmax = 0.0, sc;
   size_t t, r0, cnt = 0, nc = 0, ci;
-  int screen = gd < 0.5, ex = 0;
+  /* (a head of a few rows is computed in double at once: the screen's
+     passes over x would cost more than the rows) */
+  int screen = gd < 0.5 && n > 32, ex = 0;
   /* the float screen sees x 2^-(ex + aexp): its products are the same bits
      however beta A x is split between beta, A and x (powers of two) */
-  for (t = 0; t < d; ++t)
+  for (t = 0; screen && t < d; ++t)
     xmax = fabs((double)x[t]) > xmax ? fabs((double)x[t]) : xmax;
   if (xmax > 0.0) (void)frexp(xmax, &ex);
-  for (t = 0; t < d; ++t) {
-    xs[t] = (float)ldexp((double)x[t], -ex - ix->aexp);
+  sc = ldexp(1.0, -ex - ix->aexp); /* exact in double: |-ex - aexp| < 300 */
+  for (t = 0; screen && t < d; ++t) {
+    xs[t] = (float)((double)x[t] * sc);
     /* (below 2^-101 a kernel's pieces or products may underflow) */
     if (xs[t] != 0.0f && fabs((double)xs[t]) < 3.944304526105059e-31) screen = 0;
   }
@@ -8139,6 +8149,31 @@ ADASM__PRIVATE void adasm__ada_ltt(size_t q, double delta, double alpha,
   }
 }
 
+/* The calibration functions' checks of X, q, ldx and alpha, then of the
+   queries' values. */
+ADASM__PRIVATE adasm_result adasm__ada_cal_args(const adasm_ada_index *ix,
+                                                const float *X, size_t q,
+                                                size_t ldx, double alpha,
+                                                const void *out) {
+  size_t span;
+  if (!X || !out) return ADASM_ERR_NULL;
+  if (q == 0 || ldx < ix->d) return ADASM_ERR_SIZE;
+  if (!(alpha > 0.0 && alpha < 1.0)) return ADASM_ERR_PARAM;
+  if (adasm__mul_overflows(q - 1, ldx, &span) || span > (size_t)-1 - ix->d)
+    return ADASM_ERR_OVERFLOW;
+  return ADASM_OK;
+}
+ADASM__PRIVATE adasm_result adasm__ada_cal_data(const adasm_ada_index *ix,
+                                                const float *X, size_t q,
+                                                size_t ldx) {
+  size_t t;
+  for (t = 0; t < q; ++t) {
+    const int bad = adasm__nonfinite(X + t * ldx, ix->d);
+    if (bad) return bad == 1 ? ADASM_ERR_NAN : ADASM_ERR_PARAM;
+  }
+  return ADASM_OK;
+}
+
 typedef struct adasm__ada_cal {
   adasm__ada_ws qws;  /* the query workspace comes first */
   size_t qbytes;
@@ -8265,18 +8300,13 @@ ADASM_DEF adasm_result adasm_ada_calibrate(const adasm_ada_index *ix,
   size_t need, t, s;
   adasm_result r = adasm__ada_check(ix, params);
   if (r != ADASM_OK) return r;
-  if (!X || !out) return ADASM_ERR_NULL;
-  if (q == 0 || ldx < ix->d) return ADASM_ERR_SIZE;
-  if (!(alpha > 0.0 && alpha < 1.0)) return ADASM_ERR_PARAM;
-  if (adasm__mul_overflows(q - 1, ldx, &need) || need > (size_t)-1 - ix->d)
-    return ADASM_ERR_OVERFLOW;
+  r = adasm__ada_cal_args(ix, X, q, ldx, alpha, out);
+  if (r != ADASM_OK) return r;
   if (!adasm__ada_cal_layout(ix, params->k, q, NULL, &c, &need))
     return ADASM_ERR_OVERFLOW;
   if (!work || work_bytes < need) return ADASM_ERR_WORKSPACE;
-  for (t = 0; t < q; ++t) {
-    const int bad = adasm__nonfinite(X + t * ldx, ix->d);
-    if (bad) return bad == 1 ? ADASM_ERR_NAN : ADASM_ERR_PARAM;
-  }
+  r = adasm__ada_cal_data(ix, X, q, ldx);
+  if (r != ADASM_OK) return r;
   w = adasm__align_up(work);
   (void)adasm__ada_cal_layout(ix, params->k, q, w, &c, &need);
   kern = adasm__k(params->kern);
@@ -8393,18 +8423,13 @@ ADASM_DEF adasm_result adasm_ada_sample_calibrate(
   size_t eb, need, t;
   adasm_result r = adasm__ada_sample_check(ix, params);
   if (r != ADASM_OK) return r;
-  if (!X || !out) return ADASM_ERR_NULL;
-  if (q == 0 || ldx < ix->d) return ADASM_ERR_SIZE;
-  if (!(alpha > 0.0 && alpha < 1.0)) return ADASM_ERR_PARAM;
-  if (adasm__mul_overflows(q - 1, ldx, &need) || need > (size_t)-1 - ix->d)
-    return ADASM_ERR_OVERFLOW;
+  r = adasm__ada_cal_args(ix, X, q, ldx, alpha, out);
+  if (r != ADASM_OK) return r;
   if (!adasm__ada_scal_layout(ix, params, q, NULL, &c, &ew, &eb, &need))
     return ADASM_ERR_OVERFLOW;
   if (!work || work_bytes < need) return ADASM_ERR_WORKSPACE;
-  for (t = 0; t < q; ++t) {
-    const int bad = adasm__nonfinite(X + t * ldx, ix->d);
-    if (bad) return bad == 1 ? ADASM_ERR_NAN : ADASM_ERR_PARAM;
-  }
+  r = adasm__ada_cal_data(ix, X, q, ldx);
+  if (r != ADASM_OK) return r;
   (void)adasm__ada_scal_layout(ix, params, q, adasm__align_up(work), &c, &ew,
                                &eb, &need);
   /* the truth: the exact sampler's draw of every calibration query */
