@@ -6767,6 +6767,16 @@ ADASM__PRIVATE int adasm__ada_layout(size_t n, size_t d, size_t k,
   return 1;
 }
 
+/* adasm__nonfinite with the kernels' dot product first: x . x is finite
+   exactly when every entry is (or the squares overflow: then the scalar
+   check decides), at the speed of the vector code. */
+ADASM__PRIVATE int adasm__ada_nonfinite(const adasm_kernels *k, const float *x,
+                                        size_t d) {
+  float f;
+  k->dot_rows(x, 1, d, d, x, 1.0f, &f);
+  return adasm__isfinitef(f) ? 0 : adasm__nonfinite(x, d);
+}
+
 /* ---- index ------------------------------------------------------------- */
 
 
@@ -7455,29 +7465,42 @@ ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
   const double gd = (double)ADASM__DOT_DEPTH(d) * 5.9604644775390625e-8;
   double xn = 0.0, xn1, lk, m = -HUGE_VAL, s = 0.0, xmax = 0.0, sc;
   size_t t, r0, cnt = 0, nc = 0, ci;
-  /* (a head of a few rows is computed in double at once: the screen's
-     passes over x would cost more than the rows) */
-  int screen = gd < 0.5 && n > 32, ex = 0;
-  /* the float screen sees x 2^-(ex + aexp): its products are the same bits
-     however beta A x is split between beta, A and x (powers of two) */
-  for (t = 0; screen && t < d; ++t)
+  int screen = gd < 0.5, ex = 0;
+  /* A head of a few rows (not bf16) screens x as it is: the passes over x
+     that scale it would cost more than the rows. Its ||x|| comes from the
+     dot kernel (within gamma, corrected below); x's scale cannot change
+     the rows' answer, only which rows the normalizer takes in float. */
+  const int small = n <= 32 && ix->A.dtype != ADASM_BF16;
+  const float *xv = small ? x : xs;
+  if (small) {
+    float f;
+    kern->dot_rows(x, 1, d, d, x, 1.0f, &f);
+    xn = (double)f / (1.0 - gd);
+    screen &= adasm__isfinitef(f);
+  }
+  /* otherwise the float screen sees x 2^-(ex + aexp): its products are the
+     same bits however beta A x is split between beta, A and x (powers of
+     two) */
+  for (t = 0; screen && !small && t < d; ++t)
     xmax = fabs((double)x[t]) > xmax ? fabs((double)x[t]) : xmax;
   if (xmax > 0.0) (void)frexp(xmax, &ex);
   sc = ldexp(1.0, -ex - ix->aexp); /* exact in double: |-ex - aexp| < 300 */
-  for (t = 0; screen && t < d; ++t) {
+  for (t = 0; screen && !small && t < d; ++t) {
     xs[t] = (float)((double)x[t] * sc);
     /* (below 2^-101 a kernel's pieces or products may underflow) */
     if (xs[t] != 0.0f && fabs((double)xs[t]) < 3.944304526105059e-31) screen = 0;
+    xn += (double)xs[t] * (double)xs[t];
   }
+  if (small) ex = -ix->aexp; /* the screen's scale is 1 */
   sc = ldexp(beta, ex + ix->aexp); /* beta times the screen's scale */
   for (r0 = 0; screen && r0 < n; r0 += ADASM__ADA_XBLOCK) {
     const size_t len = n - r0 < ADASM__ADA_XBLOCK ? n - r0 : ADASM__ADA_XBLOCK;
     if (ix->A.dtype == ADASM_F32)
       kern->dot_rows((const float *)ix->A.data + r0 * ix->A.ld, len, d,
-                     ix->A.ld, xs, 1.0f, zf + r0);
+                     ix->A.ld, xv, 1.0f, zf + r0);
     else
       (ix->A.dtype == ADASM_F16 ? kern->dot_rows_f16 : kern->dot_rows_bf16)(
-          (const uint16_t *)ix->A.data + r0 * ix->A.ld, len, d, ix->A.ld, xs,
+          (const uint16_t *)ix->A.data + r0 * ix->A.ld, len, d, ix->A.ld, xv,
           1.0f, zf + r0);
     for (t = r0; t < r0 + len; ++t) screen &= adasm__isfinitef(zf[t]);
   }
@@ -7488,11 +7511,10 @@ ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
   } else {
     adasm__expp ep;
     /* row t's screen error: gamma ||A_t|| ||xs|| + the underflow term
-       2^-123 (d + ||xs||_1) (in scaled units; doubled below for the
+       2^-123 (d + ||xs||_1) (in the screen's units; doubled below for the
        rounding of these sums). x has no nonzero xs_j below 2^-101 (else
        no screen), so vdpbf16ps's 8-bit pieces of xs are never subnormal,
-       and never flushed. */
-    for (t = 0; t < d; ++t) xn += (double)xs[t] * (double)xs[t];
+       and never flushed (a small head's unscaled x is never bf16's). */
     xn = sqrt(xn);
     xn1 = ADASM__P2M122 * ((double)d + sqrt((double)d) * xn);
     xn *= (gd / (1.0 - gd)) * (1.0 + 1e-12);
@@ -7742,7 +7764,7 @@ ADASM__PRIVATE adasm_result adasm__ada_start(adasm__ada_q *q,
   if (!adasm__ada_layout(ix->n, ix->d, params->k, NULL, &q->ws, &need))
     return ADASM_ERR_OVERFLOW;
   if (!work || work_bytes < need) return ADASM_ERR_WORKSPACE;
-  bad = adasm__nonfinite(x, ix->d);
+  bad = adasm__ada_nonfinite(adasm__k(params->kern), x, ix->d);
   if (bad) {
     adasm__ada_fill_nan(params, out);
     return bad == 1 ? ADASM_ERR_NAN : ADASM_ERR_PARAM;
