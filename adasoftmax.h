@@ -23,6 +23,13 @@
      Code map (grep for the tag): >>config >>platform >>util >>pcg >>cpu
        >>k_scalar >>k_avx2 >>k_avx512 >>k_neon >>dispatch >>exact >>sample
        >>ada >>hs >>svd >>certified
+     For tests: besides the API, tests/ may use only these private names
+       (the implementation file's): the float specials adasm__nanf,
+       adasm__inff, adasm__isnanf, adasm__isfinitef; the kernel tables
+       adasm__kernels_<isa> and the arguments of the ada kernels
+       (adasm__ada_acc, adasm__ada_bp), to hold every kernel to the scalar
+       one; adasm__svd_givens and adasm__hs_logsig, to test them against a
+       double reference. Anything else a test needs goes through the API.
 
    1. QUICK START
        float z[5] = {1, 2, 3, 4, 5}, p[5];

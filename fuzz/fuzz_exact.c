@@ -133,13 +133,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       adasm_sample_params sp = adasm_sample_params_default();
       adasm_pcg32 g;
       size_t pick, need;
-      static unsigned char work[MAXN * 16 + 16];
+      /* adasm_sample_logits_workspace_size: at most 24 n bytes + 512 */
+      static unsigned char work[MAXN * 24 + 576];
       sp.top_k = topk % 3 == 0 ? 0 : topk;
       sp.top_p = (float)(topk % 5) * 0.2f;
       sp.temperature = (float)(topk % 7) * 0.5f;
       adasm_pcg32_seed(&g, 1, 2);
       if (adasm_sample_workspace_size(n, &sp, &need) != ADASM_OK) fail("ws", name, n, 0, 0, 0);
-      if (need > sizeof work) fail("ws size", name, n, 0, (double)need, 0);
+      if (need > sizeof work - 1) fail("ws size", name, n, 0, (double)need, 0);
       r = adasm_sample(k, z, n, &sp, &g, work + 1, need, &pick); /* misaligned */
       if (r != (want == ADASM_OK ? ADASM_OK : want)) fail("sample result", name, n, 0, r, want);
       if (r == ADASM_OK && (pick >= n || ref[pick] == 0.0))
