@@ -7525,9 +7525,12 @@ ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
     xn = sqrt(xn);
     xn1 = ADASM__P2M122 * ((double)d + sqrt((double)d) * xn);
     xn *= (gd / (1.0 - gd)) * (1.0 + 1e-12);
-    /* lk: the k-th largest float lower bound (a min-heap in idx / zs) */
+    /* lk: the k-th largest float lower bound (a min-heap in idx / zs);
+       (x = 0 leaves no product error, even where ||A_t|| passes FLT_MAX
+       and rnorm is inf) */
     for (t = 0; t < n; ++t) {
-      const double lo = (double)zf[t] - (double)ix->rnorm[t] * xn - xn1;
+      const double e = xn > 0.0 ? (double)ix->rnorm[t] * xn : 0.0;
+      const double lo = (double)zf[t] - e - xn1;
       if (cnt < k || lo > zs[0]) adasm__ada_offer(idx, zs, &cnt, k, t, lo);
     }
     lk = zs[0];
@@ -7535,7 +7538,8 @@ ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
        the underflow term is not negligible in the normalizer: logits
        near 1e29) */
     for (t = 0; t < n; ++t)
-      if ((double)zf[t] + (double)ix->rnorm[t] * xn + xn1 >= lk || sc * xn1 > 1e-7)
+      if ((double)zf[t] + (xn > 0.0 ? (double)ix->rnorm[t] * xn : 0.0) + xn1 >= lk ||
+          sc * xn1 > 1e-7)
         cand[nc++] = t;
     kern->dot_rows_f64(&ix->A, cand, 0, nc, x, zc);
     /* the normalizer: double logits for the candidates, float for the rest
