@@ -21,6 +21,7 @@
      logits. */
 #define ADASOFTMAX_IMPLEMENTATION
 #include "../adasoftmax.h"
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -350,6 +351,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       memset(&ch, 0, sizeof ch);
       rf = adasm_exact_sample(&M, &p, &one, work, fb, &fu);
       rc = adasm_sample_logits(A, n, &p, work, sizeof work, &ch);
+      {
+        /* bf16 rows may go through vdpbf16ps, which flushes subnormal
+           entries to zero (the documented 2^-123 term): with one, the
+           fused logits are not the widened values bit for bit */
+        int sub = 0;
+        for (i = 0; dt == 2 && i < n; ++i)
+          sub |= A[i] != 0.0f && fabsf(A[i]) < FLT_MIN;
+        if (sub) continue;
+      }
       if (rf != rc) fail("fused result", name, rf, rc);
       if (!same_result(&fu, &ch)) fail("fused output", name, (double)fu.token, (double)ch.token);
       if (fu.madds != (uint64_t)n) fail("fused madds", name, (double)fu.madds, (double)n);
