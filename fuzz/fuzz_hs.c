@@ -35,6 +35,7 @@
    corpus. */
 #define ADASOFTMAX_IMPLEMENTATION
 #include "../adasoftmax.h"
+#include "fuzz_util.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,23 +154,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memset(&m, 0x5c, sizeof m);
   before = m;
   if (flags & 128u) { /* build from decoded counts and raw vector bits */
-    size_t n = 1 + (size > 1 ? (data[1] & 63u) : 0u);
-    size_t d = 1 + (size > 2 ? (data[2] & 31u) : 0u), pos = 3, i, j;
+    fuzz_reader r = fuzz_reader_init(data + 1, size - 1);
+    const size_t n = 1 + (fuzz_u8(&r) & 63u), d = 1 + (fuzz_u8(&r) & 31u);
+    size_t i, j;
     int64_t cnt[64];
     float vec[63 * 32] = {0.0f};
     int bad_count = 0, nan = 0, inf = 0;
-    for (i = 0; i < n; ++i, pos += 2) {
-      unsigned v = (pos < size ? data[pos] : 0u) |
-                   ((pos + 1 < size ? (unsigned)data[pos + 1] : 0u) << 8);
+    for (i = 0; i < n; ++i) {
+      const unsigned v = fuzz_u16(&r);
       cnt[i] = v == 0xffffu ? -1 : (int64_t)v;
       bad_count |= v == 0xffffu;
     }
     for (i = 0; i + 1 < n; ++i)
-      for (j = 0; j < d; ++j, pos += 4) {
-        uint32_t u = 0;
-        unsigned b;
-        for (b = 0; b < 4; ++b)
-          u |= (uint32_t)(pos + b < size ? data[pos + b] : 0u) << (8 * b);
+      for (j = 0; j < d; ++j) {
+        const uint32_t u = fuzz_u32(&r);
         memcpy(&vec[i * d + j], &u, 4);
         if ((u & 0x7fffffffu) > 0x7f800000u) nan = 1;
         else if ((u & 0x7fffffffu) == 0x7f800000u) inf = 1;

@@ -68,6 +68,7 @@
    declaration of adasm_svd_query did not list; it now does. */
 #define ADASOFTMAX_IMPLEMENTATION
 #include "../adasoftmax.h"
+#include "fuzz_util.h"
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -89,22 +90,6 @@ static void fail(const char *what, double got, double want) {
 }
 
 /* ---- decoding ------------------------------------------------------------ */
-typedef struct reader {
-  const uint8_t *p;
-  size_t left;
-} reader;
-
-static unsigned get8(reader *r) {
-  if (r->left == 0) return 0;
-  --r->left;
-  return *r->p++;
-}
-static uint32_t get32(reader *r) {
-  uint32_t v = 0;
-  int i;
-  for (i = 0; i < 4; ++i) v |= (uint32_t)get8(r) << (8 * i);
-  return v;
-}
 
 static float beta_param(unsigned b) {
   switch (b) {
@@ -119,11 +104,11 @@ static float beta_param(unsigned b) {
 }
 
 /* A float from the input (raw bits or int8/16), else from the generator. */
-static float get_entry(reader *r, int raw, adasm_pcg32 *g) {
-  if (r->left >= (raw ? 4u : 1u)) {
-    if (!raw) return (float)(signed char)get8(r) / 16.0f;
+static float get_entry(fuzz_reader *r, int raw, adasm_pcg32 *g) {
+  if (fuzz_left(r) >= (raw ? 4u : 1u)) {
+    if (!raw) return (float)(signed char)fuzz_u8(r) / 16.0f;
     {
-      uint32_t u = get32(r);
+      uint32_t u = fuzz_u32(r);
       float f;
       memcpy(&f, &u, 4);
       return f;
@@ -368,7 +353,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static float A[MAXN * (MAXD + 3)], U[MAXN * 4], Vr[4 * MAXD];
   static int ctx_tag;
-  reader rd;
+  fuzz_reader rd;
   adasm_pcg32 g;
   adasm_svd_model m, before, zero;
   const adasm_kernels *kb, *kq;
@@ -383,18 +368,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   unsigned char *work;
   adasm_result r, r2;
 
-  rd.p = data;
-  rd.left = size;
-  b0 = get8(&rd);
-  b1 = get8(&rd);
-  bw = get8(&rd);
-  bn = get8(&rd);
-  bk = get8(&rd);
-  flags = get8(&rd);
-  beta = beta_param(get8(&rd));
-  aux = get8(&rd);
-  xaux = get8(&rd);
-  seed = get32(&rd);
+  rd = fuzz_reader_init(data, size);
+  b0 = fuzz_u8(&rd);
+  b1 = fuzz_u8(&rd);
+  bw = fuzz_u8(&rd);
+  bn = fuzz_u8(&rd);
+  bk = fuzz_u8(&rd);
+  flags = fuzz_u8(&rd);
+  beta = beta_param(fuzz_u8(&rd));
+  aux = fuzz_u8(&rd);
+  xaux = fuzz_u8(&rd);
+  seed = fuzz_u32(&rd);
   n = 1 + (b0 & 63u) % MAXN;
   d = 1 + (b1 & 63u) % MAXD;
   lda = d + (b0 >> 6);
