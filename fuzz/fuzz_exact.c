@@ -4,6 +4,7 @@
    magnitudes all appear). The bounds are the ones the header states. */
 #define ADASOFTMAX_IMPLEMENTATION
 #include "../adasoftmax.h"
+#include "fuzz_util.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,13 +69,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int isa, op;
   double lse_ref = 0.0;
   adasm_result want;
+  fuzz_reader rd = fuzz_reader_init(data, size);
   if (size < 3) return 0;
-  op = data[0] % 4;
-  topk = (size_t)data[1] + 1;
-  data += 2;
-  size -= 2;
-  n = size / 4 > MAXN ? MAXN : size / 4;
-  for (i = 0; i < n; ++i) memcpy(&z[i], data + 4 * i, 4);
+  op = (int)(fuzz_u8(&rd) % 4u);
+  topk = (size_t)fuzz_u8(&rd) + 1;
+  n = fuzz_left(&rd) / 4 > MAXN ? MAXN : fuzz_left(&rd) / 4;
+  for (i = 0; i < n; ++i) z[i] = fuzz_f32_bits(&rd);
   want = ref_softmax(z, n, ref, &lse_ref);
   if (n == 0) want = ADASM_OK;
   for (isa = ADASM_ISA_SCALAR; isa < ADASM_ISA_COUNT; ++isa) {
