@@ -92,6 +92,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
           for (i = 0; i < n; ++i)
             if (!isnan_d(out[i])) fail("nan fill", name, n, i, out[i], NAN);
       }
+      { /* adasm_softmax is AUTO (algo 0), bit for bit */
+        static float out0[MAXN];
+        const adasm_result r0 = adasm_softmax_ex(k, ADASM_SOFTMAX_AUTO, z, n, out0);
+        r = adasm_softmax(k, z, n, out);
+        if (r != r0 || (n > 0 && memcmp(out, out0, n * sizeof(float)) != 0))
+          fail("adasm_softmax is not AUTO", name, n, 0, r, r0);
+      }
     } else if (op == 1) { /* log-softmax and logsumexp */
       double lse;
       r = adasm_log_softmax(k, z, n, out);

@@ -1,4 +1,6 @@
-/* Fuzzing of SVD-softmax: adasm_svd_build, adasm_svd_workspace_size,
+/* Fuzzing of SVD-softmax: adasm_svd_build (and now and then
+   adasm_svd_build_matrix on the f16 / bf16 rounding of A, which must give
+   the model of the widened floats bit for bit), adasm_svd_workspace_size,
    adasm_svd_query and adasm_svd_free on small matrices decoded from the
    fuzzer's bytes, including sizes and parameters out of range and floats
    straight from raw bits (NaN, Inf, subnormals, huge magnitudes).
@@ -483,6 +485,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         memcmp(m.sigma, m2.sigma, d * sizeof(double)) != 0)
       fail("rebuild differs", 0, 0);
     adasm_svd_free(&m2);
+  }
+  if ((seed & 7u) == 1) { /* 16-bit rows: the model of their widened floats */
+    const int bf = (seed >> 3) & 1;
+    const size_t ext = (n - 1) * lda + d;
+    uint16_t *H = (uint16_t *)malloc(ext * sizeof(uint16_t));
+    float *Wd = (float *)malloc(ext * sizeof(float));
+    adasm_svd_model mh, mw;
+    adasm_matrix M;
+    adasm_result rh, rw;
+    if (!H || !Wd) {
+      free(H);
+      free(Wd);
+      fail("out of memory", 0, 0);
+    }
+    for (i = 0; i < ext; ++i) {
+      H[i] = bf ? adasm_f32_to_bf16(Acopy[i]) : adasm_f32_to_f16(Acopy[i]);
+      Wd[i] = bf ? adasm_bf16_to_f32(H[i]) : adasm_f16_to_f32(H[i]);
+    }
+    M = bf ? adasm_matrix_bf16(H, n, d, lda) : adasm_matrix_f16(H, n, d, lda);
+    rh = adasm_svd_build_matrix(&mh, &M, kb, &ctx_tag);
+    rw = adasm_svd_build(&mw, kb, Wd, n, d, lda, &ctx_tag);
+    if (rh != rw) fail("16-bit build: another result than its widened floats", rh, rw);
+    if (rh == ADASM_OK) {
+      if (memcmp(mh.B, mw.B, n * mh.panels * 16 * sizeof(float)) != 0 ||
+          memcmp(mh.vt, mw.vt, d * d * sizeof(float)) != 0 ||
+          memcmp(mh.sigma, mw.sigma, d * sizeof(double)) != 0)
+        fail("16-bit build: not the model of its widened floats", 0, 0);
+      adasm_svd_free(&mh);
+      adasm_svd_free(&mw);
+    }
+    free(H);
+    free(Wd);
   }
 
   /* ---- workspace size ---- */
