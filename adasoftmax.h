@@ -6734,6 +6734,7 @@ typedef struct adasm__ada_q {
   size_t nnear;         /* rows in the profile's near buckets */
   int defer_exact;      /* 1: where the exact pass would answer, return 0
                            and leave it to the caller (the sampler) */
+  float xx;             /* x . x by the dot kernel (adasm__ada_start) */
   double shrink;        /* rows to compute exactly, next round / this one */
   size_t prev_nx;
   uint64_t bytes, madds;
@@ -6774,14 +6775,14 @@ ADASM__PRIVATE int adasm__ada_layout(size_t n, size_t d, size_t k,
   return 1;
 }
 
-/* adasm__nonfinite with the kernels' dot product first: x . x is finite
-   exactly when every entry is (or the squares overflow: then the scalar
-   check decides), at the speed of the vector code. */
+/* adasm__nonfinite with the kernels' dot product first: x . x (in *xx,
+   which the exact pass reuses) is finite exactly when every entry is (or
+   the squares overflow: then the scalar check decides), at the speed of
+   the vector code. */
 ADASM__PRIVATE int adasm__ada_nonfinite(const adasm_kernels *k, const float *x,
-                                        size_t d) {
-  float f;
-  k->dot_rows(x, 1, d, d, x, 1.0f, &f);
-  return adasm__isfinitef(f) ? 0 : adasm__nonfinite(x, d);
+                                        size_t d, float *xx) {
+  k->dot_rows(x, 1, d, d, x, 1.0f, xx);
+  return adasm__isfinitef(*xx) ? 0 : adasm__nonfinite(x, d);
 }
 
 /* ---- index ------------------------------------------------------------- */
@@ -7466,7 +7467,7 @@ ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
                                           size_t k, size_t *idx, double *zs,
                                           double *log_norm, float *zf,
                                           size_t *cand, double *zc,
-                                          float *xs) {
+                                          float *xs, const float *xx) {
   const size_t n = ix->n, d = ix->d;
   /* the dot kernels round at most ADASM__DOT_DEPTH(d) times per logit */
   const double gd = (double)ADASM__DOT_DEPTH(d) * 5.9604644775390625e-8;
@@ -7479,9 +7480,10 @@ ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
      the rows' answer, only which rows the normalizer takes in float. */
   const int small = n <= 32 && ix->A.dtype != ADASM_BF16;
   const float *xv = small ? x : xs;
-  if (small) {
+  if (small) { /* x . x: the query's check computed it (xx), or here */
     float f;
-    kern->dot_rows(x, 1, d, d, x, 1.0f, &f);
+    if (xx) f = *xx;
+    else kern->dot_rows(x, 1, d, d, x, 1.0f, &f);
     xn = (double)f / (1.0 - gd);
     screen &= adasm__isfinitef(f);
   }
@@ -7697,7 +7699,7 @@ ADASM__PRIVATE void adasm__ada_by_exact(adasm__ada_q *q, adasm_ada_result *out) 
   if (q->defer_exact) return;
   adasm__ada_exact_pass(q->ix, q->k, q->x, (double)q->p->beta, q->p->k,
                         out->idx, zs, &out->log_norm, q->ws.ucb, q->ws.list,
-                        q->ws.zx, (float *)(void *)q->ws.w);
+                        q->ws.zx, (float *)(void *)q->ws.w, &q->xx);
   for (i = 0; i < q->p->k; ++i)
     out->prob[i] = (float)exp(zs[i] - out->log_norm);
   q->bytes += (uint64_t)q->n * (uint64_t)q->d * adasm__ada_dsize(q->ix->A.dtype);
@@ -7775,7 +7777,7 @@ ADASM__PRIVATE adasm_result adasm__ada_start(adasm__ada_q *q,
   if (!adasm__ada_layout(ix->n, ix->d, params->k, NULL, &q->ws, &need))
     return ADASM_ERR_OVERFLOW;
   if (!work || work_bytes < need) return ADASM_ERR_WORKSPACE;
-  bad = adasm__ada_nonfinite(adasm__k(params->kern), x, ix->d);
+  bad = adasm__ada_nonfinite(adasm__k(params->kern), x, ix->d, &q->xx);
   if (bad) {
     adasm__ada_fill_nan(params, out);
     return bad == 1 ? ADASM_ERR_NAN : ADASM_ERR_PARAM;
@@ -8349,7 +8351,7 @@ ADASM_DEF adasm_result adasm_ada_calibrate(const adasm_ada_index *ix,
     adasm__ada_exact_pass(ix, kern, X + t * ldx, (double)params->beta,
                           params->k, c.tidx + t * params->k, c.zs, &ln,
                           c.qws.ucb, c.qws.list, c.qws.zx,
-                          (float *)(void *)c.qws.w);
+                          (float *)(void *)c.qws.w, NULL);
     for (s = 0; s < params->k; ++s)
       c.tp[t * params->k + s] = exp(c.zs[s] - ln);
   }
