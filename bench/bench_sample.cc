@@ -263,6 +263,22 @@ void bench_head(const char *name, const adasm_matrix &M, const float *X,
   free(work);
 }
 
+/* DIR/A.npy and DIR/X.npy as float32; on failure a table row of `cols`
+   columns that says why, and 0. */
+int load_head(const char *dir, npy_array *A, npy_array *X, int cols) {
+  char pa[4096], px[4096], err[256];
+  snprintf(pa, sizeof pa, "%s/A.npy", dir);
+  snprintf(px, sizeof px, "%s/X.npy", dir);
+  if (npy_read(pa, NPY_F4, 2, A, err, sizeof err) == NPY_OK) {
+    if (npy_read(px, NPY_F4, 2, X, err, sizeof err) == NPY_OK) return 1;
+    npy_free(A);
+  }
+  printf("| %s | (not built: %s) |", dir, err);
+  for (int c = 2; c < cols; ++c) printf(" |");
+  printf("\n");
+  return 0;
+}
+
 void bench_fused(int quick, int argc, char **argv, int first) {
   const size_t q = (size_t)bench_env_long("BENCH_QUERIES", quick ? 10 : 100);
   printf("### Fused exact sampling against the exact top-1 path\n\n");
@@ -290,16 +306,9 @@ void bench_fused(int quick, int argc, char **argv, int first) {
     free(X);
   }
   for (int a = first; a < argc; ++a) {
-    char pa[4096], px[4096], err[256];
     npy_array A, X;
     const char *name = strrchr(argv[a], '/') ? strrchr(argv[a], '/') + 1 : argv[a];
-    snprintf(pa, sizeof pa, "%s/A.npy", argv[a]);
-    snprintf(px, sizeof px, "%s/X.npy", argv[a]);
-    if (npy_read(pa, NPY_F4, 2, &A, err, sizeof err) != NPY_OK ||
-        npy_read(px, NPY_F4, 2, &X, err, sizeof err) != NPY_OK) {
-      printf("| %s | (not built: %s) | | | | | | | |\n", argv[a], err);
-      continue;
-    }
+    if (!load_head(argv[a], &A, &X, 9)) continue;
     bench_head(name, adasm_matrix_f32((const float *)A.data, A.shape[0], A.shape[1], A.shape[1]),
                (const float *)X.data, X.shape[0] < q ? X.shape[0] : q, X.shape[1]);
     npy_free(&A);
@@ -408,17 +417,10 @@ void bench_ada(int quick, int argc, char **argv, int first) {
          "| exact ms | ada ms | exact/ada |\n");
   printf("|:--|:--|--:|--:|--:|--:|--:|--:|--:|\n");
   for (int a = first; a < argc; ++a) {
-    char pa[4096], px[4096], err[256];
     npy_array A, X;
     adasm_ada_index ix;
     const char *name = strrchr(argv[a], '/') ? strrchr(argv[a], '/') + 1 : argv[a];
-    snprintf(pa, sizeof pa, "%s/A.npy", argv[a]);
-    snprintf(px, sizeof px, "%s/X.npy", argv[a]);
-    if (npy_read(pa, NPY_F4, 2, &A, err, sizeof err) != NPY_OK ||
-        npy_read(px, NPY_F4, 2, &X, err, sizeof err) != NPY_OK) {
-      printf("| %s | (not built: %s) | | | | | | | |\n", argv[a], err);
-      continue;
-    }
+    if (!load_head(argv[a], &A, &X, 9)) continue;
     const size_t n = A.shape[0], d = A.shape[1], q = X.shape[0];
     const adasm_matrix M = adasm_matrix_f32((const float *)A.data, n, d, d);
     if (q <= ncal || adasm_ada_index_build(&ix, &M, 0u, NULL) != ADASM_OK) {

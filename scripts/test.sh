@@ -107,39 +107,33 @@ CC=clang CXX=clang++ run_build asan+ubsan build-asan \
 run_build aarch64 build-aarch64 --cross-file cross/aarch64-linux-gnu.ini \
   -Dbench=disabled
 
+# run_script NAME DIR WHAT SCRIPT: a script that ends with "N passed, M
+# failed" (its own log: DIR.log), counted like a build's tests
+run_script() {
+  local name=$1 dir=$2 what=$3 script=$4 t0=$SECONDS
+  local log="$dir.log" ok fail
+  echo "== $name ($dir)"
+  bash "$script" "$dir" >"$log" 2>&1 || {
+    cat "$log" >&2
+    die "$name: $what (log: $log)"
+  }
+  read -r ok _ fail _ < <(tail -n 1 "$log")
+  [[ $ok =~ ^[0-9]+$ && $ok -gt 0 && $fail == 0 ]] || {
+    cat "$log" >&2
+    die "$name: unexpected summary (log: $log)"
+  }
+  total_ok=$((total_ok + ok))
+  echo "   $ok passed ($((SECONDS - t0)) s)"
+}
+
 # (5) valgrind memcheck over the test programs (gcc, baseline ISA: the AVX2
 #     and scalar kernels; valgrind does not know AVX-512)
-t0=$SECONDS
-echo "== valgrind (build-valgrind)"
-vlog=build-valgrind.test.log
-bash scripts/valgrind.sh build-valgrind >"$vlog" 2>&1 || {
-  cat "$vlog" >&2
-  die "valgrind: memcheck found errors or a test failed (log: $vlog)"
-}
-read -r vok _ vfail _ < <(tail -n 1 "$vlog")
-[[ $vok =~ ^[0-9]+$ && $vok -gt 0 && $vfail == 0 ]] || {
-  cat "$vlog" >&2
-  die "valgrind: unexpected summary (log: $vlog)"
-}
-total_ok=$((total_ok + vok))
-echo "   $vok passed ($((SECONDS - t0)) s)"
+run_script valgrind build-valgrind "memcheck found errors or a test failed" \
+  scripts/valgrind.sh
 
 # (6) vendoring options: every ADASM_NO_SVD / ADASM_NO_HS combination
 #     compiles warning-free (C99, C++11) and its programs pass
-t0=$SECONDS
-echo "== vendoring options (build-vendor)"
-vlog=build-vendor.log
-bash scripts/vendor.sh build-vendor >"$vlog" 2>&1 || {
-  cat "$vlog" >&2
-  die "vendoring: a combination failed (log: $vlog)"
-}
-read -r vok _ vfail _ < <(tail -n 1 "$vlog")
-[[ $vok =~ ^[0-9]+$ && $vok -gt 0 && $vfail == 0 ]] || {
-  cat "$vlog" >&2
-  die "vendoring: unexpected summary (log: $vlog)"
-}
-total_ok=$((total_ok + vok))
-echo "   $vok passed ($((SECONDS - t0)) s)"
+run_script vendoring build-vendor "a combination failed" scripts/vendor.sh
 
 echo "test.sh: all builds passed in $((SECONDS - start)) s"
 echo "$total_ok passed, $total_fail failed"
