@@ -1601,7 +1601,8 @@ static int exact_sample_draw(sample_ctx *s, const float *x,
 }
 
 /* ---- ada: adasm_ada_sample on an index built once; the confidence scale
-   certified by the query's calibration (top-1 at beta = 1/T). */
+   certified by adasm_ada_sample_calibrate (a failure: a draw other than
+   the exact sampler's). */
 typedef struct ada_sample_state {
   adasm_ada_index ix;
   void *work;
