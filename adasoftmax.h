@@ -1897,6 +1897,10 @@ typedef struct adasm__race {
 
 struct adasm_kernels {
   adasm_isa isa;
+  /* per dtype (f32, f16, bf16): the fewest float lanes any of the set's
+     dot kernels sums a row in; its rounding chain is d / lanes + 12 at
+     most (see adasm__dot_depth) */
+  unsigned char dot_lanes[3];
   /* max over the non-NaN entries (-inf if none); *nan |= any NaN seen */
   float (*max)(const float *z, size_t n, int *nan);
   /* sum of f(z_i) (see adasm__expp); if out, out[i] = f(z_i) * oscale,
@@ -1982,6 +1986,13 @@ struct adasm_kernels {
 #define ADASM__DOT_DEPTH(d) ((d) / 4 + 16)
 /* Besides, underflow (and vdpbf16ps's flush of subnormal inputs and
    results) adds at most 2^-123 (d + sum_j |a_j| + sum_j |x_j|) beta. */
+/* The depth of kernel set k on dtype t: twice its longest chain (a margin
+   for a miscount), never more than the bound for every set. */
+ADASM__PRIVATE size_t adasm__dot_depth(const adasm_kernels *k, adasm_dtype t,
+                                       size_t d) {
+  const size_t own = 2u * (d / k->dot_lanes[t] + 12u);
+  return own < (size_t)ADASM__DOT_DEPTH(d) ? own : (size_t)ADASM__DOT_DEPTH(d);
+}
 /* Powers of two as decimal constants (C++11 has no hex floats). */
 #define ADASM__P2M22 2.384185791015625e-07
 #define ADASM__P2M24 5.960464477539063e-08
@@ -2367,7 +2378,7 @@ ADASM__PRIVATE void adasm__cvt_bf16_f32_scalar(const uint16_t *src, size_t n,
 }
 
 static const adasm_kernels adasm__kernels_scalar = {
-    ADASM_ISA_SCALAR,     adasm__max_scalar,    adasm__expsum_scalar,
+    ADASM_ISA_SCALAR, {16, 16, 16}, adasm__max_scalar, adasm__expsum_scalar,
     adasm__scale_scalar,  adasm__sub2_scalar,   adasm__tp_sum_scalar,
     adasm__dot_rows_scalar,
     adasm__dot_rows_f16_scalar, adasm__dot_rows_bf16_scalar,
@@ -2972,6 +2983,14 @@ ADASM__TARGET_AVX2 static void adasm__dot_rows_avx2(const float *A,
     s6 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a3)), xlo, s6);\
     s7 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a3, 1)), xhi, s7);\
   } while (0)
+#define ADASM__F64_STEP1_AVX2(LOAD)                                            \
+  do {                                                                         \
+    const __m256 xv = _mm256_loadu_ps(x + j), a0 = LOAD(row0, j);              \
+    s0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a0)),          \
+                         _mm256_cvtps_pd(_mm256_castps256_ps128(xv)), s0);     \
+    s1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a0, 1)),        \
+                         _mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1)), s1);   \
+  } while (0)
 #define ADASM__LD_F32_AVX2(r, j)                                               \
   _mm256_loadu_ps((const float *)(const void *)(r) + (j))
 #define ADASM__LD_F16_AVX2(r, j)                                               \
@@ -2989,11 +3008,11 @@ ADASM__TARGET_AVX2 static void adasm__dot_rows_f64_avx2(
   const size_t d = A->cols, es = A->dtype == ADASM_F32 ? 4u : 2u;
   const size_t ld = A->ld * es, d8 = d & ~(size_t)7;
   const unsigned char *base = (const unsigned char *)A->data;
-  size_t t, j, u;
-  for (t = 0; t < cnt; t += 4) {
-    const size_t g = cnt - t < 4 ? cnt - t : 4;
+  size_t t, j, u, g;
+  for (t = 0; t < cnt; t += g) {
     const unsigned char *row[4], *row0, *row1, *row2, *row3;
     size_t ri[4];
+    g = cnt - t < 4 ? 1 : 4; /* four rows, or one (see the AVX-512 kernel) */
     __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0, s4 = s0,
             s5 = s0, s6 = s0, s7 = s0;
     double r4[4];
@@ -3013,7 +3032,13 @@ ADASM__TARGET_AVX2 static void adasm__dot_rows_f64_avx2(
         for (o = 0; o < d * es; o += 64) _mm_prefetch((const char *)(nx + o), _MM_HINT_T0);
       }
     }
-    if (A->dtype == ADASM_F32) {
+    if (g == 1 && A->dtype == ADASM_F32) {
+      for (j = 0; j < d8; j += 8) ADASM__F64_STEP1_AVX2(ADASM__LD_F32_AVX2);
+    } else if (g == 1 && A->dtype == ADASM_F16) {
+      for (j = 0; j < d8; j += 8) ADASM__F64_STEP1_AVX2(ADASM__LD_F16_AVX2);
+    } else if (g == 1) {
+      for (j = 0; j < d8; j += 8) ADASM__F64_STEP1_AVX2(ADASM__LD_BF16_AVX2);
+    } else if (A->dtype == ADASM_F32) {
       for (j = 0; j < d8; j += 8) ADASM__F64_STEP_AVX2(ADASM__LD_F32_AVX2);
     } else if (A->dtype == ADASM_F16) {
       for (j = 0; j < d8; j += 8) ADASM__F64_STEP_AVX2(ADASM__LD_F16_AVX2);
@@ -3039,6 +3064,7 @@ ADASM__TARGET_AVX2 static void adasm__dot_rows_f64_avx2(
   }
 }
 #undef ADASM__F64_STEP_AVX2
+#undef ADASM__F64_STEP1_AVX2
 #undef ADASM__LD_F32_AVX2
 #undef ADASM__LD_F16_AVX2
 #undef ADASM__LD_BF16_AVX2
@@ -3352,7 +3378,7 @@ ADASM__TARGET_AVX2 static void adasm__cvt_bf16_f32_avx2(const uint16_t *src,
 }
 
 static const adasm_kernels adasm__kernels_avx2 = {
-    ADASM_ISA_AVX2,     adasm__max_avx2,    adasm__expsum_avx2,
+    ADASM_ISA_AVX2, {16, 16, 16}, adasm__max_avx2, adasm__expsum_avx2,
     adasm__scale_avx2,  adasm__sub2_avx2,   adasm__tp_sum_avx2,
     adasm__dot_rows_avx2,
     adasm__dot_rows_f16_avx2, adasm__dot_rows_bf16_avx2,
@@ -3942,15 +3968,65 @@ ADASM__TARGET_AVX512 static void adasm__dot_rows_avx512(const float *A,
           k, (const uint16_t *)(const void *)(r) + (j))),                      \
       16))
 
+/* One row alone, eight columns per step in 256-bit halves: converting
+   whole 512-bit vectors costs more than the row's bytes (2x slower on Zen
+   4), and a row on its own has no conversion of x to share. */
+#define ADASM__F64_ROW8_AVX512(LOAD8)                                          \
+  for (j = 0; j < d; j += 8) {                                                 \
+    const __mmask8 k = d - j >= 8 ? (__mmask8)0xff                             \
+                                  : (__mmask8)((1u << (d - j)) - 1u);          \
+    const __m256 a = LOAD8(row, j, k), xv = _mm256_maskz_loadu_ps(k, x + j);   \
+    _mm_prefetch((const char *)(pf + j * es), _MM_HINT_T0);                    \
+    s0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)),           \
+                         _mm256_cvtps_pd(_mm256_castps256_ps128(xv)), s0);     \
+    s1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)),         \
+                         _mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1)), s1);   \
+  }
+#define ADASM__LD8_F32_AVX512(r, j, k)                                         \
+  _mm256_maskz_loadu_ps(k, (const float *)(const void *)(r) + (j))
+#define ADASM__LD8_F16_AVX512(r, j, k)                                         \
+  _mm256_cvtph_ps(_mm_maskz_loadu_epi16(k, (const uint16_t *)(const void *)(r) + (j)))
+#define ADASM__LD8_BF16_AVX512(r, j, k)                                        \
+  _mm256_castsi256_ps(_mm256_slli_epi32(                                       \
+      _mm256_cvtepu16_epi32(                                                   \
+          _mm_maskz_loadu_epi16(k, (const uint16_t *)(const void *)(r) + (j))), \
+      16))
+ADASM__TARGET_AVX512 static double adasm__dot_row_f64_avx512(
+    const adasm_matrix *A, const unsigned char *row, const float *x) {
+  const size_t d = A->cols, es = A->dtype == ADASM_F32 ? 4u : 2u;
+  /* 2 KB ahead (an integer address: past the row it is only a hint) */
+  const uintptr_t pf = (uintptr_t)row + 2048u;
+  __m256d s0 = _mm256_setzero_pd(), s1 = s0;
+  size_t j;
+  if (A->dtype == ADASM_F32) {
+    ADASM__F64_ROW8_AVX512(ADASM__LD8_F32_AVX512)
+  } else if (A->dtype == ADASM_F16) {
+    ADASM__F64_ROW8_AVX512(ADASM__LD8_F16_AVX512)
+  } else {
+    ADASM__F64_ROW8_AVX512(ADASM__LD8_BF16_AVX512)
+  }
+  {
+    const __m256d a = _mm256_add_pd(s0, s1);
+    const __m128d b = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(b, _mm_unpackhi_pd(b, b)));
+  }
+}
+#undef ADASM__F64_ROW8_AVX512
+#undef ADASM__LD8_F32_AVX512
+#undef ADASM__LD8_F16_AVX512
+#undef ADASM__LD8_BF16_AVX512
+
 ADASM__TARGET_AVX512 static void adasm__dot_rows_f64_avx512(
     const adasm_matrix *A, const size_t *rows, size_t r0, size_t cnt,
     const float *x, double *out) {
   const size_t d = A->cols, es = A->dtype == ADASM_F32 ? 4u : 2u;
   const size_t ld = A->ld * es, bytes = d * es;
   const unsigned char *base = (const unsigned char *)A->data;
-  size_t t = 0, j, u;
-  for (; t < cnt; t += 4) {
-    const size_t g = cnt - t < 4 ? cnt - t : 4;
+  size_t t = 0, j, u, g;
+  for (; t < cnt; t += g) {
+    /* four rows, or one: a group padded with copies of its first row
+       would convert and multiply them all */
+    g = cnt - t < 4 ? 1 : 4;
     const unsigned char *row[4], *row0, *row1, *row2, *row3;
     __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0, s4 = s0,
             s5 = s0, s6 = s0, s7 = s0;
@@ -3975,6 +4051,10 @@ ADASM__TARGET_AVX512 static void adasm__dot_rows_f64_avx512(
         for (o = 0; o < bytes; o += 64)
           _mm_prefetch((const char *)(nx + o), _MM_HINT_T0);
       }
+    }
+    if (g == 1) {
+      out[t] = adasm__dot_row_f64_avx512(A, row0, x);
+      continue;
     }
     if (A->dtype == ADASM_F32) {
       ADASM__F64_ROWS_AVX512(ADASM__LD_F32_AVX512)
@@ -4332,7 +4412,7 @@ ADASM__TARGET_AVX512 static void adasm__cvt_bf16_f32_avx512(const uint16_t *src,
 }
 
 static const adasm_kernels adasm__kernels_avx512 = {
-    ADASM_ISA_AVX512,     adasm__max_avx512,  adasm__expsum_avx512,
+    ADASM_ISA_AVX512, {32, 32, 32}, adasm__max_avx512, adasm__expsum_avx512,
     adasm__scale_avx512,  adasm__sub2_avx512, adasm__tp_sum_avx512,
     adasm__dot_rows_avx512,
     adasm__dot_rows_f16_avx512, adasm__dot_rows_bf16_avx512,
@@ -4525,7 +4605,7 @@ ADASM__TARGET_AVX512BF16 static void adasm__dot_rows_bf16_avx512bf16(
 }
 
 static const adasm_kernels adasm__kernels_avx512bf16 = {
-    ADASM_ISA_AVX512,     adasm__max_avx512,  adasm__expsum_avx512,
+    ADASM_ISA_AVX512, {32, 32, 8}, adasm__max_avx512, adasm__expsum_avx512,
     adasm__scale_avx512,  adasm__sub2_avx512, adasm__tp_sum_avx512,
     adasm__dot_rows_avx512,
     adasm__dot_rows_f16_avx512, adasm__dot_rows_bf16_avx512bf16,
@@ -5163,7 +5243,7 @@ static void adasm__cvt_bf16_f32_neon(const uint16_t *src, size_t n,
 }
 
 static const adasm_kernels adasm__kernels_neon = {
-    ADASM_ISA_NEON,     adasm__max_neon,    adasm__expsum_neon,
+    ADASM_ISA_NEON, {8, 8, 8}, adasm__max_neon, adasm__expsum_neon,
     adasm__scale_neon,  adasm__sub2_neon,   adasm__tp_sum_neon,
     adasm__dot_rows_neon,
     adasm__dot_rows_f16_neon, adasm__dot_rows_bf16_neon,
@@ -6735,6 +6815,9 @@ typedef struct adasm__ada_q {
   int defer_exact;      /* 1: where the exact pass would answer, return 0
                            and leave it to the caller (the sampler) */
   float xx;             /* x . x by the dot kernel (adasm__ada_start) */
+  int lazy_x;           /* 1: x not checked yet (a small head that goes
+                           straight to the exact pass, which checks it) */
+  int bad;              /* after a lazy check: 1 NaN in x, 2 inf */
   double shrink;        /* rows to compute exactly, next round / this one */
   size_t prev_nx;
   uint64_t bytes, madds;
@@ -6743,6 +6826,23 @@ typedef struct adasm__ada_q {
 
 ADASM__PRIVATE size_t adasm__ada_dsize(adasm_dtype t) {
   return t == ADASM_F32 ? 4u : 2u;
+}
+
+/* A head of a few rows (not bf16): its exact pass screens x as it is. */
+ADASM__PRIVATE int adasm__ada_small(const adasm_ada_index *ix) {
+  return ix->n <= 32 && ix->A.dtype != ADASM_BF16;
+}
+
+/* 1 when adaptivity cannot win whatever x is: its cheapest query (one
+   round, the per-row and per-column work, k exact rows) would cost half
+   the exact pass. */
+ADASM__PRIVATE int adasm__ada_hopeless(const adasm_ada_index *ix,
+                                       const adasm_ada_params *p) {
+  const double exact =
+      (double)ix->n * (double)ix->d * (double)adasm__ada_dsize(ix->A.dtype);
+  return p->k >= ix->n ||
+         (double)ix->n * ADASM__ADA_ARM + (double)ix->d * ADASM__ADA_COL >=
+             0.5 * exact;
 }
 
 /* Lays the query workspace out (base NULL: measures). 0 on overflow. */
@@ -7422,8 +7522,8 @@ ADASM__PRIVATE void adasm__ada_sort_top(size_t *top, double *zs, size_t k) {
    zs the logits) and *log_norm. Scratch: zf (n floats), cand (n), zc (n).
    The logits are first the float kernels' (one streaming read, the exact
    path's speed), each within e_i = g_d ||A_i|| ||x|| of the truth
-   (g_d = m u / (1 - m u), u = 2^-24, m = ADASM__DOT_DEPTH(d) the most
-   roundings any dot kernel makes); only the rows whose float logit plus e_i reaches the k-th
+   (g_d = m u / (1 - m u), u = 2^-24, m = adasm__dot_depth the most
+   roundings kern's dot kernels make); only the rows whose float logit plus e_i reaches the k-th
    largest float lower bound can be in the top k, and only they are
    recomputed in double. The normalizer comes from the float logits
    (relative error below 2 beta max_i e_i). Float logits that overflow
@@ -7469,8 +7569,11 @@ ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
                                           size_t *cand, double *zc,
                                           float *xs, const float *xx) {
   const size_t n = ix->n, d = ix->d;
-  /* the dot kernels round at most ADASM__DOT_DEPTH(d) times per logit */
-  const double gd = (double)ADASM__DOT_DEPTH(d) * 5.9604644775390625e-8;
+  /* the dot kernels round at most this many times per logit (and on x . x,
+     computed by the float kernel) */
+  const size_t dep = adasm__dot_depth(kern, ix->A.dtype, d),
+               dep32 = adasm__dot_depth(kern, ADASM_F32, d);
+  const double gd = (double)(dep > dep32 ? dep : dep32) * 5.9604644775390625e-8;
   double xn = 0.0, xn1, lk, m = -HUGE_VAL, s = 0.0, xmax = 0.0, sc;
   size_t t, r0, cnt = 0, nc = 0, ci;
   int screen = gd < 0.5, ex = 0;
@@ -7478,15 +7581,8 @@ ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
      that scale it would cost more than the rows. Its ||x|| comes from the
      dot kernel (within gamma, corrected below); x's scale cannot change
      the rows' answer, only which rows the normalizer takes in float. */
-  const int small = n <= 32 && ix->A.dtype != ADASM_BF16;
+  const int small = adasm__ada_small(ix);
   const float *xv = small ? x : xs;
-  if (small) { /* x . x: the query's check computed it (xx), or here */
-    float f;
-    if (xx) f = *xx;
-    else kern->dot_rows(x, 1, d, d, x, 1.0f, &f);
-    xn = (double)f / (1.0 - gd);
-    screen &= adasm__isfinitef(f);
-  }
   /* otherwise the float screen sees x 2^-(ex + aexp): its products are the
      same bits however beta A x is split between beta, A and x (powers of
      two) */
@@ -7512,6 +7608,14 @@ ADASM__PRIVATE void adasm__ada_exact_pass(const adasm_ada_index *ix,
           (const uint16_t *)ix->A.data + r0 * ix->A.ld, len, d, ix->A.ld, xv,
           1.0f, zf + r0);
     for (t = r0; t < r0 + len; ++t) screen &= adasm__isfinitef(zf[t]);
+  }
+  if (small && screen) { /* x . x: the query's check computed it (xx), or
+                            here, after the rows (x is in cache now) */
+    float f;
+    if (xx) f = *xx;
+    else kern->dot_rows(x, 1, d, d, x, 1.0f, &f);
+    xn = (double)f / (1.0 - gd);
+    screen &= adasm__isfinitef(f);
   }
   if (!screen) {
     adasm__ada_pass_f64(ix, kern, x, beta, zc, log_norm);
@@ -7699,7 +7803,14 @@ ADASM__PRIVATE void adasm__ada_by_exact(adasm__ada_q *q, adasm_ada_result *out) 
   if (q->defer_exact) return;
   adasm__ada_exact_pass(q->ix, q->k, q->x, (double)q->p->beta, q->p->k,
                         out->idx, zs, &out->log_norm, q->ws.ucb, q->ws.list,
-                        q->ws.zx, (float *)(void *)q->ws.w, &q->xx);
+                        q->ws.zx, (float *)(void *)q->ws.w,
+                        q->lazy_x ? NULL : &q->xx);
+  /* x unchecked: a NaN or inf in x makes every logit, so the normalizer,
+     NaN or inf (A is finite); a finite x leaves it finite */
+  if (q->lazy_x && !adasm__isfinite(out->log_norm)) {
+    q->bad = adasm__nonfinite(q->x, q->d);
+    if (q->bad) return;
+  }
   for (i = 0; i < q->p->k; ++i)
     out->prob[i] = (float)exp(zs[i] - out->log_norm);
   q->bytes += (uint64_t)q->n * (uint64_t)q->d * adasm__ada_dsize(q->ix->A.dtype);
@@ -7723,9 +7834,7 @@ ADASM__PRIVATE int adasm__ada_run(adasm__ada_q *q, adasm_ada_result *out) {
   m = m < 16.0 ? 16.0 : (m > 128.0 ? 128.0 : m);
   /* adaptivity cannot win when its cheapest query (one round, the per-row
      and per-column work, k exact rows) costs half the exact pass */
-  if (q->p->k >= q->n ||
-      (double)q->n * ADASM__ADA_ARM + (double)q->d * ADASM__ADA_COL >= 0.5 * exact ||
-      !adasm__ada_setup(q) ||
+  if (adasm__ada_hopeless(q->ix, q->p) || !adasm__ada_setup(q) ||
       (m >= 0.5 * (double)q->nnz ? (double)q->nnz : m) * (double)q->n * 2.0 +
               (double)q->n * ADASM__ADA_ARM + (double)q->d * ADASM__ADA_COL +
               (double)q->p->k * row >= 0.5 * exact) {
@@ -7762,22 +7871,27 @@ ADASM__PRIVATE int adasm__ada_run(adasm__ada_q *q, adasm_ada_result *out) {
 }
 
 /* Checks and workspace of a query; q ready for adasm__ada_run. A data
-   error (non-finite x) fills out with NaN. */
+   error (non-finite x) fills out with NaN. lazy: a small head that goes
+   straight to the exact pass leaves x's check to it (the separate read of
+   x cost a quarter of such a query), and the caller reports q->bad. */
 ADASM__PRIVATE adasm_result adasm__ada_start(adasm__ada_q *q,
                                              const adasm_ada_index *ix,
                                              const adasm_ada_params *params,
                                              const float *x, void *work,
-                                             size_t work_bytes,
+                                             size_t work_bytes, int lazy,
                                              adasm_ada_result *out) {
   size_t need;
-  int bad;
+  int bad = 0;
   adasm_result r = adasm__ada_check(ix, params);
   if (r != ADASM_OK) return r;
   if (!x || !out || !out->idx || !out->prob) return ADASM_ERR_NULL;
   if (!adasm__ada_layout(ix->n, ix->d, params->k, NULL, &q->ws, &need))
     return ADASM_ERR_OVERFLOW;
   if (!work || work_bytes < need) return ADASM_ERR_WORKSPACE;
-  bad = adasm__ada_nonfinite(adasm__k(params->kern), x, ix->d, &q->xx);
+  q->lazy_x = lazy && adasm__ada_small(ix) && adasm__ada_hopeless(ix, params);
+  q->bad = 0;
+  if (!q->lazy_x)
+    bad = adasm__ada_nonfinite(adasm__k(params->kern), x, ix->d, &q->xx);
   if (bad) {
     adasm__ada_fill_nan(params, out);
     return bad == 1 ? ADASM_ERR_NAN : ADASM_ERR_PARAM;
@@ -7804,9 +7918,13 @@ ADASM_DEF adasm_result adasm_ada_query(const adasm_ada_index *ix,
                                        adasm_ada_result *out) {
   adasm__ada_q q;
   const adasm_result r =
-      adasm__ada_start(&q, ix, params, x, work, work_bytes, out);
+      adasm__ada_start(&q, ix, params, x, work, work_bytes, 1, out);
   if (r != ADASM_OK) return r;
   (void)adasm__ada_run(&q, out);
+  if (q.bad) {
+    adasm__ada_fill_nan(params, out);
+    return q.bad == 1 ? ADASM_ERR_NAN : ADASM_ERR_PARAM;
+  }
   return ADASM_OK;
 }
 
@@ -8070,7 +8188,7 @@ ADASM__PRIVATE adasm_result adasm__ada_sample_do(
   memset(&ar, 0, sizeof ar);
   ar.idx = idx;
   ar.prob = prob;
-  r = adasm__ada_start(&q, ix, &ap, x, work, work_bytes, &ar);
+  r = adasm__ada_start(&q, ix, &ap, x, work, work_bytes, 0, &ar);
   if (r != ADASM_OK) { /* the only errors left are x's */
     out->token = 0;
     out->p = adasm__nanf();
@@ -8270,7 +8388,7 @@ ADASM__PRIVATE size_t adasm__ada_cal_failures(
     adasm__ada_q qq;
     int ok = 1;
     p.stream = base->stream + (uint64_t)t;
-    if (adasm__ada_start(&qq, ix, &p, X + t * ldx, w, c->qbytes, &res) !=
+    if (adasm__ada_start(&qq, ix, &p, X + t * ldx, w, c->qbytes, 0, &res) !=
         ADASM_OK) {
       ++fails;
       continue;

@@ -445,6 +445,66 @@ static void test_edges(void) {
   check_query("beta 3e30", &M, x, p, -1);
 }
 
+/* A small head's query checks x in its exact pass (no separate read of x):
+   NaN and inf in x, alone or together, with a zero column or one of one
+   sign, give the errors and NaN outputs of every other query, on every
+   ISA; a finite x the exact answer. */
+static void test_small_x(void) {
+  static const adasm_isa isas[] = {ADASM_ISA_SCALAR, ADASM_ISA_AVX2,
+                                   ADASM_ISA_AVX512, ADASM_ISA_NEON};
+  const size_t n = 10, d = 37;
+  float A[10 * 37], x[37], xb[37], prob[2];
+  size_t idx[2], bytes, i, j, s, c;
+  adasm_pcg32 r;
+  adasm_matrix M;
+  adasm_ada_index ix;
+  adasm_ada_params p = adasm_ada_params_default();
+  adasm_ada_result out;
+  void *w;
+  adasm_pcg32_seed(&r, 11, 4);
+  for (i = 0; i < n * d; ++i) A[i] = (float)gauss(&r);
+  for (i = 0; i < n; ++i) {
+    A[i * d + 3] = 0.0f;                /* a zero column */
+    A[i * d + 5] = -fabsf(A[i * d + 5]); /* a column of one sign */
+  }
+  for (j = 0; j < d; ++j) x[j] = (float)gauss(&r);
+  M = adasm_matrix_f32(A, n, d, d);
+  CHECK(adasm_ada_index_build(&ix, &M, 0u, NULL) == ADASM_OK, "small x: build");
+  p.k = 2;
+  w = work_for(&ix, &p, &bytes);
+  memset(&out, 0, sizeof out);
+  out.idx = idx;
+  out.prob = prob;
+  for (s = 0; s < sizeof isas / sizeof isas[0]; ++s) {
+    static const struct { size_t col; float v; size_t col2; float v2; adasm_result want; } cs[] = {
+        {3, 0.0f, 3, 0.0f, ADASM_ERR_NAN},    /* v NaN (set below) */
+        {0, 1.0f, 0, 1.0f, ADASM_ERR_PARAM},  /* v +inf */
+        {3, 1.0f, 3, 1.0f, ADASM_ERR_PARAM},  /* +inf on the zero column */
+        {5, 1.0f, 5, 1.0f, ADASM_ERR_PARAM},  /* +inf: every logit -inf */
+        {5, -1.0f, 5, -1.0f, ADASM_ERR_PARAM}, /* -inf: every logit +inf */
+        {0, 1.0f, 1, -1.0f, ADASM_ERR_PARAM}, /* +inf and -inf */
+        {0, 0.0f, 1, 1.0f, ADASM_ERR_NAN}};   /* NaN and +inf */
+    if (!adasm_isa_supported(isas[s])) continue;
+    CHECK(adasm_kernels_get(isas[s], &p.kern) == ADASM_OK, "small x: kernels");
+    for (c = 0; c < sizeof cs / sizeof cs[0]; ++c) {
+      adasm_result got;
+      memcpy(xb, x, sizeof x);
+      xb[cs[c].col] = cs[c].v == 0.0f ? adasm__nanf() : cs[c].v * adasm__inff();
+      xb[cs[c].col2] = cs[c].v2 == 0.0f ? adasm__nanf() : cs[c].v2 * adasm__inff();
+      idx[0] = idx[1] = 77;
+      got = adasm_ada_query(&ix, &p, xb, w, bytes, &out);
+      CHECK(got == cs[c].want && prob[0] != prob[0] && prob[1] != prob[1] &&
+                out.log_norm != out.log_norm && idx[0] == 0 && idx[1] == 0,
+            "small x (%s, case %lu): %s", adasm_isa_name(isas[s]),
+            (unsigned long)c, adasm_result_string(got));
+    }
+    CHECK(adasm_ada_query(&ix, &p, x, w, bytes, &out) == ADASM_OK && out.exact &&
+              adasm__isfinite(out.log_norm) && idx[0] != idx[1],
+          "small x (%s): finite x", adasm_isa_name(isas[s]));
+  }
+  adasm_ada_index_free(&ix);
+}
+
 /* A head big enough for the sampling path (not the exact pass). */
 static void big_head(size_t n, size_t d, uint64_t seed, float **A, float **x) {
   adasm_pcg32 r;
@@ -1072,6 +1132,7 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   test_errors();
   test_edges();
+  test_small_x();
   test_kernels();
   test_double_logits();
   test_streams();
