@@ -20,6 +20,7 @@
      the same order, probabilities and log_norm within the reported bound. */
 #define ADASOFTMAX_IMPLEMENTATION
 #include "../adasoftmax.h"
+#include "fuzz_util.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,14 +116,17 @@ static uint16_t ref_16(float f, int bf) {
   return (uint16_t)(sign | ((lo & 1u) ? lo + 1u : lo)); /* tie: even */
 }
 
-static void op_convert(const uint8_t *data, size_t size) {
+static void op_convert(fuzz_reader in) {
   static float f[1024], back[1024];
   static uint16_t h[1024], o16[1024], obf[1024];
+  const size_t size = fuzz_left(&in);
   size_t n = size / 4 > 1024 ? 1024 : size / 4, m = size / 2 > 1024 ? 1024 : size / 2;
   size_t i;
   int s;
-  memcpy(f, data, n * 4);
-  memcpy(h, data, m * 2);
+  fuzz_reader r = in; /* the same bytes as floats, then as 16-bit values */
+  for (i = 0; i < n; ++i) f[i] = fuzz_f32_bits(&r);
+  r = in;
+  for (i = 0; i < m; ++i) h[i] = (uint16_t)fuzz_u16(&r);
   for (i = 0; i < n; ++i) {
     const uint16_t a = adasm_f32_to_f16(f[i]), b = adasm_f32_to_bf16(f[i]);
     if (a != ref_16(f[i], 0)) fail("f32_to_f16 vs reference", "scalar", a, ref_16(f[i], 0));
@@ -155,26 +159,30 @@ typedef struct shape {
   int bf;
 } shape;
 
-static int read_shape(const uint8_t **data, size_t *size, shape *sh) {
+/* The header after the op byte; 0 when the input is shorter. */
+static int read_shape(fuzz_reader *r, shape *sh) {
   static const float betas[8] = {1.0f, 0.5f, 2.0f, 1e-3f, 30.0f, 1e-30f, 7.25f, 1e4f};
-  if (*size < 7) return 0;
-  sh->bf = (*data)[1] & 1;
-  sh->n = (size_t)(*data)[2] % MAXN + 1;
-  sh->d = (size_t)(*data)[3] % MAXD + 1;
-  sh->ld = sh->d + (size_t)((*data)[4] % 4);
-  sh->k = (size_t)(*data)[5] % MAXK + 1;
+  if (fuzz_left(r) < 7) return 0;
+  fuzz_skip(r, 1); /* the op */
+  sh->bf = fuzz_u8(r) & 1;
+  sh->n = (size_t)fuzz_u8(r) % MAXN + 1;
+  sh->d = (size_t)fuzz_u8(r) % MAXD + 1;
+  sh->ld = sh->d + (size_t)(fuzz_u8(r) % 4);
+  sh->k = (size_t)fuzz_u8(r) % MAXK + 1;
   if (sh->k > sh->n) sh->k = sh->n;
-  sh->beta = betas[(*data)[6] % 8];
-  *data += 7;
-  *size -= 7;
+  sh->beta = betas[fuzz_u8(r) % 8];
   return 1;
 }
 
-/* Bytes to values, cycling through the input so every entry is set. */
-static void fill_bytes(void *dst, size_t bytes, const uint8_t *data, size_t size) {
-  size_t i;
+/* Bytes to values, cycling through r's bytes from byte `from` so every
+   entry is set. */
+static void fill_bytes(void *dst, size_t bytes, fuzz_reader r, size_t from) {
+  size_t i, size;
   unsigned char *o = (unsigned char *)dst;
-  for (i = 0; i < bytes; ++i) o[i] = size ? data[i % size] ^ (unsigned char)(i / (size ? size : 1)) : 0;
+  fuzz_skip(&r, from);
+  size = fuzz_left(&r);
+  for (i = 0; i < bytes; ++i)
+    o[i] = size ? (unsigned char)(fuzz_u8_at(&r, i % size) ^ (unsigned char)(i / size)) : 0;
 }
 
 static double gamma_d(size_t d) {
@@ -183,7 +191,7 @@ static double gamma_d(size_t d) {
 }
 
 /* ---- op 1: exact path on 16-bit weights ---------------------------------------- */
-static void op_exact(const uint8_t *data, size_t size) {
+static void op_exact(fuzz_reader in) {
   static uint16_t H[MAXN * (MAXD + 3)];
   static float W[MAXN * (MAXD + 3)], x[MAXD], l16[MAXN], l32[MAXN], lp[MAXN];
   size_t i16[MAXK], i32[MAXK], i, j;
@@ -191,9 +199,9 @@ static void op_exact(const uint8_t *data, size_t size) {
   shape sh;
   int s;
   adasm_matrix mh, mw;
-  if (!read_shape(&data, &size, &sh)) return;
-  fill_bytes(H, sh.n * sh.ld * 2, data, size);
-  fill_bytes(x, sh.d * 4, data + (size > 3 ? size / 3 : 0), size - (size > 3 ? size / 3 : 0));
+  if (!read_shape(&in, &sh)) return;
+  fill_bytes(H, sh.n * sh.ld * 2, in, 0);
+  fill_bytes(x, sh.d * 4, in, fuzz_left(&in) > 3 ? fuzz_left(&in) / 3 : 0);
   for (i = 0; i < sh.n * sh.ld; ++i) W[i] = sh.bf ? adasm_bf16_to_f32(H[i]) : adasm_f16_to_f32(H[i]);
   mh = sh.bf ? adasm_matrix_bf16(H, sh.n, sh.d, sh.ld) : adasm_matrix_f16(H, sh.n, sh.d, sh.ld);
   mw = adasm_matrix_f32(W, sh.n, sh.d, sh.ld);
@@ -270,7 +278,7 @@ static void op_exact(const uint8_t *data, size_t size) {
 }
 
 /* ---- op 2: certified ------------------------------------------------------------- */
-static void op_certified(const uint8_t *data, size_t size) {
+static void op_certified(fuzz_reader in) {
   static float A[MAXN * (MAXD + 3)], x[MAXD];
   static unsigned char work[1 << 16];
   size_t ic[MAXK], ie[MAXK], i, need = 0;
@@ -280,10 +288,10 @@ static void op_certified(const uint8_t *data, size_t size) {
   adasm_certified_index ix;
   adasm_result rb;
   int s, nan = 0, inf = 0, mode;
-  if (!read_shape(&data, &size, &sh)) return;
+  if (!read_shape(&in, &sh)) return;
   mode = sh.bf; /* 1: A from raw bytes; 0: tame values (+ raw x) */
-  fill_bytes(A, sh.n * sh.ld * 4, data, size);
-  fill_bytes(x, sh.d * 4, data + (size > 3 ? size / 3 : 0), size - (size > 3 ? size / 3 : 0));
+  fill_bytes(A, sh.n * sh.ld * 4, in, 0);
+  fill_bytes(x, sh.d * 4, in, fuzz_left(&in) > 3 ? fuzz_left(&in) / 3 : 0);
   if (!mode) /* bytes -> values in [-2, 2) on a coarse grid: many exact ties */
     for (i = 0; i < sh.n * sh.ld; ++i) A[i] = (float)((int)(f2u(A[i]) % 64u) - 32) / 16.0f;
   for (i = 0; i < sh.n; ++i) {
@@ -337,12 +345,14 @@ static void op_certified(const uint8_t *data, size_t size) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  fuzz_reader r = fuzz_reader_init(data, size), body = r;
   if (size < 2) return 0;
   kernel_sets();
-  switch (data[0] % 3) {
-  case 0: op_convert(data + 1, size - 1); break;
-  case 1: op_exact(data, size); break;
-  default: op_certified(data, size); break;
+  fuzz_skip(&body, 1);
+  switch (fuzz_u8_at(&r, 0) % 3) {
+  case 0: op_convert(body); break;
+  case 1: op_exact(r); break;
+  default: op_certified(r); break;
   }
   return 0;
 }

@@ -21,6 +21,7 @@
      logits. */
 #define ADASOFTMAX_IMPLEMENTATION
 #include "../adasoftmax.h"
+#include "fuzz_util.h"
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -35,18 +36,6 @@ static void fail(const char *what, const char *isa, double got, double want) {
   abort();
 }
 
-static uint32_t rd32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-         (uint32_t)p[3] << 24;
-}
-static uint16_t rd16(const uint8_t *p) {
-  return (uint16_t)(p[0] | p[1] << 8);
-}
-static float bits_f(uint32_t u) {
-  float f;
-  memcpy(&f, &u, sizeof f);
-  return f;
-}
 static int is_nan(double x) { return x != x; }
 
 /* ---- the definition (as in tests/test_sample.c) --------------------------- */
@@ -223,53 +212,59 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   adasm_result want_args, want;
   double lse = 0.0, margin = HUGE_VAL;
   int isa, have_first = 0, raw;
-  const uint8_t *d;
+  fuzz_reader h, r;
+  unsigned b0, b1;
   if (size < 24) return 0;
+  h = fuzz_reader_init(data, size); /* the header, its fields at fixed places */
+  r = h;
+  fuzz_skip(&r, 24);
+  b0 = fuzz_u8_at(&h, 0);
+  b1 = fuzz_u8_at(&h, 1);
   p = adasm_sampler_params_default();
-  raw = (data[1] >> 4) & 1; /* raw bits: parameters may be invalid */
-  p.temperature = (data[0] & 7) == 4 || raw ? bits_f(rd32(data + 14)) : Ts[data[0] & 7];
-  p.top_k = (data[0] & 8) ? rd16(data + 2) : 0;
-  if (data[0] & 16) p.top_p = raw && (data[1] & 3) == 0 ? bits_f(rd32(data + 18)) : Ps[data[1] & 3];
-  if (data[0] & 32) p.min_p = raw && ((data[1] >> 2) & 3) == 0 ? bits_f(rd32(data + 18) ^ 0x5a5a5a5au) : Ms[(data[1] >> 2) & 3];
-  p.seed = rd32(data + 4);
-  p.stream = rd16(data + 8);
-  p.draw = raw ? rd32(data + 10) : rd32(data + 10) & 0x7fffffffu;
-  nb = (data[0] & 128) ? data[22] % 8 : 0;
-  nh = (data[0] & 64) ? data[23] % 16 : 0;
-  rep = (data[1] & 0x80u) ? 9u + (size_t)(data[12] % 8u) * 8u : 1u; /* copies */
-  d = data + 24;
-  size -= 24;
-  if (size < nb * 6 + nh * 2) return 0;
+  raw = (b1 >> 4) & 1; /* raw bits: parameters may be invalid */
+  p.temperature = (b0 & 7) == 4 || raw ? fuzz_f32_at(&h, 14) : Ts[b0 & 7];
+  p.top_k = (b0 & 8) ? fuzz_u16_at(&h, 2) : 0;
+  if (b0 & 16) p.top_p = raw && (b1 & 3) == 0 ? fuzz_f32_at(&h, 18) : Ps[b1 & 3];
+  if (b0 & 32) {
+    uint32_t u = fuzz_u32_at(&h, 18) ^ 0x5a5a5a5au;
+    memcpy(&p.min_p, &u, sizeof u);
+    if (!(raw && ((b1 >> 2) & 3) == 0)) p.min_p = Ms[(b1 >> 2) & 3];
+  }
+  p.seed = fuzz_u32_at(&h, 4);
+  p.stream = fuzz_u16_at(&h, 8);
+  p.draw = raw ? fuzz_u32_at(&h, 10) : fuzz_u32_at(&h, 10) & 0x7fffffffu;
+  nb = (b0 & 128) ? fuzz_u8_at(&h, 22) % 8 : 0;
+  nh = (b0 & 64) ? fuzz_u8_at(&h, 23) % 16 : 0;
+  rep = (b1 & 0x80u) ? 9u + (size_t)(fuzz_u8_at(&h, 12) % 8u) * 8u : 1u; /* copies */
+  if (fuzz_left(&r) < nb * 6 + nh * 2) return 0;
   for (i = 0; i < nb; ++i) {
-    bias[i].token = rd16(d + 6 * i);
-    bias[i].bias = bits_f(rd32(d + 6 * i + 2));
+    bias[i].token = fuzz_u16(&r);
+    bias[i].bias = fuzz_f32_bits(&r);
     if (!raw && !(bias[i].bias <= 3e38f)) bias[i].bias = -INFINITY; /* ban */
   }
-  d += nb * 6;
-  size -= nb * 6;
-  for (i = 0; i < nh; ++i) hist[i] = rd16(d + 2 * i);
-  d += nh * 2;
-  size -= nh * 2;
+  for (i = 0; i < nh; ++i) hist[i] = fuzz_u16(&r);
   if (nh) {
+    uint32_t u = fuzz_u32_at(&h, 18) ^ 0x12345678u;
     p.history = hist;
     p.nhistory = nh;
-    p.repetition_penalty = raw ? bits_f(rd32(data + 18) ^ 0x12345678u) : 1.0f + (float)(data[13] % 8) * 0.25f;
-    p.frequency_penalty = (float)(int)(data[13] >> 4) * 0.125f - 1.0f;
-    p.presence_penalty = (float)(data[15] % 5) * 0.5f;
+    memcpy(&p.repetition_penalty, &u, sizeof u);
+    if (!raw) p.repetition_penalty = 1.0f + (float)(fuzz_u8_at(&h, 13) % 8) * 0.25f;
+    p.frequency_penalty = (float)(int)(fuzz_u8_at(&h, 13) >> 4) * 0.125f - 1.0f;
+    p.presence_penalty = (float)(fuzz_u8_at(&h, 15) % 5) * 0.5f;
   }
   if (nb) {
     p.bias = bias;
     p.nbias = nb;
   }
-  cnt = size / 4;
+  cnt = fuzz_left(&r) / 4;
   if (cnt == 0) return 0;
   if (cnt > MAXN) cnt = MAXN;
-  for (i = 0; i < cnt; ++i) base[i] = bits_f(rd32(d + 4 * i));
+  for (i = 0; i < cnt; ++i) base[i] = fuzz_f32_bits(&r);
   n = cnt * rep > MAXN ? MAXN : cnt * rep;
   for (i = 0; i < n; ++i) z[i] = base[i % cnt]; /* copies: exact ties */
   if (!raw) { /* ids in range (mostly) */
-    for (i = 0; i < nb; ++i) bias[i].token %= n + (data[15] & 1);
-    for (i = 0; i < nh; ++i) hist[i] %= n + (data[15] >> 1 & 1);
+    for (i = 0; i < nb; ++i) bias[i].token %= n + (fuzz_u8_at(&h, 15) & 1);
+    for (i = 0; i < nh; ++i) hist[i] %= n + (fuzz_u8_at(&h, 15) >> 1 & 1);
   }
 
   want_args = ref_args(n, &p);
@@ -326,8 +321,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
     }
     /* the fused pass over an n x 1 matrix: A x = z exactly (x = 1) */
-    if (((data[1] >> 5) & 3) != 3) {
-      const int dt = (data[1] >> 5) & 3;
+    if (((b1 >> 5) & 3) != 3) {
+      const int dt = (b1 >> 5) & 3;
       const float one = 1.0f;
       adasm_matrix M;
       adasm_sampler_result fu, ch;

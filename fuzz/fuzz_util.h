@@ -52,5 +52,32 @@ FUZZ_FN float fuzz_f32_bits(fuzz_reader *r) {
 }
 /* Bytes still unread. */
 FUZZ_FN size_t fuzz_left(const fuzz_reader *r) { return r->left; }
+/* The reader past its next n bytes (all that is left if fewer). */
+FUZZ_FN void fuzz_skip(fuzz_reader *r, size_t n) {
+  n = n < r->left ? n : r->left;
+  r->p += n;
+  r->left -= n;
+}
+/* Random access for a fixed header whose fields overlap: the value at byte
+   off of the unread bytes, the reader unchanged (0 past the end). */
+FUZZ_FN unsigned fuzz_u8_at(const fuzz_reader *r, size_t off) {
+  return off < r->left ? r->p[off] : 0u;
+}
+FUZZ_FN unsigned fuzz_u16_at(const fuzz_reader *r, size_t off) {
+  fuzz_reader s = *r;
+  fuzz_skip(&s, off);
+  return off < r->left ? fuzz_u16(&s) : 0u;
+}
+FUZZ_FN uint32_t fuzz_u32_at(const fuzz_reader *r, size_t off) {
+  fuzz_reader s = *r;
+  fuzz_skip(&s, off);
+  return off < r->left ? fuzz_u32(&s) : 0u;
+}
+FUZZ_FN float fuzz_f32_at(const fuzz_reader *r, size_t off) {
+  const uint32_t u = fuzz_u32_at(r, off);
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
 
 #endif /* FUZZ_UTIL_H */
