@@ -3968,19 +3968,31 @@ ADASM__TARGET_AVX512 static void adasm__dot_rows_avx512(const float *A,
           k, (const uint16_t *)(const void *)(r) + (j))),                      \
       16))
 
-/* One row alone, eight columns per step in 256-bit halves: converting
+/* One row alone: the four-row loop's lanes and order (lane l of s0 sums
+   columns 16 i + l, of s1 16 i + 8 + l, then hsum(s0 + s1)), so a row's
+   value does not depend on the group it falls in (equal rows rank by
+   index), but each 512-bit half kept as two 256-bit quarters: converting
    whole 512-bit vectors costs more than the row's bytes (2x slower on Zen
    4), and a row on its own has no conversion of x to share. */
-#define ADASM__F64_ROW8_AVX512(LOAD8)                                          \
-  for (j = 0; j < d; j += 8) {                                                 \
-    const __mmask8 k = d - j >= 8 ? (__mmask8)0xff                             \
-                                  : (__mmask8)((1u << (d - j)) - 1u);          \
-    const __m256 a = LOAD8(row, j, k), xv = _mm256_maskz_loadu_ps(k, x + j);   \
+#define ADASM__F64_ROW_AVX512(LOAD8)                                           \
+  for (j = 0; j < d; j += 16) {                                                \
+    const size_t m = d - j;                                                    \
+    const __mmask8 k0 = m >= 8 ? (__mmask8)0xff : (__mmask8)((1u << m) - 1u);  \
+    const __mmask8 k1 = m >= 16  ? (__mmask8)0xff                              \
+                        : m > 8 ? (__mmask8)((1u << (m - 8)) - 1u)             \
+                                : (__mmask8)0;                                 \
+    const __m256 a0 = LOAD8(row, j, k0), x0 = _mm256_maskz_loadu_ps(k0, x + j); \
+    const __m256 a1 = k1 ? LOAD8(row, j + 8, k1) : _mm256_setzero_ps();        \
+    const __m256 x1 = k1 ? _mm256_maskz_loadu_ps(k1, x + j + 8) : _mm256_setzero_ps(); \
     _mm_prefetch((const char *)(pf + j * es), _MM_HINT_T0);                    \
-    s0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)),           \
-                         _mm256_cvtps_pd(_mm256_castps256_ps128(xv)), s0);     \
-    s1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)),         \
-                         _mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1)), s1);   \
+    s0a = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a0)),         \
+                          _mm256_cvtps_pd(_mm256_castps256_ps128(x0)), s0a);   \
+    s0b = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a0, 1)),       \
+                          _mm256_cvtps_pd(_mm256_extractf128_ps(x0, 1)), s0b); \
+    s1a = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a1)),         \
+                          _mm256_cvtps_pd(_mm256_castps256_ps128(x1)), s1a);   \
+    s1b = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a1, 1)),       \
+                          _mm256_cvtps_pd(_mm256_extractf128_ps(x1, 1)), s1b); \
   }
 #define ADASM__LD8_F32_AVX512(r, j, k)                                         \
   _mm256_maskz_loadu_ps(k, (const float *)(const void *)(r) + (j))
@@ -3996,22 +4008,19 @@ ADASM__TARGET_AVX512 static double adasm__dot_row_f64_avx512(
   const size_t d = A->cols, es = A->dtype == ADASM_F32 ? 4u : 2u;
   /* 2 KB ahead (an integer address: past the row it is only a hint) */
   const uintptr_t pf = (uintptr_t)row + 2048u;
-  __m256d s0 = _mm256_setzero_pd(), s1 = s0;
+  __m256d s0a = _mm256_setzero_pd(), s0b = s0a, s1a = s0a, s1b = s0a;
   size_t j;
   if (A->dtype == ADASM_F32) {
-    ADASM__F64_ROW8_AVX512(ADASM__LD8_F32_AVX512)
+    ADASM__F64_ROW_AVX512(ADASM__LD8_F32_AVX512)
   } else if (A->dtype == ADASM_F16) {
-    ADASM__F64_ROW8_AVX512(ADASM__LD8_F16_AVX512)
+    ADASM__F64_ROW_AVX512(ADASM__LD8_F16_AVX512)
   } else {
-    ADASM__F64_ROW8_AVX512(ADASM__LD8_BF16_AVX512)
+    ADASM__F64_ROW_AVX512(ADASM__LD8_BF16_AVX512)
   }
-  {
-    const __m256d a = _mm256_add_pd(s0, s1);
-    const __m128d b = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(b, _mm_unpackhi_pd(b, b)));
-  }
+  return adasm__hsum_pd_avx512(_mm512_insertf64x4(
+      _mm512_castpd256_pd512(_mm256_add_pd(s0a, s1a)), _mm256_add_pd(s0b, s1b), 1));
 }
-#undef ADASM__F64_ROW8_AVX512
+#undef ADASM__F64_ROW_AVX512
 #undef ADASM__LD8_F32_AVX512
 #undef ADASM__LD8_F16_AVX512
 #undef ADASM__LD8_BF16_AVX512

@@ -966,6 +966,24 @@ static void test_kernels(void) {
         for (i = 0; i < 9; ++i)
           CHECK(fabs(z0[i] - z1[i]) <= 1e-12 * (1.0 + fabs(z0[i])) * (double)d,
                 "%s dot_rows_f64 contiguous dtype %d", adasm_isa_name(isas[ii]), dt);
+        /* a row's value does not depend on the group it is computed in
+           (four rows at a time, or alone): equal rows rank by index */
+        {
+          adasm_matrix D2 = D; /* tails of 13 and of 6 columns */
+          size_t c;
+          for (c = 0; c < 2; ++c) {
+            D2.cols = c ? 70 : d;
+            kv->dot_rows_f64(&D2, rows, 0, 9, x, z1);
+            for (i = 0; i < 9; ++i) {
+              double one;
+              kv->dot_rows_f64(&D2, rows + i, 0, 1, x, &one);
+              CHECK(memcmp(&one, &z1[i], sizeof one) == 0,
+                    "%s dot_rows_f64 dtype %d d %lu row %lu alone: %.17g, in a group: %.17g",
+                    adasm_isa_name(isas[ii]), dt, (unsigned long)D2.cols,
+                    (unsigned long)rows[i], one, z1[i]);
+            }
+          }
+        }
       }
       free(H);
     }
