@@ -2971,6 +2971,12 @@ ADASM__TARGET_AVX2 static void adasm__dot_rows_avx2(const float *A,
   do {                                                                         \
     const __m256 xv = _mm256_loadu_ps(x + j);                                  \
     const __m256d xlo = _mm256_cvtps_pd(_mm256_castps256_ps128(xv));           \
+    if (pf[0]) {                                                               \
+      _mm_prefetch((const char *)(pf[0] + j * es), _MM_HINT_T0);               \
+      _mm_prefetch((const char *)(pf[1] + j * es), _MM_HINT_T0);               \
+      _mm_prefetch((const char *)(pf[2] + j * es), _MM_HINT_T0);               \
+      _mm_prefetch((const char *)(pf[3] + j * es), _MM_HINT_T0);               \
+    }                                                                          \
     const __m256d xhi = _mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1));         \
     const __m256 a0 = LOAD(row0, j), a1 = LOAD(row1, j);                       \
     const __m256 a2 = LOAD(row2, j), a3 = LOAD(row3, j);                       \
@@ -3009,6 +3015,7 @@ ADASM__TARGET_AVX2 static void adasm__dot_rows_f64_avx2(
   const size_t ld = A->ld * es, d8 = d & ~(size_t)7;
   const unsigned char *base = (const unsigned char *)A->data;
   size_t t, j, u, g;
+  uintptr_t pf[4];
   for (t = 0; t < cnt; t += g) {
     const unsigned char *row[4], *row0, *row1, *row2, *row3;
     size_t ri[4];
@@ -3024,10 +3031,17 @@ ADASM__TARGET_AVX2 static void adasm__dot_rows_f64_avx2(
     row1 = row[1];
     row2 = row[2];
     row3 = row[3];
-    if (rows && t + 4 < cnt) { /* every line of the next four rows */
-      const size_t h = cnt - t - 4 < 4 ? cnt - t - 4 : 4;
+    /* listed rows: the four after the next, a line per step (as the
+       AVX-512 kernel; the first call prefetches rows 4..7 whole) */
+    if (rows && t + 8 < cnt)
+      for (u = 0; u < 4; ++u)
+        pf[u] = (uintptr_t)base + rows[t + 8 + u < cnt ? t + 8 + u : cnt - 1] * ld;
+    else
+      pf[0] = pf[1] = pf[2] = pf[3] = 0u;
+    if (rows && t == 0 && 4 < cnt) {
+      const size_t h = cnt - 4 < 4 ? cnt - 4 : 4;
       for (u = 0; u < h; ++u) {
-        const uintptr_t nx = (uintptr_t)base + rows[t + 4 + u] * ld;
+        const uintptr_t nx = (uintptr_t)base + rows[4 + u] * ld;
         size_t o;
         for (o = 0; o < d * es; o += 64) _mm_prefetch((const char *)(nx + o), _MM_HINT_T0);
       }
@@ -3944,11 +3958,11 @@ ADASM__TARGET_AVX512 static void adasm__dot_rows_avx512(const float *A,
 #define ADASM__F64_ROWS_AVX512(LOAD)                                           \
   for (j = 0; j + 16 <= d; j += 16) {                                          \
     const __m512 xv = _mm512_loadu_ps(x + j);                                  \
-    if (pf) {                                                                  \
-      _mm_prefetch((const char *)(pf + j * es), _MM_HINT_T0);                  \
-      _mm_prefetch((const char *)(pf + ld + j * es), _MM_HINT_T0);             \
-      _mm_prefetch((const char *)(pf + 2 * ld + j * es), _MM_HINT_T0);         \
-      _mm_prefetch((const char *)(pf + 3 * ld + j * es), _MM_HINT_T0);         \
+    if (pf[0]) {                                                               \
+      _mm_prefetch((const char *)(pf[0] + j * es), _MM_HINT_T0);               \
+      _mm_prefetch((const char *)(pf[1] + j * es), _MM_HINT_T0);               \
+      _mm_prefetch((const char *)(pf[2] + j * es), _MM_HINT_T0);               \
+      _mm_prefetch((const char *)(pf[3] + j * es), _MM_HINT_T0);               \
     }                                                                          \
     ADASM__F64_STEP_AVX512(LOAD, (__mmask16)0xffff, xv);                       \
   }                                                                            \
@@ -4049,13 +4063,21 @@ ADASM__TARGET_AVX512 static void adasm__dot_rows_f64_avx512(
     row1 = row[1];
     row2 = row[2];
     row3 = row[3];
-    /* contiguous rows: the next four, a line per step (an integer
-       address: past the end of A it is only a hint) */
-    const uintptr_t pf = !rows && t + 8 <= cnt ? (uintptr_t)(row[0] + 4 * ld) : 0u;
-    if (rows && t + 4 < cnt) {
-      const size_t h = cnt - t - 4 < 4 ? cnt - t - 4 : 4;
+    /* a line per step of four rows ahead (integer addresses: past the end
+       of A only a hint): contiguous rows, the next four; listed rows come
+       from DRAM one by one (the prefetcher cannot guess them), the four
+       after the next, whose latency the next group's steps then cover
+       (the first call prefetches rows 4..7 whole) */
+    uintptr_t pf[4] = {0u, 0u, 0u, 0u};
+    if (!rows && t + 8 <= cnt)
+      for (u = 0; u < 4; ++u) pf[u] = (uintptr_t)(row[0] + (4 + u) * ld);
+    if (rows && t + 8 < cnt)
+      for (u = 0; u < 4; ++u)
+        pf[u] = (uintptr_t)base + rows[t + 8 + u < cnt ? t + 8 + u : cnt - 1] * ld;
+    if (rows && t == 0 && 4 < cnt) {
+      const size_t h = cnt - 4 < 4 ? cnt - 4 : 4;
       for (u = 0; u < h; ++u) {
-        const uintptr_t nx = (uintptr_t)base + rows[t + 4 + u] * ld;
+        const uintptr_t nx = (uintptr_t)base + rows[4 + u] * ld;
         size_t o;
         for (o = 0; o < bytes; o += 64)
           _mm_prefetch((const char *)(nx + o), _MM_HINT_T0);
