@@ -23,6 +23,12 @@
      Code map (grep for the tag): >>config >>platform >>util >>pcg >>cpu
        >>k_scalar >>k_avx2 >>k_avx512 >>k_neon >>dispatch >>exact >>sample
        >>ada >>hs >>svd >>certified
+     Kernels: every kernel of one ISA (exp, exact, sampler chain, ada,
+       16-bit dots and conversions, SVD-softmax last) is in its >>k_<isa>
+       section and is reached through that ISA's one table (struct
+       adasm_kernels, contracts in >>k_scalar; the SVD ones as k->svd);
+       every table is filled in >>dispatch. NEON has no SVD kernels of its
+       own: its table holds the scalar ones.
      For tests: besides the API, tests/ may use only these private names
        (the implementation file's): the float specials adasm__nanf,
        adasm__inff, adasm__isnanf, adasm__isfinitef; the kernel tables
@@ -1895,6 +1901,34 @@ typedef struct adasm__race {
   uint64_t count_v;
 } adasm__race;
 
+#ifndef ADASM_NO_SVD
+/* SVD-softmax's kernels of one ISA, the member `svd` of its table. */
+typedef struct adasm__svd_kset {
+  /* c[t*ldc + j] += sum_{r<kc} a[16r + t] b[16r + j], t < 8, j < 16 */
+  void (*dtile)(const double *a, const double *b, size_t kc, double *c,
+                size_t ldc);
+  /* c0[16t + j] += sum_{r<kc} a[12r + t] b0[16r + j], t < 12, j < 16;
+     the same for c1 with b1 unless b1 is NULL */
+  void (*ftile)(const float *a, const float *b0, const float *b1, size_t kc,
+                float *c0, float *c1);
+  /* y[0..L) += T x, T symmetric with its upper triangle by rows:
+     T[i][j] = t[i*ld + j] for j >= i */
+  void (*symv)(const double *t, size_t L, size_t ld, const double *x,
+               double *y);
+  /* rows of 16 doubles; for q < cnt, i = top - q, (c, s) = cs[2q], cs[2q+1]:
+     row[i+1] = s row[i] + c row[i+1], row[i] = c row[i] - s row[i+1] */
+  void (*rot)(double *rows, size_t top, size_t cnt, const double *cs);
+  /* out[t] = sum_{p0 <= p < p1} B[(p n + r0 + t) 16 ..+16) . xs[16p ..+16),
+     for the 16 rows r0 .. r0+15 */
+  void (*prev16)(const float *B, size_t n, size_t r0, size_t p0, size_t p1,
+                 const float *xs, float *out);
+  /* the same for cnt rows rows[0..cnt), with prev16's summation order, so
+     a row's value does not depend on which kernel computed it */
+  void (*rows)(const float *B, size_t n, const size_t *rows, size_t cnt,
+               size_t p0, size_t p1, const float *xs, float *out);
+} adasm__svd_kset;
+#endif /* ADASM_NO_SVD */
+
 struct adasm_kernels {
   adasm_isa isa;
   /* per dtype (f32, f16, bf16): the fewest float lanes any of the set's
@@ -1972,6 +2006,9 @@ struct adasm_kernels {
      room past the count. */
   size_t (*sumgather)(const float *z, size_t n, float m, float invt,
                       const float *t, double *sum, uint32_t *idx, float *e);
+#ifndef ADASM_NO_SVD
+  adasm__svd_kset svd; /* SVD-softmax (>>svd); NEON: the scalar ones */
+#endif
 };
 
 /* Rounding depth of every dot kernel: a product a_j x_j reaches y[r]
@@ -2377,18 +2414,100 @@ ADASM__PRIVATE void adasm__cvt_bf16_f32_scalar(const uint16_t *src, size_t n,
   for (i = 0; i < n; ++i) dst[i] = adasm_bf16_to_f32(src[i]);
 }
 
-static const adasm_kernels adasm__kernels_scalar = {
-    ADASM_ISA_SCALAR, {16, 16, 16}, adasm__max_scalar, adasm__expsum_scalar,
-    adasm__scale_scalar,  adasm__sub2_scalar,   adasm__tp_sum_scalar,
-    adasm__dot_rows_scalar,
-    adasm__dot_rows_f16_scalar, adasm__dot_rows_bf16_scalar,
-    adasm__cvt_f32_f16_scalar,  adasm__cvt_f16_f32_scalar,
-    adasm__cvt_f32_bf16_scalar, adasm__cvt_bf16_f32_scalar,
-    adasm__dot_rows_f64_scalar,
-    adasm__ada_accum_scalar, adasm__ada_bounds_scalar,
-    adasm__ada_profile_scalar,
-    adasm__find_ge_scalar, adasm__texpsum_scalar, adasm__race_scalar,
-    adasm__sumgather_scalar};
+/* ---- SVD-softmax kernels (contracts at adasm__svd_kset) ----------------- */
+#ifndef ADASM_NO_SVD
+ADASM__PRIVATE void adasm__svd_dtile_scalar(const double *a, const double *b,
+                                            size_t kc, double *c,
+                                            size_t ldc) {
+  double acc[8][16];
+  size_t r, t, j;
+  memset(acc, 0, sizeof acc);
+  for (r = 0; r < kc; ++r) {
+    const double *ar = a + r * 16, *br = b + r * 16;
+    for (t = 0; t < 8; ++t) {
+      const double at = ar[t];
+      for (j = 0; j < 16; ++j) acc[t][j] += at * br[j];
+    }
+  }
+  for (t = 0; t < 8; ++t)
+    for (j = 0; j < 16; ++j) c[t * ldc + j] += acc[t][j];
+}
+
+ADASM__PRIVATE void adasm__svd_ftile_scalar(const float *a, const float *b0,
+                                            const float *b1, size_t kc,
+                                            float *c0, float *c1) {
+  float acc[12][16];
+  size_t q, r, t, j;
+  for (q = 0; q < 2; ++q) {
+    const float *b = q ? b1 : b0;
+    float *c = q ? c1 : c0;
+    if (!b) break;
+    memset(acc, 0, sizeof acc);
+    for (r = 0; r < kc; ++r) {
+      const float *ar = a + r * 12, *br = b + r * 16;
+      for (t = 0; t < 12; ++t) {
+        const float at = ar[t];
+        for (j = 0; j < 16; ++j) acc[t][j] += at * br[j];
+      }
+    }
+    for (t = 0; t < 12; ++t)
+      for (j = 0; j < 16; ++j) c[t * 16 + j] += acc[t][j];
+  }
+}
+
+ADASM__PRIVATE void adasm__svd_symv_scalar(const double *t, size_t L,
+                                           size_t ld, const double *x,
+                                           double *y) {
+  size_t i, j;
+  for (i = 0; i < L; ++i) {
+    const double *row = t + i * ld;
+    const double xi = x[i];
+    double acc = row[i] * xi;
+    for (j = i + 1; j < L; ++j) {
+      acc += row[j] * x[j];
+      y[j] += row[j] * xi;
+    }
+    y[i] += acc;
+  }
+}
+
+ADASM__PRIVATE void adasm__svd_rot_scalar(double *rows, size_t top,
+                                          size_t cnt, const double *cs) {
+  size_t q, l;
+  for (q = 0; q < cnt; ++q) {
+    double *r0 = rows + (top - q) * 16, *r1 = r0 + 16;
+    const double c = cs[2 * q], s = cs[2 * q + 1];
+    for (l = 0; l < 16; ++l) {
+      const double a = r0[l], b = r1[l];
+      r1[l] = s * a + c * b;
+      r0[l] = c * a - s * b;
+    }
+  }
+}
+
+ADASM__PRIVATE void adasm__svd_rows_scalar(const float *B, size_t n,
+                                           const size_t *rows, size_t cnt,
+                                           size_t p0, size_t p1,
+                                           const float *xs, float *out) {
+  size_t t, p, j;
+  for (t = 0; t < cnt; ++t) {
+    double s = 0.0; /* double, like the header's scalar dot_rows */
+    for (p = p0; p < p1; ++p) {
+      const float *b = B + (p * n + rows[t]) * 16, *x = xs + p * 16;
+      for (j = 0; j < 16; ++j) s += (double)b[j] * (double)x[j];
+    }
+    out[t] = (float)s;
+  }
+}
+
+ADASM__PRIVATE void adasm__svd_prev16_scalar(const float *B, size_t n,
+                                             size_t r0, size_t p0, size_t p1,
+                                             const float *xs, float *out) {
+  size_t rows[16], t;
+  for (t = 0; t < 16; ++t) rows[t] = r0 + t;
+  adasm__svd_rows_scalar(B, n, rows, 16, p0, p1, xs, out);
+}
+#endif /* ADASM_NO_SVD */
 
 /* >>k_avx2 ----------------------------------------------------------------
    8 lanes. Tails go through a small stack buffer padded with a value that
@@ -3391,18 +3510,229 @@ ADASM__TARGET_AVX2 static void adasm__cvt_bf16_f32_avx2(const uint16_t *src,
   for (; i < n; ++i) dst[i] = adasm_bf16_to_f32(src[i]);
 }
 
-static const adasm_kernels adasm__kernels_avx2 = {
-    ADASM_ISA_AVX2, {16, 16, 16}, adasm__max_avx2, adasm__expsum_avx2,
-    adasm__scale_avx2,  adasm__sub2_avx2,   adasm__tp_sum_avx2,
-    adasm__dot_rows_avx2,
-    adasm__dot_rows_f16_avx2, adasm__dot_rows_bf16_avx2,
-    adasm__cvt_f32_f16_avx2,  adasm__cvt_f16_f32_avx2,
-    adasm__cvt_f32_bf16_avx2, adasm__cvt_bf16_f32_avx2,
-    adasm__dot_rows_f64_avx2,
-    adasm__ada_accum_avx2, adasm__ada_bounds_avx2,
-    adasm__ada_profile_avx2,
-    adasm__find_ge_avx2, adasm__texpsum_avx2, adasm__race_avx2,
-    adasm__sumgather_avx2};
+/* ---- SVD-softmax kernels (contracts at adasm__svd_kset) ----------------- */
+#ifndef ADASM_NO_SVD
+ADASM__TARGET_AVX2 static void adasm__svd_dtile_avx2(const double *a,
+                                                    const double *b,
+                                                    size_t kc, double *c,
+                                                    size_t ldc) {
+  size_t h, q, r;
+  for (h = 0; h < 2; ++h) /* rows 4h .. 4h+3 */
+    for (q = 0; q < 2; ++q) { /* columns 8q .. 8q+7 */
+      const double *ap = a + 4 * h, *bp = b + 8 * q;
+      double *cp = c + 4 * h * ldc + 8 * q;
+      __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00;
+      __m256d c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+      for (r = 0; r < kc; ++r) {
+        const __m256d b0 = _mm256_loadu_pd(bp + r * 16);
+        const __m256d b1 = _mm256_loadu_pd(bp + r * 16 + 4);
+        __m256d at = _mm256_broadcast_sd(ap + r * 16);
+        c00 = _mm256_fmadd_pd(at, b0, c00);
+        c01 = _mm256_fmadd_pd(at, b1, c01);
+        at = _mm256_broadcast_sd(ap + r * 16 + 1);
+        c10 = _mm256_fmadd_pd(at, b0, c10);
+        c11 = _mm256_fmadd_pd(at, b1, c11);
+        at = _mm256_broadcast_sd(ap + r * 16 + 2);
+        c20 = _mm256_fmadd_pd(at, b0, c20);
+        c21 = _mm256_fmadd_pd(at, b1, c21);
+        at = _mm256_broadcast_sd(ap + r * 16 + 3);
+        c30 = _mm256_fmadd_pd(at, b0, c30);
+        c31 = _mm256_fmadd_pd(at, b1, c31);
+      }
+#define ADASM__SVD_ADD4(p, v) _mm256_storeu_pd((p), _mm256_add_pd(_mm256_loadu_pd(p), (v)))
+      ADASM__SVD_ADD4(cp, c00); ADASM__SVD_ADD4(cp + 4, c01);
+      ADASM__SVD_ADD4(cp + ldc, c10); ADASM__SVD_ADD4(cp + ldc + 4, c11);
+      ADASM__SVD_ADD4(cp + 2 * ldc, c20); ADASM__SVD_ADD4(cp + 2 * ldc + 4, c21);
+      ADASM__SVD_ADD4(cp + 3 * ldc, c30); ADASM__SVD_ADD4(cp + 3 * ldc + 4, c31);
+#undef ADASM__SVD_ADD4
+    }
+}
+
+ADASM__TARGET_AVX2 static void adasm__svd_ftile_avx2(const float *a,
+                                                    const float *b0,
+                                                    const float *b1,
+                                                    size_t kc, float *c0,
+                                                    float *c1) {
+  size_t q, h, r;
+  for (q = 0; q < 2; ++q) {
+    const float *b = q ? b1 : b0;
+    float *c = q ? c1 : c0;
+    if (!b) break;
+    for (h = 0; h < 2; ++h) { /* rows 6h .. 6h+5, 16 columns */
+      const float *ap = a + 6 * h;
+      float *cp = c + 6 * h * 16;
+      __m256 s00 = _mm256_setzero_ps(), s01 = s00, s10 = s00, s11 = s00;
+      __m256 s20 = s00, s21 = s00, s30 = s00, s31 = s00, s40 = s00, s41 = s00;
+      __m256 s50 = s00, s51 = s00;
+      for (r = 0; r < kc; ++r) {
+        const __m256 bl = _mm256_loadu_ps(b + r * 16);
+        const __m256 bh = _mm256_loadu_ps(b + r * 16 + 8);
+        const float *ar = ap + r * 12;
+        __m256 at = _mm256_broadcast_ss(ar);
+        s00 = _mm256_fmadd_ps(at, bl, s00); s01 = _mm256_fmadd_ps(at, bh, s01);
+        at = _mm256_broadcast_ss(ar + 1);
+        s10 = _mm256_fmadd_ps(at, bl, s10); s11 = _mm256_fmadd_ps(at, bh, s11);
+        at = _mm256_broadcast_ss(ar + 2);
+        s20 = _mm256_fmadd_ps(at, bl, s20); s21 = _mm256_fmadd_ps(at, bh, s21);
+        at = _mm256_broadcast_ss(ar + 3);
+        s30 = _mm256_fmadd_ps(at, bl, s30); s31 = _mm256_fmadd_ps(at, bh, s31);
+        at = _mm256_broadcast_ss(ar + 4);
+        s40 = _mm256_fmadd_ps(at, bl, s40); s41 = _mm256_fmadd_ps(at, bh, s41);
+        at = _mm256_broadcast_ss(ar + 5);
+        s50 = _mm256_fmadd_ps(at, bl, s50); s51 = _mm256_fmadd_ps(at, bh, s51);
+      }
+#define ADASM__SVD_ADD8(p, v) _mm256_storeu_ps((p), _mm256_add_ps(_mm256_loadu_ps(p), (v)))
+      ADASM__SVD_ADD8(cp, s00); ADASM__SVD_ADD8(cp + 8, s01);
+      ADASM__SVD_ADD8(cp + 16, s10); ADASM__SVD_ADD8(cp + 24, s11);
+      ADASM__SVD_ADD8(cp + 32, s20); ADASM__SVD_ADD8(cp + 40, s21);
+      ADASM__SVD_ADD8(cp + 48, s30); ADASM__SVD_ADD8(cp + 56, s31);
+      ADASM__SVD_ADD8(cp + 64, s40); ADASM__SVD_ADD8(cp + 72, s41);
+      ADASM__SVD_ADD8(cp + 80, s50); ADASM__SVD_ADD8(cp + 88, s51);
+#undef ADASM__SVD_ADD8
+    }
+  }
+}
+
+ADASM__TARGET_AVX2 static inline double adasm__svd_hsum_pd_avx2(__m256d v) {
+  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+/* Two rows per pass, so y is loaded and stored once per two rows of T. */
+ADASM__TARGET_AVX2 static void adasm__svd_symv_avx2(const double *t, size_t L,
+                                                   size_t ld, const double *x,
+                                                   double *y) {
+  size_t i = 0, j;
+  for (; i + 2 <= L; i += 2) {
+    const double *r0 = t + i * ld, *r1 = r0 + ld;
+    const double x0 = x[i], x1 = x[i + 1];
+    const __m256d vx0 = _mm256_set1_pd(x0), vx1 = _mm256_set1_pd(x1);
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0;
+    double s0 = r0[i] * x0 + r0[i + 1] * x1, s1 = r0[i + 1] * x0 + r1[i + 1] * x1;
+    for (j = i + 2; j + 4 <= L; j += 4) {
+      const __m256d t0 = _mm256_loadu_pd(r0 + j), t1 = _mm256_loadu_pd(r1 + j);
+      const __m256d xv = _mm256_loadu_pd(x + j);
+      __m256d yv = _mm256_loadu_pd(y + j);
+      a0 = _mm256_fmadd_pd(t0, xv, a0);
+      a1 = _mm256_fmadd_pd(t1, xv, a1);
+      yv = _mm256_fmadd_pd(t0, vx0, yv);
+      _mm256_storeu_pd(y + j, _mm256_fmadd_pd(t1, vx1, yv));
+    }
+    for (; j < L; ++j) {
+      s0 += r0[j] * x[j];
+      s1 += r1[j] * x[j];
+      y[j] += r0[j] * x0 + r1[j] * x1;
+    }
+    y[i] += s0 + adasm__svd_hsum_pd_avx2(a0);
+    y[i + 1] += s1 + adasm__svd_hsum_pd_avx2(a1);
+  }
+  if (i < L) y[i] += t[i * ld + i] * x[i]; /* the last row: its diagonal */
+}
+
+ADASM__TARGET_AVX2 static void adasm__svd_rot_avx2(double *rows, size_t top,
+                                                  size_t cnt,
+                                                  const double *cs) {
+  /* The row i of one rotation is the row i+1 of the next: it stays in
+     registers, so each rotation loads one row and stores one. */
+  const double *p = rows + (top + 1) * 16;
+  __m256d b0 = _mm256_loadu_pd(p), b1 = _mm256_loadu_pd(p + 4);
+  __m256d b2 = _mm256_loadu_pd(p + 8), b3 = _mm256_loadu_pd(p + 12);
+  size_t q;
+  for (q = 0; q < cnt; ++q) {
+    double *r = rows + (top - q) * 16;
+    const __m256d c = _mm256_set1_pd(cs[2 * q]), s = _mm256_set1_pd(cs[2 * q + 1]);
+    const __m256d a0 = _mm256_loadu_pd(r), a1 = _mm256_loadu_pd(r + 4);
+    const __m256d a2 = _mm256_loadu_pd(r + 8), a3 = _mm256_loadu_pd(r + 12);
+    _mm256_storeu_pd(r + 16, _mm256_fmadd_pd(c, b0, _mm256_mul_pd(s, a0)));
+    _mm256_storeu_pd(r + 20, _mm256_fmadd_pd(c, b1, _mm256_mul_pd(s, a1)));
+    _mm256_storeu_pd(r + 24, _mm256_fmadd_pd(c, b2, _mm256_mul_pd(s, a2)));
+    _mm256_storeu_pd(r + 28, _mm256_fmadd_pd(c, b3, _mm256_mul_pd(s, a3)));
+    b0 = _mm256_fnmadd_pd(s, b0, _mm256_mul_pd(c, a0));
+    b1 = _mm256_fnmadd_pd(s, b1, _mm256_mul_pd(c, a1));
+    b2 = _mm256_fnmadd_pd(s, b2, _mm256_mul_pd(c, a2));
+    b3 = _mm256_fnmadd_pd(s, b3, _mm256_mul_pd(c, a3));
+  }
+  {
+    double *r = rows + (top + 1 - cnt) * 16;
+    _mm256_storeu_pd(r, b0);
+    _mm256_storeu_pd(r + 4, b1);
+    _mm256_storeu_pd(r + 8, b2);
+    _mm256_storeu_pd(r + 12, b3);
+  }
+}
+
+/* Eight row sums at once: the lanes of s0..s7 are added as a transpose. */
+ADASM__TARGET_AVX2 static inline __m256 adasm__svd_red2_avx2(__m256 a, __m256 b) {
+  return _mm256_add_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
+}
+ADASM__TARGET_AVX2 static inline __m256 adasm__svd_red4_avx2(__m256 a, __m256 b) {
+  const __m256d x = _mm256_castps_pd(a), y = _mm256_castps_pd(b);
+  return _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(x, y)),
+                       _mm256_castpd_ps(_mm256_unpackhi_pd(x, y)));
+}
+ADASM__TARGET_AVX2 static inline __m256 adasm__svd_red8_avx2(__m256 a, __m256 b) {
+  return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20),
+                       _mm256_permute2f128_ps(a, b, 0x31));
+}
+
+ADASM__TARGET_AVX2 static void adasm__svd_prev8_avx2(const float *b0,
+                                                    size_t stride, size_t p0,
+                                                    size_t p1,
+                                                    const float *xs,
+                                                    float *out) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  __m256 s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+  size_t p;
+  for (p = p0; p < p1; ++p) {
+    const float *b = b0 + p * stride;
+    const __m256 xl = _mm256_loadu_ps(xs + p * 16), xh = _mm256_loadu_ps(xs + p * 16 + 8);
+#define ADASM__SVD_R8(s, o)                                                    \
+  s = _mm256_fmadd_ps(_mm256_loadu_ps(b + (o)), xl, s);                        \
+  s = _mm256_fmadd_ps(_mm256_loadu_ps(b + (o) + 8), xh, s)
+    ADASM__SVD_R8(s0, 0); ADASM__SVD_R8(s1, 16); ADASM__SVD_R8(s2, 32);
+    ADASM__SVD_R8(s3, 48); ADASM__SVD_R8(s4, 64); ADASM__SVD_R8(s5, 80);
+    ADASM__SVD_R8(s6, 96); ADASM__SVD_R8(s7, 112);
+#undef ADASM__SVD_R8
+  }
+  _mm256_storeu_ps(
+      out, adasm__svd_red8_avx2(
+               adasm__svd_red4_avx2(adasm__svd_red2_avx2(s0, s1), adasm__svd_red2_avx2(s2, s3)),
+               adasm__svd_red4_avx2(adasm__svd_red2_avx2(s4, s5), adasm__svd_red2_avx2(s6, s7))));
+}
+
+ADASM__TARGET_AVX2 static void adasm__svd_prev16_avx2(const float *B, size_t n,
+                                                     size_t r0, size_t p0,
+                                                     size_t p1,
+                                                     const float *xs,
+                                                     float *out) {
+  adasm__svd_prev8_avx2(B + r0 * 16, n * 16, p0, p1, xs, out);
+  adasm__svd_prev8_avx2(B + (r0 + 8) * 16, n * 16, p0, p1, xs, out + 8);
+}
+
+ADASM__TARGET_AVX2 static void adasm__svd_rows_avx2(const float *B, size_t n,
+                                                   const size_t *rows,
+                                                   size_t cnt, size_t p0,
+                                                   size_t p1, const float *xs,
+                                                   float *out) {
+  /* The same FMA chain and reduction tree as adasm__svd_prev8_avx2 (the
+     zeros add exactly), so a row's value does not depend on its position:
+     identical rows tie exactly, as in the exact path. */
+  const size_t stride = n * 16;
+  const __m256 zero = _mm256_setzero_ps();
+  size_t t, p;
+  for (t = 0; t < cnt; ++t) {
+    const float *b = B + rows[t] * 16;
+    __m256 a = zero;
+    for (p = p0; p < p1; ++p) {
+      const float *bp = b + p * stride;
+      a = _mm256_fmadd_ps(_mm256_loadu_ps(bp), _mm256_loadu_ps(xs + p * 16), a);
+      a = _mm256_fmadd_ps(_mm256_loadu_ps(bp + 8), _mm256_loadu_ps(xs + p * 16 + 8), a);
+    }
+    a = adasm__svd_red8_avx2(adasm__svd_red4_avx2(adasm__svd_red2_avx2(a, zero), zero), zero);
+    out[t] = _mm_cvtss_f32(_mm256_castps256_ps128(a));
+  }
+}
+#endif /* ADASM_NO_SVD */
 #endif /* ADASM__HAVE_AVX2 */
 
 /* >>k_avx512 --------------------------------------------------------------
@@ -4442,18 +4772,237 @@ ADASM__TARGET_AVX512 static void adasm__cvt_bf16_f32_avx512(const uint16_t *src,
   }
 }
 
-static const adasm_kernels adasm__kernels_avx512 = {
-    ADASM_ISA_AVX512, {32, 32, 32}, adasm__max_avx512, adasm__expsum_avx512,
-    adasm__scale_avx512,  adasm__sub2_avx512, adasm__tp_sum_avx512,
-    adasm__dot_rows_avx512,
-    adasm__dot_rows_f16_avx512, adasm__dot_rows_bf16_avx512,
-    adasm__cvt_f32_f16_avx512,  adasm__cvt_f16_f32_avx512,
-    adasm__cvt_f32_bf16_avx512, adasm__cvt_bf16_f32_avx512,
-    adasm__dot_rows_f64_avx512,
-    adasm__ada_accum_avx512, adasm__ada_bounds_avx512,
-    adasm__ada_profile_avx512,
-    adasm__find_ge_avx512, adasm__texpsum_avx512, adasm__race_avx512,
-    adasm__sumgather_avx512};
+/* ---- SVD-softmax kernels (contracts at adasm__svd_kset) ----------------- */
+#ifndef ADASM_NO_SVD
+ADASM__TARGET_AVX512 static void adasm__svd_dtile_avx512(const double *a,
+                                                        const double *b,
+                                                        size_t kc, double *c,
+                                                        size_t ldc) {
+  __m512d c00 = _mm512_setzero_pd(), c01 = c00, c10 = c00, c11 = c00;
+  __m512d c20 = c00, c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00;
+  __m512d c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+  size_t r;
+  for (r = 0; r < kc; ++r) {
+    const double *ar = a + r * 16;
+    const __m512d b0 = _mm512_loadu_pd(b + r * 16), b1 = _mm512_loadu_pd(b + r * 16 + 8);
+    __m512d at;
+#define ADASM__SVD_D8(t, x0, x1)                                               \
+  at = _mm512_set1_pd(ar[t]);                                                  \
+  x0 = _mm512_fmadd_pd(at, b0, x0);                                            \
+  x1 = _mm512_fmadd_pd(at, b1, x1)
+    ADASM__SVD_D8(0, c00, c01); ADASM__SVD_D8(1, c10, c11);
+    ADASM__SVD_D8(2, c20, c21); ADASM__SVD_D8(3, c30, c31);
+    ADASM__SVD_D8(4, c40, c41); ADASM__SVD_D8(5, c50, c51);
+    ADASM__SVD_D8(6, c60, c61); ADASM__SVD_D8(7, c70, c71);
+#undef ADASM__SVD_D8
+  }
+#define ADASM__SVD_ST8(t, x0, x1)                                              \
+  _mm512_storeu_pd(c + (t) * ldc, _mm512_add_pd(_mm512_loadu_pd(c + (t) * ldc), x0)); \
+  _mm512_storeu_pd(c + (t) * ldc + 8, _mm512_add_pd(_mm512_loadu_pd(c + (t) * ldc + 8), x1))
+  ADASM__SVD_ST8(0, c00, c01); ADASM__SVD_ST8(1, c10, c11);
+  ADASM__SVD_ST8(2, c20, c21); ADASM__SVD_ST8(3, c30, c31);
+  ADASM__SVD_ST8(4, c40, c41); ADASM__SVD_ST8(5, c50, c51);
+  ADASM__SVD_ST8(6, c60, c61); ADASM__SVD_ST8(7, c70, c71);
+#undef ADASM__SVD_ST8
+}
+
+ADASM__TARGET_AVX512 static void adasm__svd_ftile_avx512(const float *a,
+                                                        const float *b0,
+                                                        const float *b1,
+                                                        size_t kc, float *c0,
+                                                        float *c1) {
+  size_t r;
+#define ADASM__SVD_FST(c, t, v)                                                \
+  _mm512_storeu_ps((c) + (t) * 16, _mm512_add_ps(_mm512_loadu_ps((c) + (t) * 16), v))
+  if (b1) { /* 12 rows x 2 panels: 24 accumulators */
+    __m512 x00 = _mm512_setzero_ps(), x01 = x00, x10 = x00, x11 = x00;
+    __m512 x20 = x00, x21 = x00, x30 = x00, x31 = x00, x40 = x00, x41 = x00;
+    __m512 x50 = x00, x51 = x00, x60 = x00, x61 = x00, x70 = x00, x71 = x00;
+    __m512 x80 = x00, x81 = x00, x90 = x00, x91 = x00, xa0 = x00, xa1 = x00;
+    __m512 xb0 = x00, xb1 = x00;
+    for (r = 0; r < kc; ++r) {
+      const float *ar = a + r * 12;
+      const __m512 v0 = _mm512_loadu_ps(b0 + r * 16), v1 = _mm512_loadu_ps(b1 + r * 16);
+      __m512 at;
+#define ADASM__SVD_F2(t, y0, y1)                                               \
+  at = _mm512_set1_ps(ar[t]);                                                  \
+  y0 = _mm512_fmadd_ps(at, v0, y0);                                            \
+  y1 = _mm512_fmadd_ps(at, v1, y1)
+      ADASM__SVD_F2(0, x00, x01); ADASM__SVD_F2(1, x10, x11);
+      ADASM__SVD_F2(2, x20, x21); ADASM__SVD_F2(3, x30, x31);
+      ADASM__SVD_F2(4, x40, x41); ADASM__SVD_F2(5, x50, x51);
+      ADASM__SVD_F2(6, x60, x61); ADASM__SVD_F2(7, x70, x71);
+      ADASM__SVD_F2(8, x80, x81); ADASM__SVD_F2(9, x90, x91);
+      ADASM__SVD_F2(10, xa0, xa1); ADASM__SVD_F2(11, xb0, xb1);
+#undef ADASM__SVD_F2
+    }
+    ADASM__SVD_FST(c0, 0, x00); ADASM__SVD_FST(c1, 0, x01);
+    ADASM__SVD_FST(c0, 1, x10); ADASM__SVD_FST(c1, 1, x11);
+    ADASM__SVD_FST(c0, 2, x20); ADASM__SVD_FST(c1, 2, x21);
+    ADASM__SVD_FST(c0, 3, x30); ADASM__SVD_FST(c1, 3, x31);
+    ADASM__SVD_FST(c0, 4, x40); ADASM__SVD_FST(c1, 4, x41);
+    ADASM__SVD_FST(c0, 5, x50); ADASM__SVD_FST(c1, 5, x51);
+    ADASM__SVD_FST(c0, 6, x60); ADASM__SVD_FST(c1, 6, x61);
+    ADASM__SVD_FST(c0, 7, x70); ADASM__SVD_FST(c1, 7, x71);
+    ADASM__SVD_FST(c0, 8, x80); ADASM__SVD_FST(c1, 8, x81);
+    ADASM__SVD_FST(c0, 9, x90); ADASM__SVD_FST(c1, 9, x91);
+    ADASM__SVD_FST(c0, 10, xa0); ADASM__SVD_FST(c1, 10, xa1);
+    ADASM__SVD_FST(c0, 11, xb0); ADASM__SVD_FST(c1, 11, xb1);
+  } else { /* the odd last panel */
+    __m512 x0 = _mm512_setzero_ps(), x1 = x0, x2 = x0, x3 = x0, x4 = x0;
+    __m512 x5 = x0, x6 = x0, x7 = x0, x8 = x0, x9 = x0, xa = x0, xb = x0;
+    for (r = 0; r < kc; ++r) {
+      const float *ar = a + r * 12;
+      const __m512 v0 = _mm512_loadu_ps(b0 + r * 16);
+#define ADASM__SVD_F1(t, y) y = _mm512_fmadd_ps(_mm512_set1_ps(ar[t]), v0, y)
+      ADASM__SVD_F1(0, x0); ADASM__SVD_F1(1, x1); ADASM__SVD_F1(2, x2);
+      ADASM__SVD_F1(3, x3); ADASM__SVD_F1(4, x4); ADASM__SVD_F1(5, x5);
+      ADASM__SVD_F1(6, x6); ADASM__SVD_F1(7, x7); ADASM__SVD_F1(8, x8);
+      ADASM__SVD_F1(9, x9); ADASM__SVD_F1(10, xa); ADASM__SVD_F1(11, xb);
+#undef ADASM__SVD_F1
+    }
+    ADASM__SVD_FST(c0, 0, x0); ADASM__SVD_FST(c0, 1, x1);
+    ADASM__SVD_FST(c0, 2, x2); ADASM__SVD_FST(c0, 3, x3);
+    ADASM__SVD_FST(c0, 4, x4); ADASM__SVD_FST(c0, 5, x5);
+    ADASM__SVD_FST(c0, 6, x6); ADASM__SVD_FST(c0, 7, x7);
+    ADASM__SVD_FST(c0, 8, x8); ADASM__SVD_FST(c0, 9, x9);
+    ADASM__SVD_FST(c0, 10, xa); ADASM__SVD_FST(c0, 11, xb);
+  }
+#undef ADASM__SVD_FST
+}
+
+ADASM__TARGET_AVX512 static void adasm__svd_symv_avx512(const double *t,
+                                                       size_t L, size_t ld,
+                                                       const double *x,
+                                                       double *y) {
+  size_t i = 0, j;
+  for (; i + 2 <= L; i += 2) {
+    const double *r0 = t + i * ld, *r1 = r0 + ld;
+    const double x0 = x[i], x1 = x[i + 1];
+    const __m512d vx0 = _mm512_set1_pd(x0), vx1 = _mm512_set1_pd(x1);
+    __m512d a0 = _mm512_setzero_pd(), a1 = a0;
+    const double s0 = r0[i] * x0 + r0[i + 1] * x1;
+    const double s1 = r0[i + 1] * x0 + r1[i + 1] * x1;
+    for (j = i + 2; j < L; j += 8) {
+      const __mmask8 k = (__mmask8)(L - j >= 8 ? 0xffu : (1u << (L - j)) - 1u);
+      const __m512d t0 = _mm512_maskz_loadu_pd(k, r0 + j);
+      const __m512d t1 = _mm512_maskz_loadu_pd(k, r1 + j);
+      const __m512d xv = _mm512_maskz_loadu_pd(k, x + j);
+      __m512d yv = _mm512_maskz_loadu_pd(k, y + j);
+      a0 = _mm512_fmadd_pd(t0, xv, a0);
+      a1 = _mm512_fmadd_pd(t1, xv, a1);
+      yv = _mm512_fmadd_pd(t0, vx0, yv);
+      _mm512_mask_storeu_pd(y + j, k, _mm512_fmadd_pd(t1, vx1, yv));
+    }
+    y[i] += s0 + adasm__hsum_pd_avx512(a0);
+    y[i + 1] += s1 + adasm__hsum_pd_avx512(a1);
+  }
+  if (i < L) y[i] += t[i * ld + i] * x[i];
+}
+
+ADASM__TARGET_AVX512 static void adasm__svd_rot_avx512(double *rows,
+                                                      size_t top, size_t cnt,
+                                                      const double *cs) {
+  const double *p = rows + (top + 1) * 16;
+  __m512d b0 = _mm512_loadu_pd(p), b1 = _mm512_loadu_pd(p + 8);
+  size_t q;
+  for (q = 0; q < cnt; ++q) {
+    double *r = rows + (top - q) * 16;
+    const __m512d c = _mm512_set1_pd(cs[2 * q]), s = _mm512_set1_pd(cs[2 * q + 1]);
+    const __m512d a0 = _mm512_loadu_pd(r), a1 = _mm512_loadu_pd(r + 8);
+    /* the carried row's chain is one FMA: c a is computed off the chain */
+    _mm512_storeu_pd(r + 16, _mm512_fmadd_pd(c, b0, _mm512_mul_pd(s, a0)));
+    _mm512_storeu_pd(r + 24, _mm512_fmadd_pd(c, b1, _mm512_mul_pd(s, a1)));
+    b0 = _mm512_fnmadd_pd(s, b0, _mm512_mul_pd(c, a0));
+    b1 = _mm512_fnmadd_pd(s, b1, _mm512_mul_pd(c, a1));
+  }
+  _mm512_storeu_pd(rows + (top + 1 - cnt) * 16, b0);
+  _mm512_storeu_pd(rows + (top + 1 - cnt) * 16 + 8, b1);
+}
+
+/* Sixteen row sums at once (see adasm__svd_red2_avx2 for the idea). */
+ADASM__TARGET_AVX512 static inline __m512 adasm__svd_red2_avx512(__m512 a, __m512 b) {
+  return _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+}
+ADASM__TARGET_AVX512 static inline __m512 adasm__svd_red4_avx512(__m512 a, __m512 b) {
+  const __m512d x = _mm512_castps_pd(a), y = _mm512_castps_pd(b);
+  return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                       _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+}
+ADASM__TARGET_AVX512 static inline __m512 adasm__svd_red8_avx512(__m512 a, __m512 b) {
+  return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), /* lanes 0,2 | 0,2 */
+                       _mm512_shuffle_f32x4(a, b, 0xdd)); /* lanes 1,3 | 1,3 */
+}
+
+ADASM__TARGET_AVX512 static void adasm__svd_prev16_avx512(const float *B,
+                                                         size_t n, size_t r0,
+                                                         size_t p0, size_t p1,
+                                                         const float *xs,
+                                                         float *out) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0;
+  __m512 s6 = s0, s7 = s0, s8 = s0, s9 = s0, sa = s0, sb = s0, sc = s0;
+  __m512 sd = s0, se = s0, sf = s0;
+  size_t p;
+  for (p = p0; p < p1; ++p) {
+    const float *b = B + (p * n + r0) * 16;
+    const __m512 xv = _mm512_loadu_ps(xs + p * 16);
+#define ADASM__SVD_R16(s, t) s = _mm512_fmadd_ps(_mm512_loadu_ps(b + 16 * (t)), xv, s)
+    ADASM__SVD_R16(s0, 0); ADASM__SVD_R16(s1, 1); ADASM__SVD_R16(s2, 2);
+    ADASM__SVD_R16(s3, 3); ADASM__SVD_R16(s4, 4); ADASM__SVD_R16(s5, 5);
+    ADASM__SVD_R16(s6, 6); ADASM__SVD_R16(s7, 7); ADASM__SVD_R16(s8, 8);
+    ADASM__SVD_R16(s9, 9); ADASM__SVD_R16(sa, 10); ADASM__SVD_R16(sb, 11);
+    ADASM__SVD_R16(sc, 12); ADASM__SVD_R16(sd, 13); ADASM__SVD_R16(se, 14);
+    ADASM__SVD_R16(sf, 15);
+#undef ADASM__SVD_R16
+  }
+  {
+    const __m512 q0 = adasm__svd_red4_avx512(adasm__svd_red2_avx512(s0, s1),
+                                             adasm__svd_red2_avx512(s2, s3));
+    const __m512 q1 = adasm__svd_red4_avx512(adasm__svd_red2_avx512(s4, s5),
+                                             adasm__svd_red2_avx512(s6, s7));
+    const __m512 q2 = adasm__svd_red4_avx512(adasm__svd_red2_avx512(s8, s9),
+                                             adasm__svd_red2_avx512(sa, sb));
+    const __m512 q3 = adasm__svd_red4_avx512(adasm__svd_red2_avx512(sc, sd),
+                                             adasm__svd_red2_avx512(se, sf));
+    _mm512_storeu_ps(out, adasm__svd_red8_avx512(adasm__svd_red8_avx512(q0, q1),
+                                                 adasm__svd_red8_avx512(q2, q3)));
+  }
+}
+
+ADASM__TARGET_AVX512 static void adasm__svd_rows_avx512(const float *B,
+                                                       size_t n,
+                                                       const size_t *rows,
+                                                       size_t cnt, size_t p0,
+                                                       size_t p1,
+                                                       const float *xs,
+                                                       float *out) {
+  /* The same FMA chain and reduction tree as adasm__svd_prev16_avx512 (the
+     zeros add exactly), so a row's value does not depend on its position:
+     identical rows tie exactly, as in the exact path. */
+  const size_t stride = n * 16;
+  const __m512 zero = _mm512_setzero_ps();
+  size_t t, p;
+  for (t = 0; t < cnt; ++t) {
+    const float *b = B + rows[t] * 16;
+    __m512 a = zero;
+    /* The next row's lines: a refined row is d/16 scattered lines, so the
+       loads of two rows in flight hide more of the memory latency. The
+       address is formed as an integer: it is only a hint. */
+    if (t + 1 < cnt) {
+      const uintptr_t nb = (uintptr_t)(B + rows[t + 1] * 16);
+      for (p = p0; p < p1; ++p)
+        _mm_prefetch((const char *)(nb + p * stride * sizeof(float)), _MM_HINT_T0);
+    }
+    for (p = p0; p < p1; ++p)
+      a = _mm512_fmadd_ps(_mm512_loadu_ps(b + p * stride), _mm512_loadu_ps(xs + p * 16), a);
+    a = adasm__svd_red8_avx512(
+        adasm__svd_red8_avx512(
+            adasm__svd_red4_avx512(adasm__svd_red2_avx512(a, zero), zero), zero),
+        zero);
+    out[t] = _mm_cvtss_f32(_mm512_castps512_ps128(a));
+  }
+}
+#endif /* ADASM_NO_SVD */
 
 #if defined(ADASM__HAVE_AVX512BF16)
 /* ---- the AVX-512 BF16 variant: dot_rows_bf16 with vdpbf16ps -------------
@@ -4634,19 +5183,6 @@ ADASM__TARGET_AVX512BF16 static void adasm__dot_rows_bf16_avx512bf16(
       adasm__dot_rows_bf16_avx512(a, 1, d, lda, x, beta, y + r);
   }
 }
-
-static const adasm_kernels adasm__kernels_avx512bf16 = {
-    ADASM_ISA_AVX512, {32, 32, 8}, adasm__max_avx512, adasm__expsum_avx512,
-    adasm__scale_avx512,  adasm__sub2_avx512, adasm__tp_sum_avx512,
-    adasm__dot_rows_avx512,
-    adasm__dot_rows_f16_avx512, adasm__dot_rows_bf16_avx512bf16,
-    adasm__cvt_f32_f16_avx512,  adasm__cvt_f16_f32_avx512,
-    adasm__cvt_f32_bf16_avx512, adasm__cvt_bf16_f32_avx512,
-    adasm__dot_rows_f64_avx512,
-    adasm__ada_accum_avx512, adasm__ada_bounds_avx512,
-    adasm__ada_profile_avx512,
-    adasm__find_ge_avx512, adasm__texpsum_avx512, adasm__race_avx512,
-    adasm__sumgather_avx512};
 #endif /* ADASM__HAVE_AVX512BF16 */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -5273,6 +5809,86 @@ static void adasm__cvt_bf16_f32_neon(const uint16_t *src, size_t n,
   for (; i < n; ++i) dst[i] = adasm_bf16_to_f32(src[i]);
 }
 
+/* SVD-softmax has no NEON kernels: the NEON table (>>dispatch) takes the
+   scalar ones. */
+#endif /* ADASM__HAVE_NEON */
+
+/* >>dispatch --------------------------------------------------------------
+   Every ISA's kernel table, filled here in one place: the fields in the
+   order of struct adasm_kernels (positional: C++11 has no designated
+   initializers), the kernels from the >>k_<isa> sections.
+   ADASM__SVD_KSET(isa) is the last member, svd: the SVD kernels named
+   with that suffix, or nothing under ADASM_NO_SVD. */
+#ifndef ADASM_NO_SVD
+#define ADASM__SVD_KSET(isa)                                                   \
+  , {adasm__svd_dtile_##isa, adasm__svd_ftile_##isa, adasm__svd_symv_##isa,   \
+     adasm__svd_rot_##isa, adasm__svd_prev16_##isa, adasm__svd_rows_##isa}
+#else
+#define ADASM__SVD_KSET(isa)
+#endif
+
+static const adasm_kernels adasm__kernels_scalar = {
+    ADASM_ISA_SCALAR, {16, 16, 16}, adasm__max_scalar, adasm__expsum_scalar,
+    adasm__scale_scalar,  adasm__sub2_scalar,   adasm__tp_sum_scalar,
+    adasm__dot_rows_scalar,
+    adasm__dot_rows_f16_scalar, adasm__dot_rows_bf16_scalar,
+    adasm__cvt_f32_f16_scalar,  adasm__cvt_f16_f32_scalar,
+    adasm__cvt_f32_bf16_scalar, adasm__cvt_bf16_f32_scalar,
+    adasm__dot_rows_f64_scalar,
+    adasm__ada_accum_scalar, adasm__ada_bounds_scalar,
+    adasm__ada_profile_scalar,
+    adasm__find_ge_scalar, adasm__texpsum_scalar, adasm__race_scalar,
+    adasm__sumgather_scalar ADASM__SVD_KSET(scalar)};
+
+#if defined(ADASM__HAVE_AVX2)
+static const adasm_kernels adasm__kernels_avx2 = {
+    ADASM_ISA_AVX2, {16, 16, 16}, adasm__max_avx2, adasm__expsum_avx2,
+    adasm__scale_avx2,  adasm__sub2_avx2,   adasm__tp_sum_avx2,
+    adasm__dot_rows_avx2,
+    adasm__dot_rows_f16_avx2, adasm__dot_rows_bf16_avx2,
+    adasm__cvt_f32_f16_avx2,  adasm__cvt_f16_f32_avx2,
+    adasm__cvt_f32_bf16_avx2, adasm__cvt_bf16_f32_avx2,
+    adasm__dot_rows_f64_avx2,
+    adasm__ada_accum_avx2, adasm__ada_bounds_avx2,
+    adasm__ada_profile_avx2,
+    adasm__find_ge_avx2, adasm__texpsum_avx2, adasm__race_avx2,
+    adasm__sumgather_avx2 ADASM__SVD_KSET(avx2)};
+#endif /* ADASM__HAVE_AVX2 */
+
+#if defined(ADASM__HAVE_AVX512)
+static const adasm_kernels adasm__kernels_avx512 = {
+    ADASM_ISA_AVX512, {32, 32, 32}, adasm__max_avx512, adasm__expsum_avx512,
+    adasm__scale_avx512,  adasm__sub2_avx512, adasm__tp_sum_avx512,
+    adasm__dot_rows_avx512,
+    adasm__dot_rows_f16_avx512, adasm__dot_rows_bf16_avx512,
+    adasm__cvt_f32_f16_avx512,  adasm__cvt_f16_f32_avx512,
+    adasm__cvt_f32_bf16_avx512, adasm__cvt_bf16_f32_avx512,
+    adasm__dot_rows_f64_avx512,
+    adasm__ada_accum_avx512, adasm__ada_bounds_avx512,
+    adasm__ada_profile_avx512,
+    adasm__find_ge_avx512, adasm__texpsum_avx512, adasm__race_avx512,
+    adasm__sumgather_avx512 ADASM__SVD_KSET(avx512)};
+
+#if defined(ADASM__HAVE_AVX512BF16)
+/* the same set, with vdpbf16ps for bf16 (see >>k_avx512) */
+static const adasm_kernels adasm__kernels_avx512bf16 = {
+    ADASM_ISA_AVX512, {32, 32, 8}, adasm__max_avx512, adasm__expsum_avx512,
+    adasm__scale_avx512,  adasm__sub2_avx512, adasm__tp_sum_avx512,
+    adasm__dot_rows_avx512,
+    adasm__dot_rows_f16_avx512, adasm__dot_rows_bf16_avx512bf16,
+    adasm__cvt_f32_f16_avx512,  adasm__cvt_f16_f32_avx512,
+    adasm__cvt_f32_bf16_avx512, adasm__cvt_bf16_f32_avx512,
+    adasm__dot_rows_f64_avx512,
+    adasm__ada_accum_avx512, adasm__ada_bounds_avx512,
+    adasm__ada_profile_avx512,
+    adasm__find_ge_avx512, adasm__texpsum_avx512, adasm__race_avx512,
+    adasm__sumgather_avx512 ADASM__SVD_KSET(avx512)};
+#endif /* ADASM__HAVE_AVX512BF16 */
+#endif /* ADASM__HAVE_AVX512 */
+
+#if defined(ADASM__HAVE_NEON)
+/* the draw's scan (race) and SVD-softmax have no NEON kernels: the scalar
+   ones */
 static const adasm_kernels adasm__kernels_neon = {
     ADASM_ISA_NEON, {8, 8, 8}, adasm__max_neon, adasm__expsum_neon,
     adasm__scale_neon,  adasm__sub2_neon,   adasm__tp_sum_neon,
@@ -5284,10 +5900,10 @@ static const adasm_kernels adasm__kernels_neon = {
     adasm__ada_accum_neon, adasm__ada_bounds_neon,
     adasm__ada_profile_neon,
     adasm__find_ge_neon, adasm__texpsum_neon, adasm__race_scalar,
-    adasm__sumgather_neon};
+    adasm__sumgather_neon ADASM__SVD_KSET(scalar)};
 #endif /* ADASM__HAVE_NEON */
+#undef ADASM__SVD_KSET
 
-/* >>dispatch -------------------------------------------------------------- */
 ADASM__PRIVATE const adasm_kernels *adasm__table(adasm_isa isa) {
   switch (isa) {
   case ADASM_ISA_SCALAR: return &adasm__kernels_scalar;
@@ -9492,6 +10108,10 @@ ADASM_DEF adasm_result adasm_hs_log_prob(const adasm_hs_model *m,
      everything O(d^3) or O(n d^2) in double; 12 x 32 float tiles for
      B = A V. Operands are packed into 16-wide panels (kc x 16, so a tile's
      B rows are one 128-byte line pair) by a generic strided packer.
+   - The kernels (tiles, symmetric matrix-vector product, rotations,
+     previews: adasm__svd_kset) sit with every other kernel of their ISA
+     (>>k_scalar, >>k_avx2, >>k_avx512; NEON has none and uses the scalar
+     ones) and are called as k->svd.<kernel> of the kernel table.
    - B is stored in column panels of 16 (see adasm_svd_model): the preview
      reads ceil(W/16) contiguous streams of n lines, and a refined row reads
      d/16 lines, exactly as many as a row-major row. The preview kernel
@@ -9527,615 +10147,6 @@ ADASM_DEF adasm_result adasm_hs_log_prob(const adasm_hs_model *m,
                                20 tiles of 12 rows) */
 #define ADASM__SVD_ITMAX 60 /* QL iterations per eigenvalue before forcing */
 #define ADASM__SVD_ROWS 256 /* previews per block (NaN-checked while in L1) */
-
-/* Kernels of one ISA (picked from the adasm_kernels' ISA). */
-typedef struct adasm__svd_kset {
-  /* c[t*ldc + j] += sum_{r<kc} a[16r + t] b[16r + j], t < 8, j < 16 */
-  void (*dtile)(const double *a, const double *b, size_t kc, double *c,
-                size_t ldc);
-  /* c0[16t + j] += sum_{r<kc} a[12r + t] b0[16r + j], t < 12, j < 16;
-     the same for c1 with b1 unless b1 is NULL */
-  void (*ftile)(const float *a, const float *b0, const float *b1, size_t kc,
-                float *c0, float *c1);
-  /* y[0..L) += T x, T symmetric with its upper triangle by rows:
-     T[i][j] = t[i*ld + j] for j >= i */
-  void (*symv)(const double *t, size_t L, size_t ld, const double *x,
-               double *y);
-  /* rows of 16 doubles; for q < cnt, i = top - q, (c, s) = cs[2q], cs[2q+1]:
-     row[i+1] = s row[i] + c row[i+1], row[i] = c row[i] - s row[i+1] */
-  void (*rot)(double *rows, size_t top, size_t cnt, const double *cs);
-  /* out[t] = sum_{p0 <= p < p1} B[(p n + r0 + t) 16 ..+16) . xs[16p ..+16),
-     for the 16 rows r0 .. r0+15 */
-  void (*prev16)(const float *B, size_t n, size_t r0, size_t p0, size_t p1,
-                 const float *xs, float *out);
-  /* the same for cnt rows rows[0..cnt), with prev16's summation order, so
-     a row's value does not depend on which kernel computed it */
-  void (*rows)(const float *B, size_t n, const size_t *rows, size_t cnt,
-               size_t p0, size_t p1, const float *xs, float *out);
-} adasm__svd_kset;
-
-/* ---- scalar kernels ------------------------------------------------------ */
-ADASM__PRIVATE void adasm__svd_dtile_scalar(const double *a, const double *b,
-                                            size_t kc, double *c,
-                                            size_t ldc) {
-  double acc[8][16];
-  size_t r, t, j;
-  memset(acc, 0, sizeof acc);
-  for (r = 0; r < kc; ++r) {
-    const double *ar = a + r * 16, *br = b + r * 16;
-    for (t = 0; t < 8; ++t) {
-      const double at = ar[t];
-      for (j = 0; j < 16; ++j) acc[t][j] += at * br[j];
-    }
-  }
-  for (t = 0; t < 8; ++t)
-    for (j = 0; j < 16; ++j) c[t * ldc + j] += acc[t][j];
-}
-
-ADASM__PRIVATE void adasm__svd_ftile_scalar(const float *a, const float *b0,
-                                            const float *b1, size_t kc,
-                                            float *c0, float *c1) {
-  float acc[12][16];
-  size_t q, r, t, j;
-  for (q = 0; q < 2; ++q) {
-    const float *b = q ? b1 : b0;
-    float *c = q ? c1 : c0;
-    if (!b) break;
-    memset(acc, 0, sizeof acc);
-    for (r = 0; r < kc; ++r) {
-      const float *ar = a + r * 12, *br = b + r * 16;
-      for (t = 0; t < 12; ++t) {
-        const float at = ar[t];
-        for (j = 0; j < 16; ++j) acc[t][j] += at * br[j];
-      }
-    }
-    for (t = 0; t < 12; ++t)
-      for (j = 0; j < 16; ++j) c[t * 16 + j] += acc[t][j];
-  }
-}
-
-ADASM__PRIVATE void adasm__svd_symv_scalar(const double *t, size_t L,
-                                           size_t ld, const double *x,
-                                           double *y) {
-  size_t i, j;
-  for (i = 0; i < L; ++i) {
-    const double *row = t + i * ld;
-    const double xi = x[i];
-    double acc = row[i] * xi;
-    for (j = i + 1; j < L; ++j) {
-      acc += row[j] * x[j];
-      y[j] += row[j] * xi;
-    }
-    y[i] += acc;
-  }
-}
-
-ADASM__PRIVATE void adasm__svd_rot_scalar(double *rows, size_t top,
-                                          size_t cnt, const double *cs) {
-  size_t q, l;
-  for (q = 0; q < cnt; ++q) {
-    double *r0 = rows + (top - q) * 16, *r1 = r0 + 16;
-    const double c = cs[2 * q], s = cs[2 * q + 1];
-    for (l = 0; l < 16; ++l) {
-      const double a = r0[l], b = r1[l];
-      r1[l] = s * a + c * b;
-      r0[l] = c * a - s * b;
-    }
-  }
-}
-
-ADASM__PRIVATE void adasm__svd_rows_scalar(const float *B, size_t n,
-                                           const size_t *rows, size_t cnt,
-                                           size_t p0, size_t p1,
-                                           const float *xs, float *out) {
-  size_t t, p, j;
-  for (t = 0; t < cnt; ++t) {
-    double s = 0.0; /* double, like the header's scalar dot_rows */
-    for (p = p0; p < p1; ++p) {
-      const float *b = B + (p * n + rows[t]) * 16, *x = xs + p * 16;
-      for (j = 0; j < 16; ++j) s += (double)b[j] * (double)x[j];
-    }
-    out[t] = (float)s;
-  }
-}
-
-ADASM__PRIVATE void adasm__svd_prev16_scalar(const float *B, size_t n,
-                                             size_t r0, size_t p0, size_t p1,
-                                             const float *xs, float *out) {
-  size_t rows[16], t;
-  for (t = 0; t < 16; ++t) rows[t] = r0 + t;
-  adasm__svd_rows_scalar(B, n, rows, 16, p0, p1, xs, out);
-}
-
-static const adasm__svd_kset adasm__svd_k_scalar = {
-    adasm__svd_dtile_scalar, adasm__svd_ftile_scalar, adasm__svd_symv_scalar,
-    adasm__svd_rot_scalar,   adasm__svd_prev16_scalar, adasm__svd_rows_scalar};
-
-/* ---- AVX2 + FMA kernels ------------------------------------------------- */
-#if defined(ADASM__HAVE_AVX2)
-ADASM__TARGET_AVX2 static void adasm__svd_dtile_avx2(const double *a,
-                                                    const double *b,
-                                                    size_t kc, double *c,
-                                                    size_t ldc) {
-  size_t h, q, r;
-  for (h = 0; h < 2; ++h) /* rows 4h .. 4h+3 */
-    for (q = 0; q < 2; ++q) { /* columns 8q .. 8q+7 */
-      const double *ap = a + 4 * h, *bp = b + 8 * q;
-      double *cp = c + 4 * h * ldc + 8 * q;
-      __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00;
-      __m256d c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-      for (r = 0; r < kc; ++r) {
-        const __m256d b0 = _mm256_loadu_pd(bp + r * 16);
-        const __m256d b1 = _mm256_loadu_pd(bp + r * 16 + 4);
-        __m256d at = _mm256_broadcast_sd(ap + r * 16);
-        c00 = _mm256_fmadd_pd(at, b0, c00);
-        c01 = _mm256_fmadd_pd(at, b1, c01);
-        at = _mm256_broadcast_sd(ap + r * 16 + 1);
-        c10 = _mm256_fmadd_pd(at, b0, c10);
-        c11 = _mm256_fmadd_pd(at, b1, c11);
-        at = _mm256_broadcast_sd(ap + r * 16 + 2);
-        c20 = _mm256_fmadd_pd(at, b0, c20);
-        c21 = _mm256_fmadd_pd(at, b1, c21);
-        at = _mm256_broadcast_sd(ap + r * 16 + 3);
-        c30 = _mm256_fmadd_pd(at, b0, c30);
-        c31 = _mm256_fmadd_pd(at, b1, c31);
-      }
-#define ADASM__SVD_ADD4(p, v) _mm256_storeu_pd((p), _mm256_add_pd(_mm256_loadu_pd(p), (v)))
-      ADASM__SVD_ADD4(cp, c00); ADASM__SVD_ADD4(cp + 4, c01);
-      ADASM__SVD_ADD4(cp + ldc, c10); ADASM__SVD_ADD4(cp + ldc + 4, c11);
-      ADASM__SVD_ADD4(cp + 2 * ldc, c20); ADASM__SVD_ADD4(cp + 2 * ldc + 4, c21);
-      ADASM__SVD_ADD4(cp + 3 * ldc, c30); ADASM__SVD_ADD4(cp + 3 * ldc + 4, c31);
-#undef ADASM__SVD_ADD4
-    }
-}
-
-ADASM__TARGET_AVX2 static void adasm__svd_ftile_avx2(const float *a,
-                                                    const float *b0,
-                                                    const float *b1,
-                                                    size_t kc, float *c0,
-                                                    float *c1) {
-  size_t q, h, r;
-  for (q = 0; q < 2; ++q) {
-    const float *b = q ? b1 : b0;
-    float *c = q ? c1 : c0;
-    if (!b) break;
-    for (h = 0; h < 2; ++h) { /* rows 6h .. 6h+5, 16 columns */
-      const float *ap = a + 6 * h;
-      float *cp = c + 6 * h * 16;
-      __m256 s00 = _mm256_setzero_ps(), s01 = s00, s10 = s00, s11 = s00;
-      __m256 s20 = s00, s21 = s00, s30 = s00, s31 = s00, s40 = s00, s41 = s00;
-      __m256 s50 = s00, s51 = s00;
-      for (r = 0; r < kc; ++r) {
-        const __m256 bl = _mm256_loadu_ps(b + r * 16);
-        const __m256 bh = _mm256_loadu_ps(b + r * 16 + 8);
-        const float *ar = ap + r * 12;
-        __m256 at = _mm256_broadcast_ss(ar);
-        s00 = _mm256_fmadd_ps(at, bl, s00); s01 = _mm256_fmadd_ps(at, bh, s01);
-        at = _mm256_broadcast_ss(ar + 1);
-        s10 = _mm256_fmadd_ps(at, bl, s10); s11 = _mm256_fmadd_ps(at, bh, s11);
-        at = _mm256_broadcast_ss(ar + 2);
-        s20 = _mm256_fmadd_ps(at, bl, s20); s21 = _mm256_fmadd_ps(at, bh, s21);
-        at = _mm256_broadcast_ss(ar + 3);
-        s30 = _mm256_fmadd_ps(at, bl, s30); s31 = _mm256_fmadd_ps(at, bh, s31);
-        at = _mm256_broadcast_ss(ar + 4);
-        s40 = _mm256_fmadd_ps(at, bl, s40); s41 = _mm256_fmadd_ps(at, bh, s41);
-        at = _mm256_broadcast_ss(ar + 5);
-        s50 = _mm256_fmadd_ps(at, bl, s50); s51 = _mm256_fmadd_ps(at, bh, s51);
-      }
-#define ADASM__SVD_ADD8(p, v) _mm256_storeu_ps((p), _mm256_add_ps(_mm256_loadu_ps(p), (v)))
-      ADASM__SVD_ADD8(cp, s00); ADASM__SVD_ADD8(cp + 8, s01);
-      ADASM__SVD_ADD8(cp + 16, s10); ADASM__SVD_ADD8(cp + 24, s11);
-      ADASM__SVD_ADD8(cp + 32, s20); ADASM__SVD_ADD8(cp + 40, s21);
-      ADASM__SVD_ADD8(cp + 48, s30); ADASM__SVD_ADD8(cp + 56, s31);
-      ADASM__SVD_ADD8(cp + 64, s40); ADASM__SVD_ADD8(cp + 72, s41);
-      ADASM__SVD_ADD8(cp + 80, s50); ADASM__SVD_ADD8(cp + 88, s51);
-#undef ADASM__SVD_ADD8
-    }
-  }
-}
-
-ADASM__TARGET_AVX2 static inline double adasm__svd_hsum_pd_avx2(__m256d v) {
-  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
-}
-
-/* Two rows per pass, so y is loaded and stored once per two rows of T. */
-ADASM__TARGET_AVX2 static void adasm__svd_symv_avx2(const double *t, size_t L,
-                                                   size_t ld, const double *x,
-                                                   double *y) {
-  size_t i = 0, j;
-  for (; i + 2 <= L; i += 2) {
-    const double *r0 = t + i * ld, *r1 = r0 + ld;
-    const double x0 = x[i], x1 = x[i + 1];
-    const __m256d vx0 = _mm256_set1_pd(x0), vx1 = _mm256_set1_pd(x1);
-    __m256d a0 = _mm256_setzero_pd(), a1 = a0;
-    double s0 = r0[i] * x0 + r0[i + 1] * x1, s1 = r0[i + 1] * x0 + r1[i + 1] * x1;
-    for (j = i + 2; j + 4 <= L; j += 4) {
-      const __m256d t0 = _mm256_loadu_pd(r0 + j), t1 = _mm256_loadu_pd(r1 + j);
-      const __m256d xv = _mm256_loadu_pd(x + j);
-      __m256d yv = _mm256_loadu_pd(y + j);
-      a0 = _mm256_fmadd_pd(t0, xv, a0);
-      a1 = _mm256_fmadd_pd(t1, xv, a1);
-      yv = _mm256_fmadd_pd(t0, vx0, yv);
-      _mm256_storeu_pd(y + j, _mm256_fmadd_pd(t1, vx1, yv));
-    }
-    for (; j < L; ++j) {
-      s0 += r0[j] * x[j];
-      s1 += r1[j] * x[j];
-      y[j] += r0[j] * x0 + r1[j] * x1;
-    }
-    y[i] += s0 + adasm__svd_hsum_pd_avx2(a0);
-    y[i + 1] += s1 + adasm__svd_hsum_pd_avx2(a1);
-  }
-  if (i < L) y[i] += t[i * ld + i] * x[i]; /* the last row: its diagonal */
-}
-
-ADASM__TARGET_AVX2 static void adasm__svd_rot_avx2(double *rows, size_t top,
-                                                  size_t cnt,
-                                                  const double *cs) {
-  /* The row i of one rotation is the row i+1 of the next: it stays in
-     registers, so each rotation loads one row and stores one. */
-  const double *p = rows + (top + 1) * 16;
-  __m256d b0 = _mm256_loadu_pd(p), b1 = _mm256_loadu_pd(p + 4);
-  __m256d b2 = _mm256_loadu_pd(p + 8), b3 = _mm256_loadu_pd(p + 12);
-  size_t q;
-  for (q = 0; q < cnt; ++q) {
-    double *r = rows + (top - q) * 16;
-    const __m256d c = _mm256_set1_pd(cs[2 * q]), s = _mm256_set1_pd(cs[2 * q + 1]);
-    const __m256d a0 = _mm256_loadu_pd(r), a1 = _mm256_loadu_pd(r + 4);
-    const __m256d a2 = _mm256_loadu_pd(r + 8), a3 = _mm256_loadu_pd(r + 12);
-    _mm256_storeu_pd(r + 16, _mm256_fmadd_pd(c, b0, _mm256_mul_pd(s, a0)));
-    _mm256_storeu_pd(r + 20, _mm256_fmadd_pd(c, b1, _mm256_mul_pd(s, a1)));
-    _mm256_storeu_pd(r + 24, _mm256_fmadd_pd(c, b2, _mm256_mul_pd(s, a2)));
-    _mm256_storeu_pd(r + 28, _mm256_fmadd_pd(c, b3, _mm256_mul_pd(s, a3)));
-    b0 = _mm256_fnmadd_pd(s, b0, _mm256_mul_pd(c, a0));
-    b1 = _mm256_fnmadd_pd(s, b1, _mm256_mul_pd(c, a1));
-    b2 = _mm256_fnmadd_pd(s, b2, _mm256_mul_pd(c, a2));
-    b3 = _mm256_fnmadd_pd(s, b3, _mm256_mul_pd(c, a3));
-  }
-  {
-    double *r = rows + (top + 1 - cnt) * 16;
-    _mm256_storeu_pd(r, b0);
-    _mm256_storeu_pd(r + 4, b1);
-    _mm256_storeu_pd(r + 8, b2);
-    _mm256_storeu_pd(r + 12, b3);
-  }
-}
-
-/* Eight row sums at once: the lanes of s0..s7 are added as a transpose. */
-ADASM__TARGET_AVX2 static inline __m256 adasm__svd_red2_avx2(__m256 a, __m256 b) {
-  return _mm256_add_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
-}
-ADASM__TARGET_AVX2 static inline __m256 adasm__svd_red4_avx2(__m256 a, __m256 b) {
-  const __m256d x = _mm256_castps_pd(a), y = _mm256_castps_pd(b);
-  return _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(x, y)),
-                       _mm256_castpd_ps(_mm256_unpackhi_pd(x, y)));
-}
-ADASM__TARGET_AVX2 static inline __m256 adasm__svd_red8_avx2(__m256 a, __m256 b) {
-  return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20),
-                       _mm256_permute2f128_ps(a, b, 0x31));
-}
-
-ADASM__TARGET_AVX2 static void adasm__svd_prev8_avx2(const float *b0,
-                                                    size_t stride, size_t p0,
-                                                    size_t p1,
-                                                    const float *xs,
-                                                    float *out) {
-  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-  __m256 s4 = s0, s5 = s0, s6 = s0, s7 = s0;
-  size_t p;
-  for (p = p0; p < p1; ++p) {
-    const float *b = b0 + p * stride;
-    const __m256 xl = _mm256_loadu_ps(xs + p * 16), xh = _mm256_loadu_ps(xs + p * 16 + 8);
-#define ADASM__SVD_R8(s, o)                                                    \
-  s = _mm256_fmadd_ps(_mm256_loadu_ps(b + (o)), xl, s);                        \
-  s = _mm256_fmadd_ps(_mm256_loadu_ps(b + (o) + 8), xh, s)
-    ADASM__SVD_R8(s0, 0); ADASM__SVD_R8(s1, 16); ADASM__SVD_R8(s2, 32);
-    ADASM__SVD_R8(s3, 48); ADASM__SVD_R8(s4, 64); ADASM__SVD_R8(s5, 80);
-    ADASM__SVD_R8(s6, 96); ADASM__SVD_R8(s7, 112);
-#undef ADASM__SVD_R8
-  }
-  _mm256_storeu_ps(
-      out, adasm__svd_red8_avx2(
-               adasm__svd_red4_avx2(adasm__svd_red2_avx2(s0, s1), adasm__svd_red2_avx2(s2, s3)),
-               adasm__svd_red4_avx2(adasm__svd_red2_avx2(s4, s5), adasm__svd_red2_avx2(s6, s7))));
-}
-
-ADASM__TARGET_AVX2 static void adasm__svd_prev16_avx2(const float *B, size_t n,
-                                                     size_t r0, size_t p0,
-                                                     size_t p1,
-                                                     const float *xs,
-                                                     float *out) {
-  adasm__svd_prev8_avx2(B + r0 * 16, n * 16, p0, p1, xs, out);
-  adasm__svd_prev8_avx2(B + (r0 + 8) * 16, n * 16, p0, p1, xs, out + 8);
-}
-
-ADASM__TARGET_AVX2 static void adasm__svd_rows_avx2(const float *B, size_t n,
-                                                   const size_t *rows,
-                                                   size_t cnt, size_t p0,
-                                                   size_t p1, const float *xs,
-                                                   float *out) {
-  /* The same FMA chain and reduction tree as adasm__svd_prev8_avx2 (the
-     zeros add exactly), so a row's value does not depend on its position:
-     identical rows tie exactly, as in the exact path. */
-  const size_t stride = n * 16;
-  const __m256 zero = _mm256_setzero_ps();
-  size_t t, p;
-  for (t = 0; t < cnt; ++t) {
-    const float *b = B + rows[t] * 16;
-    __m256 a = zero;
-    for (p = p0; p < p1; ++p) {
-      const float *bp = b + p * stride;
-      a = _mm256_fmadd_ps(_mm256_loadu_ps(bp), _mm256_loadu_ps(xs + p * 16), a);
-      a = _mm256_fmadd_ps(_mm256_loadu_ps(bp + 8), _mm256_loadu_ps(xs + p * 16 + 8), a);
-    }
-    a = adasm__svd_red8_avx2(adasm__svd_red4_avx2(adasm__svd_red2_avx2(a, zero), zero), zero);
-    out[t] = _mm_cvtss_f32(_mm256_castps256_ps128(a));
-  }
-}
-
-static const adasm__svd_kset adasm__svd_k_avx2 = {
-    adasm__svd_dtile_avx2, adasm__svd_ftile_avx2,  adasm__svd_symv_avx2,
-    adasm__svd_rot_avx2,   adasm__svd_prev16_avx2, adasm__svd_rows_avx2};
-#endif /* ADASM__HAVE_AVX2 */
-
-/* ---- AVX-512 kernels ----------------------------------------------------- */
-#if defined(ADASM__HAVE_AVX512)
-#if defined(__GNUC__) && !defined(__clang__)
-/* GCC 12's false -Wmaybe-uninitialized on AVX-512 intrinsics in C++ (see
-   >>k_avx512); scoped to this block. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-ADASM__TARGET_AVX512 static void adasm__svd_dtile_avx512(const double *a,
-                                                        const double *b,
-                                                        size_t kc, double *c,
-                                                        size_t ldc) {
-  __m512d c00 = _mm512_setzero_pd(), c01 = c00, c10 = c00, c11 = c00;
-  __m512d c20 = c00, c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00;
-  __m512d c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
-  size_t r;
-  for (r = 0; r < kc; ++r) {
-    const double *ar = a + r * 16;
-    const __m512d b0 = _mm512_loadu_pd(b + r * 16), b1 = _mm512_loadu_pd(b + r * 16 + 8);
-    __m512d at;
-#define ADASM__SVD_D8(t, x0, x1)                                               \
-  at = _mm512_set1_pd(ar[t]);                                                  \
-  x0 = _mm512_fmadd_pd(at, b0, x0);                                            \
-  x1 = _mm512_fmadd_pd(at, b1, x1)
-    ADASM__SVD_D8(0, c00, c01); ADASM__SVD_D8(1, c10, c11);
-    ADASM__SVD_D8(2, c20, c21); ADASM__SVD_D8(3, c30, c31);
-    ADASM__SVD_D8(4, c40, c41); ADASM__SVD_D8(5, c50, c51);
-    ADASM__SVD_D8(6, c60, c61); ADASM__SVD_D8(7, c70, c71);
-#undef ADASM__SVD_D8
-  }
-#define ADASM__SVD_ST8(t, x0, x1)                                              \
-  _mm512_storeu_pd(c + (t) * ldc, _mm512_add_pd(_mm512_loadu_pd(c + (t) * ldc), x0)); \
-  _mm512_storeu_pd(c + (t) * ldc + 8, _mm512_add_pd(_mm512_loadu_pd(c + (t) * ldc + 8), x1))
-  ADASM__SVD_ST8(0, c00, c01); ADASM__SVD_ST8(1, c10, c11);
-  ADASM__SVD_ST8(2, c20, c21); ADASM__SVD_ST8(3, c30, c31);
-  ADASM__SVD_ST8(4, c40, c41); ADASM__SVD_ST8(5, c50, c51);
-  ADASM__SVD_ST8(6, c60, c61); ADASM__SVD_ST8(7, c70, c71);
-#undef ADASM__SVD_ST8
-}
-
-ADASM__TARGET_AVX512 static void adasm__svd_ftile_avx512(const float *a,
-                                                        const float *b0,
-                                                        const float *b1,
-                                                        size_t kc, float *c0,
-                                                        float *c1) {
-  size_t r;
-#define ADASM__SVD_FST(c, t, v)                                                \
-  _mm512_storeu_ps((c) + (t) * 16, _mm512_add_ps(_mm512_loadu_ps((c) + (t) * 16), v))
-  if (b1) { /* 12 rows x 2 panels: 24 accumulators */
-    __m512 x00 = _mm512_setzero_ps(), x01 = x00, x10 = x00, x11 = x00;
-    __m512 x20 = x00, x21 = x00, x30 = x00, x31 = x00, x40 = x00, x41 = x00;
-    __m512 x50 = x00, x51 = x00, x60 = x00, x61 = x00, x70 = x00, x71 = x00;
-    __m512 x80 = x00, x81 = x00, x90 = x00, x91 = x00, xa0 = x00, xa1 = x00;
-    __m512 xb0 = x00, xb1 = x00;
-    for (r = 0; r < kc; ++r) {
-      const float *ar = a + r * 12;
-      const __m512 v0 = _mm512_loadu_ps(b0 + r * 16), v1 = _mm512_loadu_ps(b1 + r * 16);
-      __m512 at;
-#define ADASM__SVD_F2(t, y0, y1)                                               \
-  at = _mm512_set1_ps(ar[t]);                                                  \
-  y0 = _mm512_fmadd_ps(at, v0, y0);                                            \
-  y1 = _mm512_fmadd_ps(at, v1, y1)
-      ADASM__SVD_F2(0, x00, x01); ADASM__SVD_F2(1, x10, x11);
-      ADASM__SVD_F2(2, x20, x21); ADASM__SVD_F2(3, x30, x31);
-      ADASM__SVD_F2(4, x40, x41); ADASM__SVD_F2(5, x50, x51);
-      ADASM__SVD_F2(6, x60, x61); ADASM__SVD_F2(7, x70, x71);
-      ADASM__SVD_F2(8, x80, x81); ADASM__SVD_F2(9, x90, x91);
-      ADASM__SVD_F2(10, xa0, xa1); ADASM__SVD_F2(11, xb0, xb1);
-#undef ADASM__SVD_F2
-    }
-    ADASM__SVD_FST(c0, 0, x00); ADASM__SVD_FST(c1, 0, x01);
-    ADASM__SVD_FST(c0, 1, x10); ADASM__SVD_FST(c1, 1, x11);
-    ADASM__SVD_FST(c0, 2, x20); ADASM__SVD_FST(c1, 2, x21);
-    ADASM__SVD_FST(c0, 3, x30); ADASM__SVD_FST(c1, 3, x31);
-    ADASM__SVD_FST(c0, 4, x40); ADASM__SVD_FST(c1, 4, x41);
-    ADASM__SVD_FST(c0, 5, x50); ADASM__SVD_FST(c1, 5, x51);
-    ADASM__SVD_FST(c0, 6, x60); ADASM__SVD_FST(c1, 6, x61);
-    ADASM__SVD_FST(c0, 7, x70); ADASM__SVD_FST(c1, 7, x71);
-    ADASM__SVD_FST(c0, 8, x80); ADASM__SVD_FST(c1, 8, x81);
-    ADASM__SVD_FST(c0, 9, x90); ADASM__SVD_FST(c1, 9, x91);
-    ADASM__SVD_FST(c0, 10, xa0); ADASM__SVD_FST(c1, 10, xa1);
-    ADASM__SVD_FST(c0, 11, xb0); ADASM__SVD_FST(c1, 11, xb1);
-  } else { /* the odd last panel */
-    __m512 x0 = _mm512_setzero_ps(), x1 = x0, x2 = x0, x3 = x0, x4 = x0;
-    __m512 x5 = x0, x6 = x0, x7 = x0, x8 = x0, x9 = x0, xa = x0, xb = x0;
-    for (r = 0; r < kc; ++r) {
-      const float *ar = a + r * 12;
-      const __m512 v0 = _mm512_loadu_ps(b0 + r * 16);
-#define ADASM__SVD_F1(t, y) y = _mm512_fmadd_ps(_mm512_set1_ps(ar[t]), v0, y)
-      ADASM__SVD_F1(0, x0); ADASM__SVD_F1(1, x1); ADASM__SVD_F1(2, x2);
-      ADASM__SVD_F1(3, x3); ADASM__SVD_F1(4, x4); ADASM__SVD_F1(5, x5);
-      ADASM__SVD_F1(6, x6); ADASM__SVD_F1(7, x7); ADASM__SVD_F1(8, x8);
-      ADASM__SVD_F1(9, x9); ADASM__SVD_F1(10, xa); ADASM__SVD_F1(11, xb);
-#undef ADASM__SVD_F1
-    }
-    ADASM__SVD_FST(c0, 0, x0); ADASM__SVD_FST(c0, 1, x1);
-    ADASM__SVD_FST(c0, 2, x2); ADASM__SVD_FST(c0, 3, x3);
-    ADASM__SVD_FST(c0, 4, x4); ADASM__SVD_FST(c0, 5, x5);
-    ADASM__SVD_FST(c0, 6, x6); ADASM__SVD_FST(c0, 7, x7);
-    ADASM__SVD_FST(c0, 8, x8); ADASM__SVD_FST(c0, 9, x9);
-    ADASM__SVD_FST(c0, 10, xa); ADASM__SVD_FST(c0, 11, xb);
-  }
-#undef ADASM__SVD_FST
-}
-
-ADASM__TARGET_AVX512 static void adasm__svd_symv_avx512(const double *t,
-                                                       size_t L, size_t ld,
-                                                       const double *x,
-                                                       double *y) {
-  size_t i = 0, j;
-  for (; i + 2 <= L; i += 2) {
-    const double *r0 = t + i * ld, *r1 = r0 + ld;
-    const double x0 = x[i], x1 = x[i + 1];
-    const __m512d vx0 = _mm512_set1_pd(x0), vx1 = _mm512_set1_pd(x1);
-    __m512d a0 = _mm512_setzero_pd(), a1 = a0;
-    const double s0 = r0[i] * x0 + r0[i + 1] * x1;
-    const double s1 = r0[i + 1] * x0 + r1[i + 1] * x1;
-    for (j = i + 2; j < L; j += 8) {
-      const __mmask8 k = (__mmask8)(L - j >= 8 ? 0xffu : (1u << (L - j)) - 1u);
-      const __m512d t0 = _mm512_maskz_loadu_pd(k, r0 + j);
-      const __m512d t1 = _mm512_maskz_loadu_pd(k, r1 + j);
-      const __m512d xv = _mm512_maskz_loadu_pd(k, x + j);
-      __m512d yv = _mm512_maskz_loadu_pd(k, y + j);
-      a0 = _mm512_fmadd_pd(t0, xv, a0);
-      a1 = _mm512_fmadd_pd(t1, xv, a1);
-      yv = _mm512_fmadd_pd(t0, vx0, yv);
-      _mm512_mask_storeu_pd(y + j, k, _mm512_fmadd_pd(t1, vx1, yv));
-    }
-    y[i] += s0 + adasm__hsum_pd_avx512(a0);
-    y[i + 1] += s1 + adasm__hsum_pd_avx512(a1);
-  }
-  if (i < L) y[i] += t[i * ld + i] * x[i];
-}
-
-ADASM__TARGET_AVX512 static void adasm__svd_rot_avx512(double *rows,
-                                                      size_t top, size_t cnt,
-                                                      const double *cs) {
-  const double *p = rows + (top + 1) * 16;
-  __m512d b0 = _mm512_loadu_pd(p), b1 = _mm512_loadu_pd(p + 8);
-  size_t q;
-  for (q = 0; q < cnt; ++q) {
-    double *r = rows + (top - q) * 16;
-    const __m512d c = _mm512_set1_pd(cs[2 * q]), s = _mm512_set1_pd(cs[2 * q + 1]);
-    const __m512d a0 = _mm512_loadu_pd(r), a1 = _mm512_loadu_pd(r + 8);
-    /* the carried row's chain is one FMA: c a is computed off the chain */
-    _mm512_storeu_pd(r + 16, _mm512_fmadd_pd(c, b0, _mm512_mul_pd(s, a0)));
-    _mm512_storeu_pd(r + 24, _mm512_fmadd_pd(c, b1, _mm512_mul_pd(s, a1)));
-    b0 = _mm512_fnmadd_pd(s, b0, _mm512_mul_pd(c, a0));
-    b1 = _mm512_fnmadd_pd(s, b1, _mm512_mul_pd(c, a1));
-  }
-  _mm512_storeu_pd(rows + (top + 1 - cnt) * 16, b0);
-  _mm512_storeu_pd(rows + (top + 1 - cnt) * 16 + 8, b1);
-}
-
-/* Sixteen row sums at once (see adasm__svd_red2_avx2 for the idea). */
-ADASM__TARGET_AVX512 static inline __m512 adasm__svd_red2_avx512(__m512 a, __m512 b) {
-  return _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
-}
-ADASM__TARGET_AVX512 static inline __m512 adasm__svd_red4_avx512(__m512 a, __m512 b) {
-  const __m512d x = _mm512_castps_pd(a), y = _mm512_castps_pd(b);
-  return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
-                       _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
-}
-ADASM__TARGET_AVX512 static inline __m512 adasm__svd_red8_avx512(__m512 a, __m512 b) {
-  return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), /* lanes 0,2 | 0,2 */
-                       _mm512_shuffle_f32x4(a, b, 0xdd)); /* lanes 1,3 | 1,3 */
-}
-
-ADASM__TARGET_AVX512 static void adasm__svd_prev16_avx512(const float *B,
-                                                         size_t n, size_t r0,
-                                                         size_t p0, size_t p1,
-                                                         const float *xs,
-                                                         float *out) {
-  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0;
-  __m512 s6 = s0, s7 = s0, s8 = s0, s9 = s0, sa = s0, sb = s0, sc = s0;
-  __m512 sd = s0, se = s0, sf = s0;
-  size_t p;
-  for (p = p0; p < p1; ++p) {
-    const float *b = B + (p * n + r0) * 16;
-    const __m512 xv = _mm512_loadu_ps(xs + p * 16);
-#define ADASM__SVD_R16(s, t) s = _mm512_fmadd_ps(_mm512_loadu_ps(b + 16 * (t)), xv, s)
-    ADASM__SVD_R16(s0, 0); ADASM__SVD_R16(s1, 1); ADASM__SVD_R16(s2, 2);
-    ADASM__SVD_R16(s3, 3); ADASM__SVD_R16(s4, 4); ADASM__SVD_R16(s5, 5);
-    ADASM__SVD_R16(s6, 6); ADASM__SVD_R16(s7, 7); ADASM__SVD_R16(s8, 8);
-    ADASM__SVD_R16(s9, 9); ADASM__SVD_R16(sa, 10); ADASM__SVD_R16(sb, 11);
-    ADASM__SVD_R16(sc, 12); ADASM__SVD_R16(sd, 13); ADASM__SVD_R16(se, 14);
-    ADASM__SVD_R16(sf, 15);
-#undef ADASM__SVD_R16
-  }
-  {
-    const __m512 q0 = adasm__svd_red4_avx512(adasm__svd_red2_avx512(s0, s1),
-                                             adasm__svd_red2_avx512(s2, s3));
-    const __m512 q1 = adasm__svd_red4_avx512(adasm__svd_red2_avx512(s4, s5),
-                                             adasm__svd_red2_avx512(s6, s7));
-    const __m512 q2 = adasm__svd_red4_avx512(adasm__svd_red2_avx512(s8, s9),
-                                             adasm__svd_red2_avx512(sa, sb));
-    const __m512 q3 = adasm__svd_red4_avx512(adasm__svd_red2_avx512(sc, sd),
-                                             adasm__svd_red2_avx512(se, sf));
-    _mm512_storeu_ps(out, adasm__svd_red8_avx512(adasm__svd_red8_avx512(q0, q1),
-                                                 adasm__svd_red8_avx512(q2, q3)));
-  }
-}
-
-ADASM__TARGET_AVX512 static void adasm__svd_rows_avx512(const float *B,
-                                                       size_t n,
-                                                       const size_t *rows,
-                                                       size_t cnt, size_t p0,
-                                                       size_t p1,
-                                                       const float *xs,
-                                                       float *out) {
-  /* The same FMA chain and reduction tree as adasm__svd_prev16_avx512 (the
-     zeros add exactly), so a row's value does not depend on its position:
-     identical rows tie exactly, as in the exact path. */
-  const size_t stride = n * 16;
-  const __m512 zero = _mm512_setzero_ps();
-  size_t t, p;
-  for (t = 0; t < cnt; ++t) {
-    const float *b = B + rows[t] * 16;
-    __m512 a = zero;
-    /* The next row's lines: a refined row is d/16 scattered lines, so the
-       loads of two rows in flight hide more of the memory latency. The
-       address is formed as an integer: it is only a hint. */
-    if (t + 1 < cnt) {
-      const uintptr_t nb = (uintptr_t)(B + rows[t + 1] * 16);
-      for (p = p0; p < p1; ++p)
-        _mm_prefetch((const char *)(nb + p * stride * sizeof(float)), _MM_HINT_T0);
-    }
-    for (p = p0; p < p1; ++p)
-      a = _mm512_fmadd_ps(_mm512_loadu_ps(b + p * stride), _mm512_loadu_ps(xs + p * 16), a);
-    a = adasm__svd_red8_avx512(
-        adasm__svd_red8_avx512(
-            adasm__svd_red4_avx512(adasm__svd_red2_avx512(a, zero), zero), zero),
-        zero);
-    out[t] = _mm_cvtss_f32(_mm512_castps512_ps128(a));
-  }
-}
-
-static const adasm__svd_kset adasm__svd_k_avx512 = {
-    adasm__svd_dtile_avx512, adasm__svd_ftile_avx512, adasm__svd_symv_avx512,
-    adasm__svd_rot_avx512, adasm__svd_prev16_avx512, adasm__svd_rows_avx512};
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif /* ADASM__HAVE_AVX512 */
-
-ADASM__PRIVATE const adasm__svd_kset *adasm__svd_kset_for(adasm_isa isa) {
-  switch (isa) {
-#if defined(ADASM__HAVE_AVX512)
-  case ADASM_ISA_AVX512: return &adasm__svd_k_avx512;
-#endif
-#if defined(ADASM__HAVE_AVX2)
-  case ADASM_ISA_AVX2: return &adasm__svd_k_avx2;
-#endif
-  default: return &adasm__svd_k_scalar; /* NEON too: see the limitations */
-  }
-}
 
 /* ---- double GEMM on packed panels ---------------------------------------- */
 /* An operand: element (i, k) = scale * p[i*rs + k*cs], p double or float. */
@@ -10212,7 +10223,7 @@ ADASM__PRIVATE void adasm__svd_pack(const adasm__svd_op *o, size_t i0,
    upper: only tiles that reach the upper triangle (j >= i) are computed;
    the others are left alone, and entries below the diagonal inside
    computed tiles get their (symmetric) values too. */
-ADASM__PRIVATE void adasm__svd_dgemm(const adasm__svd_kset *ks, size_t M,
+ADASM__PRIVATE void adasm__svd_dgemm(const adasm_kernels *k, size_t M,
                                      size_t N, size_t K,
                                      const adasm__svd_op *A,
                                      const adasm__svd_op *Bt, double *C,
@@ -10236,11 +10247,11 @@ ADASM__PRIVATE void adasm__svd_dgemm(const adasm__svd_kset *ks, size_t M,
           const size_t rs = panel ? 16 : ldc;
           if (upper && j0 + 16 <= i) continue;
           if (ni == 8 && nj == 16) {
-            ks->dtile(ap, bp, kc, ct, rs);
+            k->svd.dtile(ap, bp, kc, ct, rs);
           } else {
             double buf[8 * 16];
             memset(buf, 0, sizeof buf);
-            ks->dtile(ap, bp, kc, buf, 16);
+            k->svd.dtile(ap, bp, kc, buf, 16);
             for (t = 0; t < ni; ++t)
               for (j = 0; j < nj; ++j) ct[t * rs + j] += buf[t * 16 + j];
           }
@@ -10274,7 +10285,7 @@ typedef struct adasm__svd_tmp {
    v_j zero up to j, 1 at j+1, and stored in row j of S from column j+1.
    Blocked as LAPACK's dsytrd/dlatrd, on rows instead of columns. Long:
    kept whole so it reads against dlatrd's panel step by step. */
-ADASM__PRIVATE void adasm__svd_tridiag(const adasm__svd_kset *ks, size_t d,
+ADASM__PRIVATE void adasm__svd_tridiag(const adasm_kernels *k, size_t d,
                                        size_t dpad, adasm__svd_tmp *w) {
   const size_t R = d >= 3 ? d - 2 : 0, NB = ADASM__SVD_NB;
   double *s = w->s, *V = w->vw, *W = w->vw + NB * dpad;
@@ -10329,7 +10340,7 @@ ADASM__PRIVATE void adasm__svd_tridiag(const adasm__svd_kset *ks, size_t d,
          earlier updates, which are applied here as corrections */
       if (tj != 0.0) {
         double sum = 0.0, a2;
-        ks->symv(s + (j + 1) * d + (j + 1), d - j - 1, d, v + j + 1, wv + j + 1);
+        k->svd.symv(s + (j + 1) * d + (j + 1), d - j - 1, d, v + j + 1, wv + j + 1);
         for (t = 0; t < c; ++t) {
           const double *vt = V + t * dpad, *wt = W + t * dpad;
           double dw = 0.0, dv = 0.0;
@@ -10362,7 +10373,7 @@ ADASM__PRIVATE void adasm__svd_tridiag(const adasm__svd_kset *ks, size_t d,
       oa = adasm__svd_opd(P + r0, 1, dpad, 1.0);
       ob = adasm__svd_opd(Q + r0, 1, dpad, -1.0);
       if (L > 0)
-        adasm__svd_dgemm(ks, L, L, 2 * nbc, &oa, &ob, s + r0 * d + r0, d, 0, 1,
+        adasm__svd_dgemm(k, L, L, 2 * nbc, &oa, &ob, s + r0 * d + r0, d, 0, 1,
                          w->apack, w->bpack);
     }
   }
@@ -10373,7 +10384,7 @@ ADASM__PRIVATE void adasm__svd_tridiag(const adasm__svd_kset *ks, size_t d,
 
 /* Q = H_0 H_1 ... H_{R-1}, accumulated backwards in blocks of QB:
    Q[jb+1:, jb+1:] = (I - V T V^T) Q[jb+1:, jb+1:] (compact WY, dlarft). */
-ADASM__PRIVATE void adasm__svd_formq(const adasm__svd_kset *ks, size_t d,
+ADASM__PRIVATE void adasm__svd_formq(const adasm_kernels *k, size_t d,
                                      size_t dpad, adasm__svd_tmp *w) {
   const size_t R = d >= 3 ? d - 2 : 0, NB = ADASM__SVD_QB;
   double *q = w->q, *vb = w->vw, *y = w->vw + NB * dpad, *tb = w->tb;
@@ -10410,7 +10421,7 @@ ADASM__PRIVATE void adasm__svd_formq(const adasm__svd_kset *ks, size_t d,
     for (t = 0; t < nbb; ++t) memset(y + t * dpad, 0, m * sizeof(double));
     oa = adasm__svd_opd(vb, dpad, 1, 1.0);
     ob = adasm__svd_opd(qs, 1, d, 1.0);
-    adasm__svd_dgemm(ks, nbb, m, m, &oa, &ob, y, dpad, 0, 0, w->apack, w->bpack);
+    adasm__svd_dgemm(k, nbb, m, m, &oa, &ob, y, dpad, 0, 0, w->apack, w->bpack);
     /* Y = T Y in place, by rows: row t needs rows u >= t, not yet
        overwritten when t ascends */
     for (t = 0; t < nbb; ++t) {
@@ -10425,7 +10436,7 @@ ADASM__PRIVATE void adasm__svd_formq(const adasm__svd_kset *ks, size_t d,
     /* Qs -= V Y */
     oa = adasm__svd_opd(vb, 1, dpad, 1.0);
     ob = adasm__svd_opd(y, 1, dpad, -1.0);
-    adasm__svd_dgemm(ks, m, m, nbb, &oa, &ob, qs, d, 0, 0, w->apack, w->bpack);
+    adasm__svd_dgemm(k, m, m, nbb, &oa, &ob, qs, d, 0, 0, w->apack, w->bpack);
     if (jb == 0) break;
   }
 }
@@ -10459,16 +10470,16 @@ ADASM__PRIVATE double adasm__svd_givens(double f, double g, double *c,
 
 /* Applies the recorded sweeps to every chunk of Q^T (chunk c: d rows of
    16 doubles) while the chunk is in cache. */
-ADASM__PRIVATE void adasm__svd_flush(const adasm__svd_kset *ks, size_t d,
+ADASM__PRIVATE void adasm__svd_flush(const adasm_kernels *k, size_t d,
                                      size_t nch, adasm__svd_tmp *w,
                                      size_t nsw) {
-  size_t c, k;
+  size_t c, q;
   for (c = 0; c < nch; ++c) {
     double *rows = w->s + c * d * 16;
     const double *p = w->cs;
-    for (k = 0; k < nsw; ++k) {
-      ks->rot(rows, w->swtop[k], w->swcnt[k], p);
-      p += 2 * w->swcnt[k];
+    for (q = 0; q < nsw; ++q) {
+      k->svd.rot(rows, w->swtop[q], w->swcnt[q], p);
+      p += 2 * w->swcnt[q];
     }
   }
 }
@@ -10477,7 +10488,7 @@ ADASM__PRIVATE void adasm__svd_flush(const adasm__svd_kset *ks, size_t d,
    tqli); the rotations go to Q^T in chunks (w->s) in batches. An eigenvalue
    that has not converged after ITMAX sweeps is deflated as it is: V stays
    orthogonal, so only the preview's quality could suffer (never seen). */
-ADASM__PRIVATE void adasm__svd_ql(const adasm__svd_kset *ks, size_t d,
+ADASM__PRIVATE void adasm__svd_ql(const adasm_kernels *k, size_t d,
                                   size_t nch, adasm__svd_tmp *w) {
   double *dg = w->dg, *e = w->e, tst1 = 0.0;
   size_t l, m, i, nrot = 0, nsw = 0;
@@ -10503,7 +10514,7 @@ ADASM__PRIVATE void adasm__svd_ql(const adasm__svd_kset *ks, size_t d,
         continue;
       }
       if (nrot + d > w->rcap || nsw == w->scap) {
-        adasm__svd_flush(ks, d, nch, w, nsw);
+        adasm__svd_flush(k, d, nch, w, nsw);
         nrot = nsw = 0;
       }
       g = (dg[l + 1] - dg[l]) / (2.0 * e[l]);
@@ -10542,12 +10553,12 @@ ADASM__PRIVATE void adasm__svd_ql(const adasm__svd_kset *ks, size_t d,
       e[m] = 0.0;
     }
   }
-  if (nsw) adasm__svd_flush(ks, d, nch, w, nsw);
+  if (nsw) adasm__svd_flush(k, d, nch, w, nsw);
 }
 
 /* B (panels) = A V, V = vt^T: float tiles of 12 rows x 2 panels over depth
    blocks of FKC; B must be zero on entry. */
-ADASM__PRIVATE void adasm__svd_bav(const adasm__svd_kset *ks, const void *A,
+ADASM__PRIVATE void adasm__svd_bav(const adasm_kernels *k, const void *A,
                                    adasm_dtype dt, size_t n, size_t d,
                                    size_t lda, const float *vt, size_t dp,
                                    float *B, adasm__svd_tmp *w) {
@@ -10594,11 +10605,11 @@ ADASM__PRIVATE void adasm__svd_bav(const adasm__svd_kset *ks, const void *A,
           float *c0 = B + (jp * n + i) * 16;
           float *c1 = b1 ? B + ((jp + 1) * n + i) * 16 : NULL;
           if (rows == 12) {
-            ks->ftile(w->fap + s * kc * 12, b0, b1, kc, c0, c1);
+            k->svd.ftile(w->fap + s * kc * 12, b0, b1, kc, c0, c1);
           } else {
             float buf[2 * 12 * 16];
             memset(buf, 0, sizeof buf);
-            ks->ftile(w->fap + s * kc * 12, b0, b1, kc, buf, b1 ? buf + 192 : NULL);
+            k->svd.ftile(w->fap + s * kc * 12, b0, b1, kc, buf, b1 ? buf + 192 : NULL);
             for (t = 0; t < rows; ++t)
               for (j = 0; j < 16; ++j) {
                 c0[t * 16 + j] += buf[t * 16 + j];
@@ -10686,7 +10697,6 @@ ADASM_DEF adasm_result adasm_svd_build_matrix(adasm_svd_model *m,
                                               const adasm_matrix *A,
                                               const adasm_kernels *k,
                                               void *alloc_ctx) {
-  const adasm__svd_kset *ks;
   adasm_svd_model r;
   adasm__svd_tmp w;
   size_t dp, dpad, extent, nb, nv, at_b, at_v, at_s, tbytes, i, j, c;
@@ -10744,7 +10754,7 @@ ADASM_DEF adasm_result adasm_svd_build_matrix(adasm_svd_model *m,
   r.sigma = (double *)(void *)(base + at_s);
   r.block = block;
   r.alloc_ctx = alloc_ctx;
-  ks = adasm__svd_kset_for(adasm_kernels_isa(k));
+  k = adasm__k(k);
 
   /* 1. G = A^T A (upper triangle, double): in panels in q, then copied by
      rows to s */
@@ -10754,15 +10764,15 @@ ADASM_DEF adasm_result adasm_svd_build_matrix(adasm_svd_model *m,
     else oa.ph = (const uint16_t *)A->data; /* widened as packed */
     oa.ht = A->dtype;
     memset(w.q, 0, dpad * d * sizeof(double));
-    adasm__svd_dgemm(ks, d, d, n, &oa, &oa, w.q, d, 1, 1, w.apack, w.bpack);
+    adasm__svd_dgemm(k, d, d, n, &oa, &oa, w.q, d, 1, 1, w.apack, w.bpack);
     for (i = 0; i < d; ++i)
       for (j = i; j < d; ++j) w.s[i * d + j] = w.q[((j / 16) * d + i) * 16 + j % 16];
   }
   ADASM_SVD_PROF(0);
   /* 2. T = Q^T G Q, 3. Q, 4. T = Z diag Z^T with Z applied to Q^T */
-  adasm__svd_tridiag(ks, d, dpad, &w);
+  adasm__svd_tridiag(k, d, dpad, &w);
   ADASM_SVD_PROF(1);
-  adasm__svd_formq(ks, d, dpad, &w);
+  adasm__svd_formq(k, d, dpad, &w);
   ADASM_SVD_PROF(2);
   for (c = 0; c < dp; ++c) { /* s = Q^T in chunks: s[(c d + k) 16 + t] = Q[16c+t][k] */
     double *ch = w.s + c * d * 16;
@@ -10776,7 +10786,7 @@ ADASM_DEF adasm_result adasm_svd_build_matrix(adasm_svd_model *m,
       }
     }
   }
-  adasm__svd_ql(ks, d, dp, &w);
+  adasm__svd_ql(k, d, dp, &w);
   ADASM_SVD_PROF(3);
   /* 5. descending order; V^T rows and singular values */
   for (j = 0; j < d; ++j) w.perm[j] = j;
@@ -10794,7 +10804,7 @@ ADASM_DEF adasm_result adasm_svd_build_matrix(adasm_svd_model *m,
   }
   /* 6. B = A V */
   memset(r.B, 0, n * dpad * sizeof(float));
-  adasm__svd_bav(ks, A->data, A->dtype, n, d, lda, r.vt, dp, r.B, &w);
+  adasm__svd_bav(k, A->data, A->dtype, n, d, lda, r.vt, dp, r.B, &w);
   ADASM_SVD_PROF(4);
   ADASM_FREE(tblock, alloc_ctx);
   for (i = 0; i < n * dpad; ++i)
@@ -10971,7 +10981,6 @@ ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
                                        size_t topk, size_t *idx, float *prob,
                                        double *log_norm, uint64_t *samples,
                                        void *work, size_t work_bytes) {
-  const adasm__svd_kset *ks;
   adasm__svd_ws w;
   adasm__online st;
   adasm__heap h;
@@ -11007,7 +11016,6 @@ ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
     return has_nan ? ADASM_ERR_NAN : ADASM_ERR_PARAM;
   }
   k = adasm__k(k);
-  ks = adasm__svd_kset_for(k->isa);
 
   /* x~ = beta V^T x, split at the window: xpre = x~[:W], xrest = x~[W:] */
   k->dot_rows(m->vt, d, d, d, x, beta, w.xpre);
@@ -11023,11 +11031,11 @@ ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
   for (r0 = 0; r0 < n; r0 += ADASM__SVD_ROWS) {
     const size_t len = n - r0 < ADASM__SVD_ROWS ? n - r0 : ADASM__SVD_ROWS;
     float *z = w.z + r0;
-    for (t = 0; t + 16 <= len; t += 16) ks->prev16(m->B, n, r0 + t, 0, pw, w.xpre, z + t);
+    for (t = 0; t + 16 <= len; t += 16) k->svd.prev16(m->B, n, r0 + t, 0, pw, w.xpre, z + t);
     if (t < len) {
       size_t rows[16], u;
       for (u = 0; u < len - t; ++u) rows[u] = r0 + t + u;
-      ks->rows(m->B, n, rows, len - t, 0, pw, w.xpre, z + t);
+      k->svd.rows(m->B, n, rows, len - t, 0, pw, w.xpre, z + t);
     }
     (void)k->max(z, len, &nan);
   }
@@ -11044,7 +11052,7 @@ ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
       for (t = 0; t < nsel; t += 16) {
         const size_t cnt = nsel - t < 16 ? nsel - t : 16;
         size_t u;
-        ks->rows(m->B, n, w.sidx + t, cnt, p0, m->panels, w.xrest, rest);
+        k->svd.rows(m->B, n, w.sidx + t, cnt, p0, m->panels, w.xrest, rest);
         for (u = 0; u < cnt; ++u) w.z[w.sidx[t + u]] += rest[u];
       }
     }
