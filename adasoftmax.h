@@ -148,6 +148,10 @@
              params.stream; calibration by Learn-then-Test
              (adasm_ada_calibrate returns a certificate);
              adasm_ada_estimate; adaptive sampling (adasm_ada_sample).
+             SVD-softmax queries take the shared shape: adasm_svd_query
+             and adasm_svd_workspace_size read adasm_svd_params (window
+             and top default to the tool's choice) and the query fills
+             adasm_svd_result; the positional forms are gone.
       0.2.0  AdaSoftmax (index, query, calibration); SVD-softmax with the
              SVD computed in the header; hierarchical softmax with a strict
              fastText .bin reader.
@@ -1125,51 +1129,72 @@ ADASM_DEF adasm_result adasm_svd_build_matrix(adasm_svd_model *m,
    no-op (so is a second call). */
 ADASM_DEF void adasm_svd_free(adasm_svd_model *m);
 
-/* Bytes of workspace adasm_svd_query needs for this model, window W and
-   top N: about 4 (2 * 16 ceil(d/16) + 2 n) + sizeof(size_t) (n + N), plus
-   up to 64 bytes of alignment padding for each of its six pieces and 64
-   more; ask this function rather than the formula. The workspace itself
-   needs no alignment.
-   Errors: ADASM_ERR_NULL (m, bytes, or an unbuilt model), ADASM_ERR_SIZE
-   (window not in [1, d], top not in [1, n]), ADASM_ERR_OVERFLOW. */
+/* A query in the shared shape (see adasm_exact_params). The defaults of
+   window and top are the command-line tool's. */
+typedef struct adasm_svd_params {
+  size_t k;       /* rows to return, 1 <= k <= N; default 1 */
+  size_t window;  /* W, preview columns, 1 <= W <= d; 0 (default): d / 8,
+                     at least 16, at most d */
+  size_t top;     /* N, rows refined with all d columns, k <= N <= n; 0
+                     (default): 512, at least k, at most n */
+  float beta;     /* inverse temperature, finite, > 0; default 1 */
+  const adasm_kernels *kern; /* NULL (default): the best the CPU has; it
+                     changes which rows are refined only through the
+                     rounding of the previews */
+} adasm_svd_params;
+
+typedef struct adasm_svd_result {
+  size_t *idx;     /* caller array of k: rows, best first by refined logit
+                      (ties: lower index first) */
+  float *prob;     /* caller array of k: their probabilities */
+  double log_norm; /* log of the mixed normalizer (adasm_svd_query) */
+  uint64_t madds;  /* multiply-adds executed: d^2 + n W + N (d - W) */
+} adasm_svd_result;
+
+ADASM_DEF adasm_svd_params adasm_svd_params_default(void);
+
+/* Bytes of workspace adasm_svd_query needs for this model and params (of
+   them only N matters): about 4 (2 * 16 ceil(d/16) + 2 n) + sizeof(size_t)
+   (n + N), plus up to 64 bytes of alignment padding for each of its six
+   pieces and 64 more; ask this function rather than the formula. The
+   workspace itself needs no alignment.
+   Errors: as adasm_svd_query's argument checks (ADASM_ERR_NULL also for
+   bytes NULL), ADASM_ERR_OVERFLOW. */
 ADASM_DEF adasm_result adasm_svd_workspace_size(const adasm_svd_model *m,
-                                                size_t window, size_t top,
+                                                const adasm_svd_params *params,
                                                 size_t *bytes);
 
-/* Top k rows of softmax(beta A x) by SVD-softmax: preview window W = window
-   (1 <= W <= d), N = top rows refined (1 <= N <= n), 1 <= k <= N. idx and
-   prob: k entries each, best first by refined logit (ties: lower index
-   first), both required. prob[t] = exp(refined_t - log_norm), where
-   log_norm (may be NULL) is log(sum over the N refined rows of exp(refined)
-   + sum over the other rows of exp(preview)), computed like the exact
-   path's (max taken out, sums in double); an entry below the N-th preview
-   is never returned. samples (may be NULL): multiply-adds executed,
-   d^2 (x~ = V^T x) + n W (previews) + N (d - W) (refinement), against n d
-   for adasm_gemv_softmax_topk. `k` (the kernel set; NULL: the best) does
-   not change which rows are refined beyond rounding of the previews.
+/* Top k rows of softmax(beta A x) by SVD-softmax: previews of every row
+   from the first W singular directions, the N best refined with all d.
+   out->idx and out->prob: k entries each, best first by refined logit
+   (ties: lower index first). prob[t] = exp(refined_t - log_norm), where
+   log_norm is log(sum over the N refined rows of exp(refined) + sum over
+   the other rows of exp(preview)), computed like the exact path's (max
+   taken out, sums in double); an entry below the N-th preview is never
+   returned. madds: d^2 (x~ = V^T x) + n W (previews) + N (d - W)
+   (refinement), against n d for adasm_gemv_softmax_topk.
    Cost: reads 4 d^2 bytes of V^T, 4 n 16 ceil(W/16) bytes of B in
    contiguous runs, and N rows of d/16 lines each; plus n exponentials.
-   Errors: ADASM_ERR_NULL (m, x, idx or prob NULL, or an unbuilt model),
-   ADASM_ERR_SIZE (window, top or k out of range), ADASM_ERR_PARAM (beta not
-   finite and > 0), ADASM_ERR_WORKSPACE (work NULL or smaller than
-   adasm_svd_workspace_size); outputs untouched. Data errors write every
-   prob and *log_norm as NaN and *samples as 0: x holding a NaN
-   (ADASM_ERR_NAN; every idx 0), x holding +-inf (ADASM_ERR_PARAM, as
-   adasm_ada_query; every idx 0), a logit that overflows to NaN
-   (ADASM_ERR_NAN; idx as the exact path leaves it). Every logit
-   overflowing to -inf (beta A x below -FLT_MAX on every row):
-   ADASM_ERR_NO_FINITE_MAX, every prob NaN, *log_norm -inf, *samples 0, as
-   the exact path. Logits that overflow to +inf share the mass, as in the
+   Errors: ADASM_ERR_NULL (m, params, x, out, out->idx or out->prob NULL,
+   or an unbuilt model), ADASM_ERR_SIZE (window > d, top > n, k = 0 or
+   k > N), ADASM_ERR_PARAM (beta not finite and > 0), ADASM_ERR_WORKSPACE
+   (work NULL or smaller than adasm_svd_workspace_size); outputs untouched.
+   Data errors write every prob and log_norm as NaN and madds as 0: x
+   holding a NaN (ADASM_ERR_NAN; every idx 0), x holding +-inf
+   (ADASM_ERR_PARAM, as adasm_ada_query; every idx 0), a logit that
+   overflows to NaN (ADASM_ERR_NAN; idx as the exact path leaves it).
+   Every logit overflowing to -inf (beta A x below -FLT_MAX on every row):
+   ADASM_ERR_NO_FINITE_MAX, every prob NaN, log_norm -inf, madds 0, as the
+   exact path. Logits that overflow to +inf share the mass, as in the
    exact path. The gain depends on the spectrum: a head whose leading
    singular values dominate (trained heads) gains several times at 99%
    top-1 agreement, a flat one (random Gaussian rows) almost nothing
    (README, the baselines table). */
 ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
-                                       const adasm_kernels *k, const float *x,
-                                       float beta, size_t window, size_t top,
-                                       size_t topk, size_t *idx, float *prob,
-                                       double *log_norm, uint64_t *samples,
-                                       void *work, size_t work_bytes);
+                                       const adasm_svd_params *params,
+                                       const float *x, void *work,
+                                       size_t work_bytes,
+                                       adasm_svd_result *out);
 
 #endif /* ADASM_NO_SVD */
 
@@ -10950,23 +10975,39 @@ ADASM__PRIVATE int adasm__svd_ws_layout(const adasm_svd_model *m, size_t top,
   return 1;
 }
 
+ADASM_DEF adasm_svd_params adasm_svd_params_default(void) {
+  adasm_svd_params p;
+  p.k = 1;
+  p.window = 0;
+  p.top = 0;
+  p.beta = 1.0f;
+  p.kern = NULL;
+  return p;
+}
+
+/* The argument checks of a query; *W and *N are the window and top with
+   their defaults resolved. */
 ADASM__PRIVATE adasm_result adasm__svd_check(const adasm_svd_model *m,
-                                             size_t window, size_t top) {
-  if (!m || !m->B || !m->vt || !m->block) return ADASM_ERR_NULL;
-  if (window == 0 || window > m->d || top == 0 || top > m->n)
-    return ADASM_ERR_SIZE;
+                                             const adasm_svd_params *p,
+                                             size_t *W, size_t *N) {
+  if (!m || !p || !m->B || !m->vt || !m->block) return ADASM_ERR_NULL;
+  *W = p->window ? p->window : m->d / 8 > 16 ? m->d / 8 : 16;
+  *N = p->top ? p->top : p->k > 512 ? p->k : 512;
+  if (!p->window && *W > m->d) *W = m->d;
+  if (!p->top && *N > m->n) *N = m->n;
+  if (*W > m->d || *N > m->n || p->k == 0 || p->k > *N) return ADASM_ERR_SIZE;
+  if (!adasm__isfinitef(p->beta) || !(p->beta > 0.0f)) return ADASM_ERR_PARAM;
   return ADASM_OK;
 }
 
 ADASM_DEF adasm_result adasm_svd_workspace_size(const adasm_svd_model *m,
-                                                size_t window, size_t top,
+                                                const adasm_svd_params *params,
                                                 size_t *bytes) {
   adasm__svd_ws w;
-  size_t total;
-  adasm_result r;
-  if (!bytes) return ADASM_ERR_NULL;
-  r = adasm__svd_check(m, window, top);
+  size_t window, top, total;
+  adasm_result r = adasm__svd_check(m, params, &window, &top);
   if (r != ADASM_OK) return r;
+  if (!bytes) return ADASM_ERR_NULL;
   if (!adasm__svd_ws_layout(m, top, NULL, &w, &total)) return ADASM_ERR_OVERFLOW;
   *bytes = total + 64;
   return ADASM_OK;
@@ -10976,23 +11017,21 @@ ADASM_DEF adasm_result adasm_svd_workspace_size(const adasm_svd_model *m,
    window, the top candidates, their exact rows and the normalizer) with
    the data errors each step can meet, in order. */
 ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
-                                       const adasm_kernels *k, const float *x,
-                                       float beta, size_t window, size_t top,
-                                       size_t topk, size_t *idx, float *prob,
-                                       double *log_norm, uint64_t *samples,
-                                       void *work, size_t work_bytes) {
+                                       const adasm_svd_params *params,
+                                       const float *x, void *work,
+                                       size_t work_bytes,
+                                       adasm_svd_result *out) {
+  const adasm_kernels *k;
   adasm__svd_ws w;
   adasm__online st;
   adasm__heap h;
   unsigned char *base;
-  size_t n, d, dpad, total, pad, pw, i, t, r0, nsel;
+  size_t n, d, dpad, total, pad, pw, i, t, r0, nsel, window, top, topk;
   int has_nan = 0, has_inf = 0, nan = 0;
-  adasm_result res;
-  if (!x || !idx || !prob) return ADASM_ERR_NULL;
-  res = adasm__svd_check(m, window, top);
+  adasm_result res = adasm__svd_check(m, params, &window, &top);
   if (res != ADASM_OK) return res;
-  if (topk == 0 || topk > top) return ADASM_ERR_SIZE;
-  if (!adasm__isfinitef(beta) || !(beta > 0.0f)) return ADASM_ERR_PARAM;
+  if (!x || !out || !out->idx || !out->prob) return ADASM_ERR_NULL;
+  topk = params->k;
   n = m->n;
   d = m->d;
   dpad = m->panels * 16;
@@ -11008,17 +11047,17 @@ ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
   }
   if (has_nan || has_inf) { /* data errors: nothing stale in the outputs */
     for (t = 0; t < topk; ++t) {
-      idx[t] = 0;
-      prob[t] = adasm__nanf();
+      out->idx[t] = 0;
+      out->prob[t] = adasm__nanf();
     }
-    if (log_norm) *log_norm = (double)adasm__nanf();
-    if (samples) *samples = 0;
+    out->log_norm = (double)adasm__nanf();
+    out->madds = 0;
     return has_nan ? ADASM_ERR_NAN : ADASM_ERR_PARAM;
   }
-  k = adasm__k(k);
+  k = adasm__k(params->kern);
 
   /* x~ = beta V^T x, split at the window: xpre = x~[:W], xrest = x~[W:] */
-  k->dot_rows(m->vt, d, d, d, x, beta, w.xpre);
+  k->dot_rows(m->vt, d, d, d, x, params->beta, w.xpre);
   for (i = 0; i < dpad; ++i) {
     const float v = i < d ? w.xpre[i] : 0.0f;
     w.xrest[i] = i >= window ? v : 0.0f;
@@ -11057,20 +11096,19 @@ ADASM_DEF adasm_result adasm_svd_query(const adasm_svd_model *m,
       }
     }
   }
-  if (samples)
-    *samples = (uint64_t)d * (uint64_t)d + (uint64_t)n * (uint64_t)window +
+  out->madds = (uint64_t)d * (uint64_t)d + (uint64_t)n * (uint64_t)window +
                (uint64_t)nsel * (uint64_t)(d - window);
 
   /* normalizer over the mixed logits; top k among the refined rows, fed
      in index order so that ties keep the lower index */
   adasm__online_run(k, &st, w.z, n);
-  h.idx = idx; h.val = prob; h.size = 0; h.cap = topk;
+  h.idx = out->idx; h.val = out->prob; h.size = 0; h.cap = topk;
   for (t = 0; t < nsel; ++t) {
     const float v = w.z[w.sidx[t]];
     if (!adasm__isnanf(v)) adasm__heap_push(&h, v, w.sidx[t]);
   }
-  res = adasm__topk_finish(&h, &st, log_norm);
-  if (res != ADASM_OK && samples) *samples = 0;
+  res = adasm__topk_finish(&h, &st, &out->log_norm);
+  if (res != ADASM_OK) out->madds = 0;
   return res;
 }
 

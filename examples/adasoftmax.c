@@ -911,6 +911,7 @@ static int hs_query(method_ctx *m, const float *x, size_t *top, float *p,
    against d, n and k by cmd_query. */
 typedef struct svd_state {
   adasm_svd_model model;
+  adasm_svd_params params;
   void *work;
   size_t work_bytes;
 } svd_state;
@@ -931,8 +932,13 @@ static int svd_prepare(method_ctx *m, char *err, size_t errlen) {
   m->state = st;
   r = adasm_svd_build_matrix(&st->model, &m->W, m->kern, NULL);
   if (r != ADASM_OK) return ada_fail(err, errlen, "factorising A", r);
-  r = adasm_svd_workspace_size(&st->model, m->svd_window, m->svd_top,
-                               &st->work_bytes);
+  st->params = adasm_svd_params_default();
+  st->params.k = m->k;
+  st->params.window = m->svd_window;
+  st->params.top = m->svd_top;
+  st->params.beta = m->beta;
+  st->params.kern = m->kern;
+  r = adasm_svd_workspace_size(&st->model, &st->params, &st->work_bytes);
   if (r != ADASM_OK) return ada_fail(err, errlen, "workspace", r);
   st->work = malloc(st->work_bytes);
   if (!st->work) return ada_fail(err, errlen, "workspace", ADASM_ERR_NOMEM);
@@ -943,11 +949,15 @@ static int svd_query(method_ctx *m, const float *x, size_t *top, float *p,
                      double *log_norm, uint64_t *samples, char *err,
                      size_t errlen) {
   svd_state *st = (svd_state *)m->state;
-  adasm_result r = adasm_svd_query(&st->model, m->kern, x, m->beta,
-                                   m->svd_window, m->svd_top, m->k, top, p,
-                                   log_norm, samples, st->work,
-                                   st->work_bytes);
+  adasm_svd_result res;
+  adasm_result r;
+  res.idx = top;
+  res.prob = p;
+  r = adasm_svd_query(&st->model, &st->params, x, st->work, st->work_bytes,
+                      &res);
   if (r != ADASM_OK) return ada_fail(err, errlen, "query", r);
+  *log_norm = res.log_norm;
+  *samples = res.madds;
   return 0;
 }
 
@@ -1248,7 +1258,9 @@ static void write_summary(output *o, enum method_id id, const method_ctx *m,
 }
 
 /* SVD's window and refined rows: the options', or a window of d/8 (at
-   least 16) and 512 refined rows (at least k), within the head's shape. */
+   least 16) and 512 refined rows (at least k), within the head's shape:
+   adasm_svd_params' defaults, worked out here because the summary prints
+   them and the option checks name them. */
 static void svd_defaults(const options *o, size_t n, size_t d, size_t *w,
                          size_t *t) {
   *w = o->svd_window ? o->svd_window : d / 8 > 16 ? d / 8 : 16;

@@ -15,17 +15,18 @@
               2 int8/16 * 2^([7] - 128) for A, int8/16 * 2^([8] - 128) for x
               3 A = U Vr / 256 of rank 1 + ([7] & 3) from int8 bytes (U by
                 rows, then Vr), x int8/16: a spectrum the preview can use
-     [2]    window W: 0 -> 0, 255 -> d+1 (both invalid), 254 -> d,
-            else 1 + byte % d
-     [3]    top N: 0 -> 0, 255 -> n+1 (both invalid), 254 -> n,
-            else 1 + byte % n
+     [2]    window W: 0 -> the default (params.window 0: min(d, 16) here),
+            255 -> d+1 (invalid), 254 -> d, else 1 + byte % d
+     [3]    top N: 0 -> the default (params.top 0: n here, as n < 512),
+            255 -> n+1 (invalid), 254 -> n, else 1 + byte % n
      [4]    k: 0 -> 0, 255 -> N+1, 253 -> n+1 (invalid), 254 -> N,
             else 1 + byte % N (% n when N is invalid)
      [5]    flags: bits 0-1 ISA of the build, bits 2-3 ISA of the query
             (auto, scalar, AVX2, AVX-512; unsupported -> auto), bits 4-5
             workspace (0, 1 exact size; 2 too small: half, or 65 bytes
-            short; 3 NULL), bit 6 misaligned workspace, bit 7 log_norm and
-            samples NULL
+            short; 3 NULL), bit 6 misaligned workspace, bit 7 a default
+            window or top spelled out (its value instead of 0) in the
+            first query
      [6]    beta (2^((b-128)/16), with 0, -1, NaN, inf, subnormal, FLT_MAX)
      [7]    aux (coding 2: A's exponent; coding 3: rank)
      [8]    aux for x (coding 2: x's exponent)
@@ -35,24 +36,26 @@
    Checks: every return code is one the header documents for that call
    and, where the inputs decide it, the expected one; failed builds leave
    the model alone, and adasm_svd_free on it (zeroed) or twice is a no-op;
-   argument errors leave the outputs alone, data errors fill them as
-   documented (prob and log_norm NaN, samples 0, idx 0 for x with NaN/inf).
+   argument errors (NULL params, x, out, out->idx or out->prob among them)
+   leave the outputs alone, data errors fill them as documented (prob and
+   log_norm NaN, madds 0, idx 0 for x with NaN/inf).
    A built model: the documented shape, zero padding columns, sigma
    descending and matching the column norms of B, V^T orthonormal and
    B V^T = A to the stated accuracy, the same bits when rebuilt. A
    successful query: indices < n and distinct, probabilities in [0, 1],
    best first, summing to at most 1, log_norm finite (or +inf when logits
-   overflowed: then the probabilities are 0 or 1/count), samples
+   overflowed: then the probabilities are 0 or 1/count), madds
    d^2 + n W + N (d - W), the same bits again in a workspace filled with
-   0xff. Where no float intermediate can overflow: the result is ADASM_OK,
-   every returned row's logit log(prob) + log_norm is its refined logit
-   B_i . beta V^T x up to float rounding (a double reference from the
-   model), no returned row is one that cannot be among the N best
-   previews, no refined row left out beats the k-th, log_norm lies between
-   the normalizers of the lowest and highest logits the mixed set allows,
-   and when W == d or N == n the answer equals adasm_gemv_softmax_topk's
-   within the header's accuracy of both paths (skipped when a tolerance
-   passes 50, as in fuzz_ada).
+   0xff and with the window and top spelled out (a default gives the
+   answer of its value). Where no float intermediate can overflow: the
+   result is ADASM_OK, every returned row's logit log(prob) + log_norm is
+   its refined logit B_i . beta V^T x up to float rounding (a double
+   reference from the model), no returned row is one that cannot be among
+   the N best previews, no refined row left out beats the k-th, log_norm
+   lies between the normalizers of the lowest and highest logits the mixed
+   set allows, and when W == d or N == n the answer equals
+   adasm_gemv_softmax_topk's within the header's accuracy of both paths
+   (skipped when a tolerance passes 50, as in fuzz_ada).
 
    Run (from the repository root; scripts/fuzz.sh does the same for every
    harness):
@@ -325,30 +328,27 @@ static void compare_exact(const adasm_kernels *kq, const float *A, size_t n,
 #define SENT_LN 7.0
 #define SENT_S ((uint64_t)7u)
 
-static void fill_sentinels(size_t *idx, float *prob, size_t k, double *ln,
-                           uint64_t *smp) {
+static void fill_sentinels(adasm_svd_result *o, size_t k) {
   size_t t;
   for (t = 0; t < k; ++t) {
-    idx[t] = SENT_IDX;
-    prob[t] = SENT_P;
+    o->idx[t] = SENT_IDX;
+    o->prob[t] = SENT_P;
   }
-  if (ln) *ln = SENT_LN;
-  if (smp) *smp = SENT_S;
+  o->log_norm = SENT_LN;
+  o->madds = SENT_S;
 }
-static int untouched(const size_t *idx, const float *prob, size_t k,
-                     const double *ln, const uint64_t *smp) {
+static int untouched(const adasm_svd_result *o, size_t k) {
   size_t t;
   for (t = 0; t < k; ++t)
-    if (idx[t] != SENT_IDX || !same_bits_f(prob[t], SENT_P)) return 0;
-  return (!ln || same_bits_d(*ln, SENT_LN)) && (!smp || *smp == SENT_S);
+    if (o->idx[t] != SENT_IDX || !same_bits_f(o->prob[t], SENT_P)) return 0;
+  return same_bits_d(o->log_norm, SENT_LN) && o->madds == SENT_S;
 }
-/* data errors: prob and log_norm NaN, samples 0; idx 0 if idx0 */
-static int nan_filled(const size_t *idx, const float *prob, size_t k,
-                      const double *ln, const uint64_t *smp, int idx0) {
+/* data errors: prob and log_norm NaN, madds 0; idx 0 if idx0 */
+static int nan_filled(const adasm_svd_result *o, size_t k, int idx0) {
   size_t t;
   for (t = 0; t < k; ++t)
-    if (!is_nan_f(prob[t]) || (idx0 && idx[t] != 0)) return 0;
-  return (!ln || *ln != *ln) && (!smp || *smp == 0);
+    if (!is_nan_f(o->prob[t]) || (idx0 && o->idx[t] != 0)) return 0;
+  return o->log_norm != o->log_norm && o->madds == 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -364,8 +364,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint32_t seed;
   float beta, *Acopy, *x, *prob, *prob2;
   size_t *idx, *idx2;
-  double ln = 0.0, ln2 = 0.0, *lnp;
-  uint64_t smp = 0, smp2 = 0, *smpp;
+  adasm_svd_params prm, pdef, p2;
+  adasm_svd_result out, out2, onull;
   int a_nan = 0, a_inf = 0, x_nan = 0, x_inf = 0, e_size, e_beta, e_ws, clean;
   unsigned char *work;
   adasm_result r, r2;
@@ -385,8 +385,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   d = 1 + (b1 & 63u) % MAXD;
   lda = d + (b0 >> 6);
   mode = b1 >> 6;
-  W = bw == 0 ? 0 : bw == 255 ? d + 1 : bw == 254 ? d : 1 + bw % d;
-  N = bn == 0 ? 0 : bn == 255 ? n + 1 : bn == 254 ? n : 1 + bn % n;
+  /* byte 0: the defaults, max(16, d/8) <= d and max(k, 512) <= n */
+  W = bw == 0 ? (d < 16 ? d : 16) : bw == 255 ? d + 1 : bw == 254 ? d : 1 + bw % d;
+  N = bn == 0 ? n : bn == 255 ? n + 1 : bn == 254 ? n : 1 + bn % n;
   k = bk == 0     ? 0
       : bk == 255 ? N + 1
       : bk == 253 ? n + 1
@@ -396,6 +397,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   kb = isa_kernels(flags & 3u);
   kq = isa_kernels((flags >> 2) & 3u);
   wsmode = (flags >> 4) & 3u;
+  prm = adasm_svd_params_default();
+  prm.k = k;
+  prm.window = bw == 0 && !(flags & 128u) ? 0 : W;
+  prm.top = bn == 0 && !(flags & 128u) ? 0 : N;
+  prm.beta = beta;
+  prm.kern = kq;
+  pdef = adasm_svd_params_default();
 
   /* ---- decode A (padding NaN) and x ---- */
   adasm_pcg32_seed(&g, seed, 99u);
@@ -519,12 +527,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(Wd);
   }
 
-  /* ---- workspace size ---- */
-  e_size = W == 0 || W > d || N == 0 || N > n;
-  r = adasm_svd_workspace_size(&m, W, N, &bytes);
-  if (r != (e_size ? ADASM_ERR_SIZE : ADASM_OK)) fail("workspace_size", r, e_size ? ADASM_ERR_SIZE : 0);
-  if (adasm_svd_workspace_size(&m, 1, 1, NULL) != ADASM_ERR_NULL) fail("workspace_size: NULL bytes", 0, 0);
-  if (adasm_svd_workspace_size(&zero, 1, 1, &want_bytes) != ADASM_ERR_NULL)
+  /* ---- workspace size: the query's argument checks ---- */
+  e_size = W > d || N > n || k == 0 || k > N;
+  e_beta = !(beta > 0.0f && beta - beta == 0.0f);
+  {
+    const adasm_result want = e_size ? ADASM_ERR_SIZE : e_beta ? ADASM_ERR_PARAM : ADASM_OK;
+    r = adasm_svd_workspace_size(&m, &prm, &bytes);
+    if (r != want) fail("workspace_size", r, want);
+  }
+  if (adasm_svd_workspace_size(&m, &pdef, NULL) != ADASM_ERR_NULL) fail("workspace_size: NULL bytes", 0, 0);
+  if (adasm_svd_workspace_size(&m, NULL, &want_bytes) != ADASM_ERR_NULL)
+    fail("workspace_size: NULL params", 0, 0);
+  if (adasm_svd_workspace_size(&zero, &pdef, &want_bytes) != ADASM_ERR_NULL)
     fail("workspace_size: zeroed model", 0, 0);
   if (r == ADASM_OK) {
     /* "4 (2 * 16 ceil(d/16) + 2 n) + sizeof(size_t) (n + N), plus 64"; the
@@ -533,7 +547,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     want_bytes = 4 * (2 * 16 * m.panels + 2 * n) + sizeof(size_t) * (n + N) + 64;
     if (bytes < want_bytes || bytes > want_bytes + 6 * 63)
       fail("workspace_size vs the documented formula", (double)bytes, (double)want_bytes);
-    if (adasm_svd_workspace_size(&m, W == 1 ? d : 1, N, &b2) != ADASM_OK || b2 != bytes)
+    p2 = prm;
+    p2.window = W == 1 ? d : 1;
+    if (adasm_svd_workspace_size(&m, &p2, &b2) != ADASM_OK || b2 != bytes)
       fail("workspace size depends on W", (double)b2, (double)bytes);
   } else {
     bytes = 64; /* still call query: it must refuse */
@@ -555,30 +571,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   }
   memset(work, 0, off + bytes);
-  lnp = (flags & 128u) ? NULL : &ln;
-  smpp = (flags & 128u) ? NULL : &smp;
+  out.idx = idx;
+  out.prob = prob;
 
-  e_size = e_size || k == 0 || k > N;
-  e_beta = !(beta > 0.0f && beta - beta == 0.0f);
-  e_ws = wsmode >= 2 && !e_size; /* (with bad sizes `bytes` means nothing) */
+  /* (with bad sizes or beta `bytes` means nothing) */
+  e_ws = wsmode >= 2 && !e_size && !e_beta;
 
   /* NULL pointers and a zeroed model, other arguments valid: ADASM_ERR_NULL,
      outputs untouched */
-  fill_sentinels(idx, prob, kk, lnp, smpp);
-  if (!e_size && !e_beta &&
-      (adasm_svd_query(&m, kq, NULL, beta, W, N, k, idx, prob, lnp, smpp, work + off, bytes) != ADASM_ERR_NULL ||
-      adasm_svd_query(&m, kq, x, beta, W, N, k, NULL, prob, lnp, smpp, work + off, bytes) != ADASM_ERR_NULL ||
-      adasm_svd_query(&m, kq, x, beta, W, N, k, idx, NULL, lnp, smpp, work + off, bytes) != ADASM_ERR_NULL ||
-      adasm_svd_query(&zero, kq, x, beta, W, N, k, idx, prob, lnp, smpp, work + off, bytes) != ADASM_ERR_NULL ||
-      adasm_svd_query(NULL, kq, x, beta, W, N, k, idx, prob, lnp, smpp, work + off, bytes) != ADASM_ERR_NULL))
-    fail("query: NULL argument not refused", 0, 0);
-  if (!untouched(idx, prob, kk, lnp, smpp)) fail("query: NULL argument touched outputs", 0, 0);
+  fill_sentinels(&out, kk);
+  if (!e_size && !e_beta) {
+    onull = out;
+    onull.idx = NULL;
+    if (adasm_svd_query(&m, &prm, x, work + off, bytes, &onull) != ADASM_ERR_NULL)
+      fail("query: NULL out->idx not refused", 0, 0);
+    onull = out;
+    onull.prob = NULL;
+    if (adasm_svd_query(&m, &prm, x, work + off, bytes, &onull) != ADASM_ERR_NULL)
+      fail("query: NULL out->prob not refused", 0, 0);
+    if (adasm_svd_query(&m, &prm, NULL, work + off, bytes, &out) != ADASM_ERR_NULL ||
+        adasm_svd_query(&m, &prm, x, work + off, bytes, NULL) != ADASM_ERR_NULL ||
+        adasm_svd_query(&m, NULL, x, work + off, bytes, &out) != ADASM_ERR_NULL ||
+        adasm_svd_query(&zero, &prm, x, work + off, bytes, &out) != ADASM_ERR_NULL ||
+        adasm_svd_query(NULL, &prm, x, work + off, bytes, &out) != ADASM_ERR_NULL)
+      fail("query: NULL argument not refused", 0, 0);
+  }
+  if (!untouched(&out, kk)) fail("query: NULL argument touched outputs", 0, 0);
   {
     const size_t wb = wsmode == 3 ? bytes : wsmode == 2 ? ((seed & 1u) ? bytes / 2 : bytes - 65) : bytes;
     /* bytes / 2 and bytes - 65 are too small at any alignment: the size
        includes 64 bytes of slack and at least 6 * 64 of pieces */
-    r = adasm_svd_query(&m, kq, x, beta, W, N, k, idx, prob, lnp, smpp,
-                        wsmode == 3 ? NULL : work + off, wb);
+    r = adasm_svd_query(&m, &prm, x, wsmode == 3 ? NULL : work + off, wb, &out);
   }
   if (!documented_query(r)) fail("query: undocumented code", r, 0);
 
@@ -648,20 +671,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* outputs: untouched on argument errors, NaN-filled on data errors */
     if (r == ADASM_ERR_SIZE || r == ADASM_ERR_WORKSPACE ||
         (r == ADASM_ERR_PARAM && !x_inf)) {
-      if (!untouched(idx, prob, k, lnp, smpp)) fail("argument error touched the outputs", r, 0);
+      if (!untouched(&out, k)) fail("argument error touched the outputs", r, 0);
     } else if (r == ADASM_ERR_PARAM) { /* inf in x, perhaps a bad beta too */
-      if (!nan_filled(idx, prob, k, lnp, smpp, 1) &&
-          !(e_beta && untouched(idx, prob, k, lnp, smpp)))
+      if (!nan_filled(&out, k, 1) && !(e_beta && untouched(&out, k)))
         fail("inf in x: outputs not NaN / idx 0", r, 0);
     } else if (r == ADASM_ERR_NO_FINITE_MAX) { /* prob NaN, log_norm -inf */
+      const double ln = out.log_norm;
       for (t = 0; t < k; ++t)
         if (prob[t] == prob[t]) fail("NO_FINITE_MAX: prob not NaN", prob[t], 0);
-      if (lnp && !(ln < 0.0 && ln - ln != ln - ln))
-        fail("NO_FINITE_MAX: log_norm not -inf", ln, 0);
-      if (smpp && smp != 0) fail("NO_FINITE_MAX: samples not 0", (double)smp, 0);
+      if (!(ln < 0.0 && ln - ln != ln - ln)) fail("NO_FINITE_MAX: log_norm not -inf", ln, 0);
+      if (out.madds != 0) fail("NO_FINITE_MAX: madds not 0", (double)out.madds, 0);
     } else if (r == ADASM_ERR_NAN) { /* NaN in x (idx 0) or a NaN logit */
-      if (!nan_filled(idx, prob, k, lnp, smpp, x_nan || x_inf))
-        fail("NaN: outputs not NaN", r, 0);
+      if (!nan_filled(&out, k, x_nan || x_inf)) fail("NaN: outputs not NaN", r, 0);
     }
   }
 
@@ -676,25 +697,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       psum += (double)prob[t];
     }
     if (psum > 1.0 + 1e-6 + (double)k * ldexp(1.0, -23)) fail("probabilities sum above 1", psum, 1.0);
-    if (lnp && !finite_d(ln)) {
+    if (!finite_d(out.log_norm)) {
       /* only +inf logits (overflow) make it +inf: they share the mass */
-      if (clean || ln != HUGE_VAL) fail("log_norm not finite", ln, 0);
+      if (clean || out.log_norm != HUGE_VAL) fail("log_norm not finite", out.log_norm, 0);
       for (t = 0; t < k; ++t)
         if (prob[t] != 0.0f && !(prob[t] == prob[0] && prob[0] == (float)(1.0 / floor(1.0 / prob[0] + 0.5))))
           fail("+inf logits: probabilities not 1/count", prob[t], prob[0]);
     }
-    if (smpp && smp != (uint64_t)d * d + (uint64_t)n * W + (uint64_t)N * (d - W))
-      fail("samples", (double)smp, (double)((uint64_t)d * d + (uint64_t)n * W + (uint64_t)N * (d - W)));
+    if (out.madds != (uint64_t)d * d + (uint64_t)n * W + (uint64_t)N * (d - W))
+      fail("madds", (double)out.madds, (double)((uint64_t)d * d + (uint64_t)n * W + (uint64_t)N * (d - W)));
 
-    /* the same query in a dirtied workspace, with both optional outputs */
+    /* the same query in a dirtied workspace, window and top spelled out */
     memset(work, 0xff, off + bytes);
-    r2 = adasm_svd_query(&m, kq, x, beta, W, N, k, idx2, prob2, &ln2, &smp2, work + off, bytes);
+    p2 = prm;
+    p2.window = W;
+    p2.top = N;
+    out2.idx = idx2;
+    out2.prob = prob2;
+    r2 = adasm_svd_query(&m, &p2, x, work + off, bytes, &out2);
     if (r2 != ADASM_OK) fail("rerun failed", r2, 0);
     if (memcmp(idx, idx2, k * sizeof idx[0]) != 0 || memcmp(prob, prob2, k * sizeof prob[0]) != 0 ||
-        (lnp && !same_bits_d(ln, ln2)) || (smpp && smp != smp2))
-      fail("rerun differs", ln2, ln);
+        !same_bits_d(out.log_norm, out2.log_norm) || out.madds != out2.madds)
+      fail("rerun differs", out2.log_norm, out.log_norm);
 
     if (clean) {
+      const double ln2 = out2.log_norm;
       double tmax = 0.0;
       for (i = 0; i < n; ++i) tmax = fmax(tmax, fmax(ftol[i], ptol[i]));
       if (finite_d(ln2) && tmax <= 50.0) check_method(n, N, k, idx2, prob2, ln2);
@@ -775,9 +802,9 @@ int main(int argc, char **argv) {
       {"ws-half", H(9, 9 | I8, 3, 5, 2, 32, 128, 0, 0), 100, 10, 0, 0},
       {"ws-short65-misaligned", H(9 | 128, 9 | I8, 3, 5, 2, 32 | 64, 128, 0, 0), 100, 10, 0, 0},
       {"ws-null", H(9, 9 | I8, 3, 5, 2, 48, 128, 0, 0), 100, 10, 0, 0},
-      {"w0", H(9, 9 | I8, 0, 5, 2, 0, 128, 0, 0), 100, 10, 0, 0},
+      {"w0", H(9, 9 | I8, 0, 5, 2, 0, 128, 0, 0), 100, 10, 0, 0}, /* default */
       {"w-gt-d", H(9, 9 | I8, 255, 5, 2, 0, 128, 0, 0), 100, 10, 0, 0},
-      {"top0", H(9, 9 | I8, 3, 0, 2, 0, 128, 0, 0), 100, 10, 0, 0},
+      {"top0", H(9, 9 | I8, 3, 0, 2, 0, 128, 0, 0), 100, 10, 0, 0}, /* default */
       {"top-gt-n", H(9, 9 | I8, 3, 255, 2, 0, 128, 0, 0), 100, 10, 0, 0},
       {"k0", H(9, 9 | I8, 3, 5, 0, 0, 128, 0, 0), 100, 10, 0, 0},
       {"k-gt-top", H(9, 9 | I8, 3, 5, 255, 0, 128, 0, 0), 100, 10, 0, 0},
@@ -790,7 +817,7 @@ int main(int argc, char **argv) {
       {"x-inf", H(9, 9 | RAW, 3, 5, 2, 0, 128, 0, 0), 100, 10, 1, 2},
       {"x-zero-ties", H(20, 17 | I8, 16, 7, 5, 0, 128, 0, 0), 21 * 18, 18, 0, 3},
       {"n1d1", H(0, 0 | RAW, 1, 1, 1, 0, 128, 0, 0), 1, 1, 1, 0},
-      {"lda3-nullout", H(11 | 192, 6 | I8, 3, 254, 4, 128 | 64, 128, 0, 0), 12 * 7, 7, 0, 0},
+      {"lda3-defaults-spelled", H(11 | 192, 6 | I8, 0, 0, 4, 128 | 64, 128, 0, 0), 12 * 7, 7, 0, 0},
   };
   size_t i;
   if (argc != 2) {

@@ -16,7 +16,8 @@
    singular values descending and equal to those of A = U diag(s) V^T built
    from random orthogonal factors), the query against the exact path where
    it must be exact (W = d, or N = n) and against a double-precision
-   reference of the method otherwise, argument and data errors with their
+   reference of the method otherwise, the defaults of window and top
+   against their values spelled out, argument and data errors with their
    documented codes, failure of every allocation (ADASM_MALLOC is a
    counting, failing allocator here, test_util.h's, as in test_alloc.c), and
    every ISA the CPU has. Random data come from the library's PCG32. */
@@ -349,6 +350,27 @@ static void ref_query(const adasm_svd_model *m, const float *x, float beta,
   free(sel);
 }
 
+/* A query's params (the rest default), and a result over caller arrays. */
+static adasm_svd_params qparams(const adasm_kernels *k, float beta, size_t W,
+                                size_t N, size_t kk) {
+  adasm_svd_params p = adasm_svd_params_default();
+  p.kern = k;
+  p.beta = beta;
+  p.window = W;
+  p.top = N;
+  p.k = kk;
+  return p;
+}
+
+static adasm_svd_result qresult(size_t *idx, float *prob) {
+  adasm_svd_result o;
+  o.idx = idx;
+  o.prob = prob;
+  o.log_norm = 0.0;
+  o.madds = 0;
+  return o;
+}
+
 static void test_query(const shape *sh, int quick) {
   const size_t n = sh->n, d = sh->d, lda = sh->lda;
   float *A = (float *)xmalloc(n * lda * sizeof(float));
@@ -365,6 +387,7 @@ static void test_query(const shape *sh, int quick) {
   for (t = 0; t < N_ISAS; ++t) {
     const adasm_kernels *k;
     adasm_svd_model m;
+    adasm_svd_params p;
     adasm_result res;
     void *work;
     size_t bytes = 0;
@@ -374,7 +397,8 @@ static void test_query(const shape *sh, int quick) {
     res = adasm_svd_build(&m, k, A, n, d, lda, NULL);
     CHECK(res == ADASM_OK, "build: %s", adasm_result_string(res));
     if (res != ADASM_OK) continue;
-    res = adasm_svd_workspace_size(&m, 1, n, &bytes);
+    p = qparams(k, 1.0f, 1, n, 1); /* the largest top: enough for every case */
+    res = adasm_svd_workspace_size(&m, &p, &bytes);
     CHECK(res == ADASM_OK, "workspace size: %s", adasm_result_string(res));
     work = xmalloc(bytes + 1);
     for (q = 0; q < 4; ++q) {
@@ -392,17 +416,18 @@ static void test_query(const shape *sh, int quick) {
         const size_t W = cases[c][0], N = cases[c][1], kk = cases[c][2];
         size_t idx[64], eidx[64], u;
         float prob[64], eprob[64];
-        double ln = 0.0, eln = 0.0, perr = 0.0;
-        uint64_t samples = 0;
+        double ln, eln = 0.0, perr = 0.0;
+        adasm_svd_result out = qresult(idx, prob);
         int same = 1;
+        p = qparams(k, beta, W, N, kk);
         /* unaligned workspace on purpose */
-        res = adasm_svd_query(&m, k, x, beta, W, N, kk, idx, prob, &ln,
-                              &samples, (unsigned char *)work + 1, bytes);
+        res = adasm_svd_query(&m, &p, x, (unsigned char *)work + 1, bytes, &out);
         CHECK(res == ADASM_OK, "query W=%lu N=%lu k=%lu: %s", (unsigned long)W,
               (unsigned long)N, (unsigned long)kk, adasm_result_string(res));
         if (res != ADASM_OK) continue;
-        CHECK(samples == (uint64_t)d * d + (uint64_t)n * W + (uint64_t)N * (d - W),
-              "samples %lu", (unsigned long)samples);
+        ln = out.log_norm;
+        CHECK(out.madds == (uint64_t)d * d + (uint64_t)n * W + (uint64_t)N * (d - W),
+              "madds %lu", (unsigned long)out.madds);
         if (W == d || N == n) { /* must equal the exact path */
           res = adasm_gemv_softmax_topk(k, A, n, d, lda, x, beta, kk, eidx,
                                         eprob, &eln, NULL);
@@ -451,12 +476,15 @@ static void test_query(const shape *sh, int quick) {
       size_t i1[8], i2[8], u;
       float p1[8], p2[8];
       const size_t W = (d + 1) / 2, N = n < 20 ? n : 20, kk = N < 8 ? N : 8;
+      const adasm_svd_params p0 = qparams(NULL, 1.0f, W, N, kk);
+      adasm_svd_result o1 = qresult(i1, p1), o2 = qresult(i2, p2);
       double l1, l2, e = 0.0;
       int same = 1;
-      CHECK(adasm_svd_query(&ref_m, NULL, X, 1.0f, W, N, kk, i1, p1, &l1, NULL,
-                            work, bytes) == ADASM_OK, "ref query");
-      CHECK(adasm_svd_query(&m, k, X, 1.0f, W, N, kk, i2, p2, &l2, NULL, work,
-                            bytes) == ADASM_OK, "isa query");
+      p = qparams(k, 1.0f, W, N, kk);
+      CHECK(adasm_svd_query(&ref_m, &p0, X, work, bytes, &o1) == ADASM_OK, "ref query");
+      CHECK(adasm_svd_query(&m, &p, X, work, bytes, &o2) == ADASM_OK, "isa query");
+      l1 = o1.log_norm;
+      l2 = o2.log_norm;
       for (u = 0; u < kk; ++u) {
         same &= i1[u] == i2[u];
         e = dmax(e, fabs((double)p1[u] - (double)p2[u]) / (double)p1[u]);
@@ -481,11 +509,11 @@ static void test_errors(void) {
   enum { N = 40, D = 20 };
   static float A[N * D], x[D];
   adasm_svd_model m, z, before;
+  adasm_svd_params p, q;
+  adasm_svd_result out, o2;
   adasm_pcg32 r;
   size_t idx[4], bytes = 0, b2;
   float prob[4];
-  double ln = 1.0;
-  uint64_t smp = 7;
   unsigned char work[8192];
   adasm_result res;
   size_t t;
@@ -521,68 +549,97 @@ static void test_errors(void) {
   CHECK(ta.live == 0, "failed builds leaked %ld", ta.live);
   CHECK(adasm_svd_build(&m, NULL, A, N, D, D, NULL) == ADASM_OK, "build");
 
-  /* workspace size */
-  CHECK(adasm_svd_workspace_size(&m, 5, 10, NULL) == ADASM_ERR_NULL, "ws NULL bytes");
-  CHECK(adasm_svd_workspace_size(NULL, 5, 10, &bytes) == ADASM_ERR_NULL, "ws NULL m");
-  CHECK(adasm_svd_workspace_size(&z, 5, 10, &bytes) == ADASM_ERR_NULL, "ws zeroed m");
-  CHECK(adasm_svd_workspace_size(&m, 0, 10, &bytes) == ADASM_ERR_SIZE, "ws W=0");
-  CHECK(adasm_svd_workspace_size(&m, D + 1, 10, &bytes) == ADASM_ERR_SIZE, "ws W>d");
-  CHECK(adasm_svd_workspace_size(&m, 5, 0, &bytes) == ADASM_ERR_SIZE, "ws N=0");
-  CHECK(adasm_svd_workspace_size(&m, 5, N + 1, &bytes) == ADASM_ERR_SIZE, "ws N>n");
-  res = adasm_svd_workspace_size(&m, 5, 10, &bytes);
+  /* workspace size: the query's argument checks, and bytes */
+  p = qparams(NULL, 1.0f, 5, 10, 3);
+#define WSERR(expect, what, mm, field, value)                                  \
+  do {                                                                         \
+    q = p;                                                                     \
+    q.field = value;                                                           \
+    res = adasm_svd_workspace_size(mm, &q, &bytes);                            \
+    CHECK(res == (expect), "ws %s: %s", what, adasm_result_string(res));       \
+  } while (0)
+  CHECK(adasm_svd_workspace_size(&m, &p, NULL) == ADASM_ERR_NULL, "ws NULL bytes");
+  CHECK(adasm_svd_workspace_size(&m, NULL, &bytes) == ADASM_ERR_NULL, "ws NULL params");
+  WSERR(ADASM_ERR_NULL, "NULL m", NULL, k, 3);
+  WSERR(ADASM_ERR_NULL, "zeroed m", &z, k, 3);
+  WSERR(ADASM_ERR_SIZE, "W>d", &m, window, D + 1);
+  WSERR(ADASM_ERR_SIZE, "N>n", &m, top, N + 1);
+  WSERR(ADASM_ERR_SIZE, "k=0", &m, k, 0);
+  WSERR(ADASM_ERR_SIZE, "k>N", &m, k, 11);
+  WSERR(ADASM_ERR_PARAM, "beta 0", &m, beta, 0.0f);
+#undef WSERR
+  res = adasm_svd_workspace_size(&m, &p, &bytes);
   CHECK(res == ADASM_OK && bytes <= sizeof work, "ws: %s, %lu bytes",
         adasm_result_string(res), (unsigned long)bytes);
-  CHECK(adasm_svd_workspace_size(&m, D, 10, &b2) == ADASM_OK && b2 == bytes,
+  q = p;
+  q.window = D;
+  CHECK(adasm_svd_workspace_size(&m, &q, &b2) == ADASM_OK && b2 == bytes,
         "workspace depends on W");
 
-  /* query: argument errors leave the outputs alone */
-  idx[0] = 99; prob[0] = 9.0f;
-#define QERR(expect, what, ...)                                                \
+  /* query: argument errors leave the outputs alone; each case changes one
+     argument of a valid query */
+  out = qresult(idx, prob);
+#define QERR(expect, what, mm, pp, xx, ww, nb, oo)                             \
   do {                                                                         \
-    res = adasm_svd_query(__VA_ARGS__);                                        \
+    idx[0] = 99; prob[0] = 9.0f; out.log_norm = 1.0; out.madds = 7;            \
+    res = adasm_svd_query(mm, pp, xx, ww, nb, oo);                             \
     CHECK(res == (expect), "query %s: %s", what, adasm_result_string(res));    \
-    CHECK(idx[0] == 99 && prob[0] == 9.0f && ln == 1.0 && smp == 7,            \
-          "query %s: outputs touched", what);                                  \
+    CHECK(idx[0] == 99 && prob[0] == 9.0f && out.log_norm == 1.0 &&            \
+              out.madds == 7, "query %s: outputs touched", what);              \
   } while (0)
-  QERR(ADASM_ERR_NULL, "NULL m", NULL, NULL, x, 1.0f, 5, 10, 3, idx, prob, &ln, &smp, work, bytes);
-  QERR(ADASM_ERR_NULL, "zeroed m", &z, NULL, x, 1.0f, 5, 10, 3, idx, prob, &ln, &smp, work, bytes);
-  QERR(ADASM_ERR_NULL, "NULL x", &m, NULL, NULL, 1.0f, 5, 10, 3, idx, prob, &ln, &smp, work, bytes);
-  QERR(ADASM_ERR_NULL, "NULL idx", &m, NULL, x, 1.0f, 5, 10, 3, NULL, prob, &ln, &smp, work, bytes);
-  QERR(ADASM_ERR_NULL, "NULL prob", &m, NULL, x, 1.0f, 5, 10, 3, idx, NULL, &ln, &smp, work, bytes);
-  QERR(ADASM_ERR_SIZE, "W=0", &m, NULL, x, 1.0f, 0, 10, 3, idx, prob, &ln, &smp, work, bytes);
-  QERR(ADASM_ERR_SIZE, "W>d", &m, NULL, x, 1.0f, D + 1, 10, 3, idx, prob, &ln, &smp, work, bytes);
-  QERR(ADASM_ERR_SIZE, "N=0", &m, NULL, x, 1.0f, 5, 0, 3, idx, prob, &ln, &smp, work, bytes);
-  QERR(ADASM_ERR_SIZE, "N>n", &m, NULL, x, 1.0f, 5, N + 1, 3, idx, prob, &ln, &smp, work, bytes);
-  QERR(ADASM_ERR_SIZE, "k=0", &m, NULL, x, 1.0f, 5, 10, 0, idx, prob, &ln, &smp, work, bytes);
-  QERR(ADASM_ERR_SIZE, "k>N", &m, NULL, x, 1.0f, 5, 2, 3, idx, prob, &ln, &smp, work, bytes);
-  QERR(ADASM_ERR_PARAM, "beta NaN", &m, NULL, x, adasm__nanf(), 5, 10, 3, idx, prob, &ln, &smp, work, bytes);
-  QERR(ADASM_ERR_PARAM, "beta inf", &m, NULL, x, adasm__inff(), 5, 10, 3, idx, prob, &ln, &smp, work, bytes);
-  QERR(ADASM_ERR_PARAM, "beta 0", &m, NULL, x, 0.0f, 5, 10, 3, idx, prob, &ln, &smp, work, bytes);
-  QERR(ADASM_ERR_PARAM, "beta < 0", &m, NULL, x, -1.0f, 5, 10, 3, idx, prob, &ln, &smp, work, bytes);
-  QERR(ADASM_ERR_WORKSPACE, "work NULL", &m, NULL, x, 1.0f, 5, 10, 3, idx, prob, &ln, &smp, NULL, bytes);
-  QERR(ADASM_ERR_WORKSPACE, "work small", &m, NULL, x, 1.0f, 5, 10, 3, idx, prob, &ln, &smp, work, bytes - 65);
-  QERR(ADASM_ERR_WORKSPACE, "work 0", &m, NULL, x, 1.0f, 5, 10, 3, idx, prob, &ln, &smp, work, 0);
+#define QPAR(expect, what, field, value)                                       \
+  do {                                                                         \
+    q = p;                                                                     \
+    q.field = value;                                                           \
+    QERR(expect, what, &m, &q, x, work, bytes, &out);                          \
+  } while (0)
+  QERR(ADASM_ERR_NULL, "NULL m", NULL, &p, x, work, bytes, &out);
+  QERR(ADASM_ERR_NULL, "zeroed m", &z, &p, x, work, bytes, &out);
+  QERR(ADASM_ERR_NULL, "NULL params", &m, NULL, x, work, bytes, &out);
+  QERR(ADASM_ERR_NULL, "NULL x", &m, &p, NULL, work, bytes, &out);
+  QERR(ADASM_ERR_NULL, "NULL out", &m, &p, x, work, bytes, NULL);
+  o2 = qresult(NULL, prob);
+  QERR(ADASM_ERR_NULL, "NULL idx", &m, &p, x, work, bytes, &o2);
+  CHECK(o2.log_norm == 0.0 && o2.madds == 0, "query NULL idx: outputs touched");
+  o2 = qresult(idx, NULL);
+  QERR(ADASM_ERR_NULL, "NULL prob", &m, &p, x, work, bytes, &o2);
+  CHECK(o2.log_norm == 0.0 && o2.madds == 0, "query NULL prob: outputs touched");
+  QPAR(ADASM_ERR_SIZE, "W>d", window, D + 1);
+  QPAR(ADASM_ERR_SIZE, "N>n", top, N + 1);
+  QPAR(ADASM_ERR_SIZE, "k=0", k, 0);
+  QPAR(ADASM_ERR_SIZE, "k>N", top, 2);
+  q = qparams(NULL, 1.0f, 0, 0, N + 1); /* the default top is at most n */
+  QERR(ADASM_ERR_SIZE, "k>n, defaults", &m, &q, x, work, bytes, &out);
+  QPAR(ADASM_ERR_PARAM, "beta NaN", beta, adasm__nanf());
+  QPAR(ADASM_ERR_PARAM, "beta inf", beta, adasm__inff());
+  QPAR(ADASM_ERR_PARAM, "beta 0", beta, 0.0f);
+  QPAR(ADASM_ERR_PARAM, "beta < 0", beta, -1.0f);
+  QERR(ADASM_ERR_WORKSPACE, "work NULL", &m, &p, x, NULL, bytes, &out);
+  QERR(ADASM_ERR_WORKSPACE, "work small", &m, &p, x, work, bytes - 65, &out);
+  QERR(ADASM_ERR_WORKSPACE, "work 0", &m, &p, x, work, 0, &out);
+#undef QPAR
 #undef QERR
   /* the exact bytes suffice at any alignment */
   for (t = 0; t < 64; ++t)
-    CHECK(adasm_svd_query(&m, NULL, x, 1.0f, 5, 10, 3, idx, prob, NULL, NULL,
-                          work + t, bytes) == ADASM_OK, "workspace at offset %lu",
-          (unsigned long)t);
+    CHECK(adasm_svd_query(&m, &p, x, work + t, bytes, &out) == ADASM_OK,
+          "workspace at offset %lu", (unsigned long)t);
   /* data errors: NaN / inf in x -> outputs NaN, idx 0 */
   x[3] = adasm__nanf();
-  res = adasm_svd_query(&m, NULL, x, 1.0f, 5, 10, 3, idx, prob, &ln, &smp, work, bytes);
+  res = adasm_svd_query(&m, &p, x, work, bytes, &out);
   CHECK(res == ADASM_ERR_NAN, "NaN x: %s", adasm_result_string(res));
   CHECK(adasm__isnanf(prob[0]) && adasm__isnanf(prob[2]) && idx[0] == 0 &&
-            idx[2] == 0 && ln != ln && smp == 0, "NaN x: outputs not NaN/0");
+            idx[2] == 0 && out.log_norm != out.log_norm && out.madds == 0,
+        "NaN x: outputs not NaN/0");
   x[3] = adasm__inff();
-  prob[0] = 1.0f; idx[0] = 5; ln = 0.0; smp = 3;
-  res = adasm_svd_query(&m, NULL, x, 1.0f, 5, 10, 3, idx, prob, &ln, &smp, work, bytes);
+  prob[0] = 1.0f; idx[0] = 5; out.log_norm = 0.0; out.madds = 3;
+  res = adasm_svd_query(&m, &p, x, work, bytes, &out);
   CHECK(res == ADASM_ERR_PARAM, "inf x: %s", adasm_result_string(res));
-  CHECK(adasm__isnanf(prob[0]) && idx[0] == 0 && ln != ln && smp == 0,
-        "inf x: outputs not NaN/0");
+  CHECK(adasm__isnanf(prob[0]) && idx[0] == 0 && out.log_norm != out.log_norm &&
+            out.madds == 0, "inf x: outputs not NaN/0");
   x[3] = 0.25f;
   /* logits overflowing to +inf share the mass, as in the exact path */
-  res = adasm_svd_query(&m, NULL, x, 3e38f, D, 10, 1, idx, prob, &ln, &smp, work, bytes);
+  q = qparams(NULL, 3e38f, D, 10, 1);
+  res = adasm_svd_query(&m, &q, x, work, bytes, &out);
   CHECK(res == ADASM_OK || res == ADASM_ERR_NAN, "huge beta: %s", adasm_result_string(res));
   if (res == ADASM_OK) CHECK(prob[0] > 0.0f && prob[0] <= 1.0f, "huge beta: p %g", prob[0]);
   adasm_svd_free(&m);
@@ -765,6 +822,8 @@ static void test_ties(void) {
   size_t i, j, t, idx[4], eidx[4], bytes;
   float prob[4], eprob[4];
   double ln, eln;
+  adasm_svd_params p = qparams(NULL, 1.0f, 1, N, 1);
+  adasm_svd_result out = qresult(idx, prob);
   void *work;
   adasm_pcg32_seed(&r, 21u, 2u);
   fill_gauss(A, D, 1.0, &r);
@@ -772,21 +831,22 @@ static void test_ties(void) {
   for (i = 1; i < N; ++i)
     for (j = 0; j < D; ++j) A[i * D + j] = A[j];
   CHECK(adasm_svd_build(&m, NULL, A, N, D, D, NULL) == ADASM_OK, "ties: build");
-  CHECK(adasm_svd_workspace_size(&m, 1, N, &bytes) == ADASM_OK, "ties: ws");
+  CHECK(adasm_svd_workspace_size(&m, &p, &bytes) == ADASM_OK, "ties: ws");
   work = xmalloc(bytes);
   for (t = 0; t < 2 * N_ISAS; ++t) { /* every ISA: previews of identical rows tie */
     const size_t W = t % 2 ? 3 : 1, top = 7, k = 4;
     const adasm_kernels *ks;
     if (adasm_kernels_get(g_isas[t / 2], &ks) != ADASM_OK) continue;
-    CHECK(adasm_svd_query(&m, ks, x, 1.0f, W, top, k, idx, prob, &ln, NULL, work,
-                          bytes) == ADASM_OK, "ties: query");
+    p = qparams(ks, 1.0f, W, top, k);
+    CHECK(adasm_svd_query(&m, &p, x, work, bytes, &out) == ADASM_OK, "ties: query");
     CHECK(idx[0] == 0 && idx[1] == 1 && idx[2] == 2 && idx[3] == 3,
           "ties W=%lu: idx %lu %lu %lu %lu", (unsigned long)W, (unsigned long)idx[0],
           (unsigned long)idx[1], (unsigned long)idx[2], (unsigned long)idx[3]);
     CHECK(prob[0] == prob[3] && prob[0] > 0.0f, "ties: probabilities differ");
   }
-  CHECK(adasm_svd_query(&m, NULL, x, 1.0f, 2, N, 4, idx, prob, &ln, NULL, work,
-                        bytes) == ADASM_OK, "ties: query N = n");
+  p = qparams(NULL, 1.0f, 2, N, 4);
+  CHECK(adasm_svd_query(&m, &p, x, work, bytes, &out) == ADASM_OK, "ties: query N = n");
+  ln = out.log_norm;
   /* the scalar exact kernel: the AVX2 dot_rows gives identical rows in its
      4-row tail logits one ulp apart, so its tie order depends on position */
   {
@@ -818,6 +878,8 @@ static void test_select_large(void) {
   size_t i, j, c, idx[8], bytes = 0;
   float prob[8];
   double ln;
+  adasm_svd_params p = qparams(NULL, 1.0f, 1, N, 1);
+  adasm_svd_result out = qresult(idx, prob);
   void *work;
   adasm_pcg32_seed(&r, 31u, 2u);
   for (c = 0; c < 2; ++c) {
@@ -827,7 +889,8 @@ static void test_select_large(void) {
       for (i = 0; i < N; i += 4)
         for (j = 0; j < D; ++j) A[i * D + j] += 2.0f * x[j] / (float)D;
     CHECK(adasm_svd_build(&m, NULL, A, N, D, D, NULL) == ADASM_OK, "large: build");
-    CHECK(adasm_svd_workspace_size(&m, 1, N, &bytes) == ADASM_OK, "large: ws");
+    p = qparams(NULL, 1.0f, 1, N, 1);
+    CHECK(adasm_svd_workspace_size(&m, &p, &bytes) == ADASM_OK, "large: ws");
     work = xmalloc(bytes);
     {
       const size_t cases[4][3] = {{1, 600, 8}, {2, 3000, 5}, {3, 40, 3}, {D, 1, 1}};
@@ -837,8 +900,9 @@ static void test_select_large(void) {
         ref_out o;
         int same = 1;
         double perr = 0.0;
-        CHECK(adasm_svd_query(&m, NULL, x, 1.0f, W, top, k, idx, prob, &ln, NULL,
-                              work, bytes) == ADASM_OK, "large: query");
+        p = qparams(NULL, 1.0f, W, top, k);
+        CHECK(adasm_svd_query(&m, &p, x, work, bytes, &out) == ADASM_OK, "large: query");
+        ln = out.log_norm;
         ref_query(&m, x, 1.0f, W, top, k, &o);
         if (o.gap < 1e-4) continue;
         for (u = 0; u < k; ++u) {
@@ -856,6 +920,55 @@ static void test_select_large(void) {
   }
 }
 
+/* window = 0 and top = 0 are d/8 (16 <= W <= d) and 512 (k <= N <= n):
+   the same bits, madds and workspace as those values spelled out. */
+static void test_defaults(void) {
+  static const size_t shapes[3][3] = {{40, 20, 3}, {600, 200, 5}, {600, 90, 520}};
+  static size_t i1[520], i2[520];
+  static float p1[520], p2[520];
+  adasm_pcg32 r;
+  size_t c;
+  adasm_pcg32_seed(&r, 44u, 4u);
+  for (c = 0; c < 3; ++c) {
+    const size_t n = shapes[c][0], d = shapes[c][1], kk = shapes[c][2];
+    const size_t W = d / 8 > 16 ? d / 8 : d < 16 ? d : 16;
+    const size_t N = n < (kk > 512 ? kk : 512) ? n : (kk > 512 ? kk : 512);
+    float *A = (float *)xmalloc(n * d * sizeof(float));
+    float *x = (float *)xmalloc(d * sizeof(float));
+    adasm_svd_params pd = adasm_svd_params_default();
+    const adasm_svd_params pe = qparams(NULL, 1.0f, W, N, kk);
+    adasm_svd_result od = qresult(i1, p1), oe = qresult(i2, p2);
+    adasm_svd_model m;
+    size_t bd = 0, be = 0;
+    void *work;
+    fill_gauss(A, n * d, 1.0, &r);
+    fill_gauss(x, d, 1.0, &r);
+    pd.k = kk;
+    CHECK(pd.window == 0 && pd.top == 0 && pd.beta == 1.0f && pd.kern == NULL,
+          "params_default");
+    CHECK(adasm_svd_build(&m, NULL, A, n, d, d, NULL) == ADASM_OK, "defaults: build");
+    CHECK(adasm_svd_workspace_size(&m, &pd, &bd) == ADASM_OK &&
+              adasm_svd_workspace_size(&m, &pe, &be) == ADASM_OK && bd == be,
+          "defaults %lux%lu: workspace %lu vs %lu", (unsigned long)n,
+          (unsigned long)d, (unsigned long)bd, (unsigned long)be);
+    work = xmalloc(bd);
+    CHECK(adasm_svd_query(&m, &pd, x, work, bd, &od) == ADASM_OK &&
+              adasm_svd_query(&m, &pe, x, work, bd, &oe) == ADASM_OK,
+          "defaults: queries");
+    CHECK(memcmp(i1, i2, kk * sizeof i1[0]) == 0 && memcmp(p1, p2, kk * sizeof p1[0]) == 0 &&
+              od.log_norm == oe.log_norm &&
+              od.madds == (uint64_t)d * d + (uint64_t)n * W + (uint64_t)N * (d - W) &&
+              od.madds == oe.madds,
+          "defaults %lux%lu k=%lu: not W=%lu N=%lu (madds %lu vs %lu)",
+          (unsigned long)n, (unsigned long)d, (unsigned long)kk, (unsigned long)W,
+          (unsigned long)N, (unsigned long)od.madds, (unsigned long)oe.madds);
+    free(work);
+    adasm_svd_free(&m);
+    free(A);
+    free(x);
+  }
+}
+
 /* Same inputs, same bytes. */
 static void test_determinism(void) {
   enum { N = 70, D = 33 };
@@ -864,7 +977,8 @@ static void test_determinism(void) {
   adasm_pcg32 r;
   size_t i1[5], i2[5], bytes;
   float p1[5], p2[5];
-  double l1, l2;
+  const adasm_svd_params p = qparams(NULL, 1.0f, 8, 12, 5);
+  adasm_svd_result o1 = qresult(i1, p1), o2 = qresult(i2, p2);
   void *work;
   adasm_pcg32_seed(&r, 12u, 1u);
   fill_gauss(A, N * D, 1.0, &r);
@@ -875,13 +989,13 @@ static void test_determinism(void) {
             memcmp(m1.vt, m2.vt, D * D * sizeof(float)) == 0 &&
             memcmp(m1.sigma, m2.sigma, D * sizeof(double)) == 0,
         "two builds differ");
-  CHECK(adasm_svd_workspace_size(&m1, 8, 12, &bytes) == ADASM_OK, "ws");
+  CHECK(adasm_svd_workspace_size(&m1, &p, &bytes) == ADASM_OK, "ws");
   work = xmalloc(bytes);
-  CHECK(adasm_svd_query(&m1, NULL, x, 1.0f, 8, 12, 5, i1, p1, &l1, NULL, work, bytes) ==
-            ADASM_OK && adasm_svd_query(&m1, NULL, x, 1.0f, 8, 12, 5, i2, p2, &l2,
-                                        NULL, work, bytes) == ADASM_OK,
+  CHECK(adasm_svd_query(&m1, &p, x, work, bytes, &o1) == ADASM_OK &&
+            adasm_svd_query(&m1, &p, x, work, bytes, &o2) == ADASM_OK,
         "queries");
-  CHECK(memcmp(i1, i2, sizeof i1) == 0 && memcmp(p1, p2, sizeof p1) == 0 && l1 == l2,
+  CHECK(memcmp(i1, i2, sizeof i1) == 0 && memcmp(p1, p2, sizeof p1) == 0 &&
+            o1.log_norm == o2.log_norm && o1.madds == o2.madds,
         "two queries differ");
   free(work);
   adasm_svd_free(&m1);
@@ -948,6 +1062,7 @@ static void perf_query(const float *A, size_t n, size_t d, const float *X,
                                        {128, 512}, {128, 2048}, {256, 1024},
                                        {256, 4096}};
   adasm_svd_model m;
+  adasm_svd_params p;
   size_t *eidx = (size_t *)xmalloc(q * sizeof(size_t));
   double *et = (double *)xmalloc(q * sizeof(double));
   double *st = (double *)xmalloc(q * sizeof(double));
@@ -968,11 +1083,11 @@ static void perf_query(const float *A, size_t n, size_t d, const float *X,
          m.sigma[1], m.sigma[d > 16 ? 15 : d - 1], m.sigma[d > 64 ? 63 : d - 1],
          m.sigma[d - 1]);
   for (i = 0; i < q; ++i) {
-    float p;
+    float pr;
     double ln, a;
     a = now_sec();
     (void)adasm_gemv_softmax_topk(NULL, A, n, d, d, X + i * d, 1.0f, 1, eidx + i,
-                                  &p, &ln, NULL);
+                                  &pr, &ln, NULL);
     et[i] = now_sec() - a;
   }
   qsort(et, q, sizeof *et, cmp_double);
@@ -992,25 +1107,26 @@ static void perf_query(const float *A, size_t n, size_t d, const float *X,
       N = defaults[c][1];
     }
     if (W > d || N > n) continue;
-    if (adasm_svd_workspace_size(&m, W, N, &bytes) != ADASM_OK) continue;
+    p = qparams(NULL, 1.0f, W, N, 1);
+    if (adasm_svd_workspace_size(&m, &p, &bytes) != ADASM_OK) continue;
     work = xmalloc(bytes);
     for (i = 0; i < q; ++i) { /* interleaved with exact runs: same conditions */
       size_t id, eid;
-      float p, ep;
+      float pr, ep;
       double ln, eln, a;
-      uint64_t s = 0;
+      adasm_svd_result out = qresult(&id, &pr);
       a = now_sec();
-      (void)adasm_svd_query(&m, NULL, X + i * d, 1.0f, W, N, 1, &id, &p, &ln, &s,
-                            work, bytes);
+      (void)adasm_svd_query(&m, &p, X + i * d, work, bytes, &out);
       st[i] = now_sec() - a;
+      ln = out.log_norm;
       a = now_sec();
       (void)adasm_gemv_softmax_topk(NULL, A, n, d, d, X + i * d, 1.0f, 1, &eid, &ep,
                                     &eln, NULL);
       et[i] = now_sec() - a;
       agree += id == eid;
-      if (id == eid) pe = dmax(pe, fabs((double)p - (double)ep) / (double)ep);
+      if (id == eid) pe = dmax(pe, fabs((double)pr - (double)ep) / (double)ep);
       le = dmax(le, fabs(ln - eln));
-      smp += (double)s;
+      smp += (double)out.madds;
     }
     qsort(st, q, sizeof *st, cmp_double);
     qsort(et, q, sizeof *et, cmp_double);
@@ -1128,13 +1244,15 @@ int main(int argc, char **argv) {
     printf("queries:\n");
     for (i = 0; i < nq; ++i) test_query(&qs[i], quick);
   }
-  printf("errors, allocation failures, degenerate matrices, ties, determinism:\n");
+  printf("errors, allocation failures, degenerate matrices, ties, defaults, "
+         "determinism:\n");
   test_errors();
   test_alloc();
   test_degenerate();
   test_extreme_range(quick);
   test_ties();
   test_select_large();
+  test_defaults();
   test_determinism();
   CHECK(ta.live == 0 && ta.bad == 0, "%ld block(s) live at exit, %ld bad", ta.live, ta.bad);
   printf("test_svd: %d checks, %d failed\n", g_checks, g_fails);
