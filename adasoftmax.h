@@ -3115,7 +3115,7 @@ ADASM__TARGET_AVX2 static void adasm__dot_rows_avx2(const float *A,
   do {                                                                         \
     const __m256 xv = _mm256_loadu_ps(x + j);                                  \
     const __m256d xlo = _mm256_cvtps_pd(_mm256_castps256_ps128(xv));           \
-    if (pf[0]) {                                                               \
+    if (pf[0] && ((j * es) & 63u) == 0) { /* a prefetch per line */          \
       _mm_prefetch((const char *)(pf[0] + j * es), _MM_HINT_T0);               \
       _mm_prefetch((const char *)(pf[1] + j * es), _MM_HINT_T0);               \
       _mm_prefetch((const char *)(pf[2] + j * es), _MM_HINT_T0);               \
@@ -4313,7 +4313,7 @@ ADASM__TARGET_AVX512 static void adasm__dot_rows_avx512(const float *A,
 #define ADASM__F64_ROWS_AVX512(LOAD)                                           \
   for (j = 0; j + 16 <= d; j += 16) {                                          \
     const __m512 xv = _mm512_loadu_ps(x + j);                                  \
-    if (pf[0]) {                                                               \
+    if (pf[0] && ((j * es) & 63u) == 0) { /* a prefetch per line */          \
       _mm_prefetch((const char *)(pf[0] + j * es), _MM_HINT_T0);               \
       _mm_prefetch((const char *)(pf[1] + j * es), _MM_HINT_T0);               \
       _mm_prefetch((const char *)(pf[2] + j * es), _MM_HINT_T0);               \
