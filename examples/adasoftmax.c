@@ -743,6 +743,7 @@ static int ada_prepare(method_ctx *m, char *err, size_t errlen) {
   st->params.delta = m->delta;
   st->params.beta = m->beta;
   st->params.seed = m->seed;
+  st->params.kern = m->kern;
   r = adasm_ada_workspace_size(&st->ix, &st->params, &st->work_bytes);
   if (r != ADASM_OK) return ada_fail(err, errlen, "workspace", r);
   st->work = malloc(st->work_bytes);
