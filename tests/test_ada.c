@@ -505,6 +505,95 @@ static void test_small_x(void) {
   adasm_ada_index_free(&ix);
 }
 
+/* A head of a few long rows (its exact pass screens the unscaled x): ranks
+   agree with the double reference and probabilities with it to float
+   accuracy, on every ISA, and rows that tie in float but not in double
+   rank as in double. */
+static void test_small_order(void) {
+  static const adasm_isa isas[] = {ADASM_ISA_SCALAR, ADASM_ISA_AVX2,
+                                   ADASM_ISA_AVX512, ADASM_ISA_NEON};
+  enum { N = 8, D = 3000 };
+  float *A = (float *)xmalloc(N * D * sizeof(float)), x[D], prob[3];
+  double z[N], lse;
+  size_t idx[3], bytes, i, j, s, k, q;
+  adasm_pcg32 r;
+  adasm_matrix M = adasm_matrix_f32(A, N, D, D);
+  adasm_ada_index ix;
+  adasm_ada_params p = adasm_ada_params_default();
+  adasm_ada_result out;
+  void *w;
+  adasm_pcg32_seed(&r, 23, 1);
+  for (i = 0; i < N * D; ++i) A[i] = (float)gauss(&r);
+  CHECK(adasm_ada_index_build(&ix, &M, 0u, NULL) == ADASM_OK, "small order: build");
+  p.k = 3;
+  w = work_for(&ix, &p, &bytes);
+  memset(&out, 0, sizeof out);
+  out.idx = idx;
+  out.prob = prob;
+  for (s = 0; s < sizeof isas / sizeof isas[0]; ++s) {
+    if (!adasm_isa_supported(isas[s])) continue;
+    CHECK(adasm_kernels_get(isas[s], &p.kern) == ADASM_OK, "small order: kernels");
+    for (q = 0; q < 4; ++q) {
+      for (j = 0; j < D; ++j) x[j] = (float)(0.05 * gauss(&r));
+      ref_logits(&M, x, 1.0, z);
+      lse = ref_lse(z, N);
+      for (k = 1; k <= 3; ++k) {
+        size_t t, want[3], u;
+        for (t = 0; t < k; ++t) { /* the double reference's top k */
+          want[t] = N;
+          for (u = 0; u < N; ++u) {
+            size_t v;
+            int taken = 0;
+            for (v = 0; v < t; ++v) taken |= want[v] == u;
+            if (!taken && (want[t] == N || z[u] > z[want[t]])) want[t] = u;
+          }
+        }
+        p.k = k;
+        CHECK(adasm_ada_query(&ix, &p, x, w, bytes, &out) == ADASM_OK && out.exact,
+              "small order: query");
+        for (t = 0; t < k; ++t)
+          CHECK(idx[t] == want[t] &&
+                    fabs((double)prob[t] - exp(z[want[t]] - lse)) <=
+                        1e-4 * exp(z[want[t]] - lse),
+                "small order (%s, query %lu, k %lu): row %lu p %.9g, want %lu p %.9g",
+                adasm_isa_name(isas[s]), (unsigned long)q, (unsigned long)k,
+                (unsigned long)idx[t], prob[t], (unsigned long)want[t],
+                exp(z[want[t]] - lse));
+        CHECK(fabs(out.log_norm - lse) <= 1e-5, "small order: log_norm %.9g vs %.9g",
+              out.log_norm, lse);
+      }
+    }
+    { /* rows 4 and 5 tie in float (2^24 + 1 - 2^24 sums to 0 there) but
+         not in double, far above the rest: the double order answers */
+      float *a4 = A + 4 * D, *a5 = A + 5 * D;
+      memset(x, 0, sizeof x);
+      for (j = 0; j < D; ++j) a4[j] = a5[j] = 0.0f;
+      x[0] = x[1] = x[2] = 1.0f;
+      a5[0] = a4[0] = 16777216.0f;
+      a5[2] = a4[2] = -16777216.0f;
+      a5[1] = 1.0f;
+      for (j = 3; j < 200; ++j) {
+        x[j] = 1.0f;
+        a4[j] = a5[j] = 0.5f;
+      }
+      adasm_ada_index_free(&ix);
+      CHECK(adasm_ada_index_build(&ix, &M, 0u, NULL) == ADASM_OK, "small order: tie build");
+      for (k = 1; k <= 2; ++k) {
+        p.k = k;
+        CHECK(adasm_ada_query(&ix, &p, x, w, bytes, &out) == ADASM_OK &&
+                  idx[0] == 5 && (k == 1 || idx[1] == 4),
+              "small order (%s): float tie ranked %lu %lu", adasm_isa_name(isas[s]),
+              (unsigned long)idx[0], (unsigned long)(k > 1 ? idx[1] : 0));
+      }
+      for (i = 0; i < 2 * D; ++i) a4[i] = (float)gauss(&r);
+      adasm_ada_index_free(&ix);
+      CHECK(adasm_ada_index_build(&ix, &M, 0u, NULL) == ADASM_OK, "small order: rebuild");
+    }
+  }
+  adasm_ada_index_free(&ix);
+  free(A);
+}
+
 /* A head big enough for the sampling path (not the exact pass). */
 static void big_head(size_t n, size_t d, uint64_t seed, float **A, float **x) {
   adasm_pcg32 r;
@@ -1151,6 +1240,7 @@ int main(int argc, char **argv) {
   test_errors();
   test_edges();
   test_small_x();
+  test_small_order();
   test_kernels();
   test_double_logits();
   test_streams();
