@@ -3251,7 +3251,7 @@ ADASM__TARGET_AVX2 static void adasm__ada_accum_avx2(
       }
       if (((i - r0) & 31u) == 0)
         for (u = 0; u < g; ++u)
-          _mm_prefetch((const char *)(uintptr_t)((uintptr_t)(col[u] + i) + 2048u),
+          _mm_prefetch((const char *)(uintptr_t)((uintptr_t)(col[u] + i) + 512u),
                        _MM_HINT_T0);
       for (u = 0; u < g; ++u) {
         const __m256 a = _mm256_cvtph_ps(
@@ -4464,7 +4464,9 @@ ADASM__TARGET_AVX512 static void adasm__dot_rows_f64_avx512(
 
 /* Columns in groups of eight per pass over the rows, so each running sum
    is loaded and stored once per eight columns; each column segment is
-   prefetched 1024 rows (2 KB) ahead. */
+   prefetched 256 rows (512 B) ahead: eight streams 2 KB ahead fill the
+   core's miss buffers and stall it (Llama-2 shape, Zen 4: the query 13%
+   faster at 512 B than at 2 KB, 4% faster than no prefetch). */
 ADASM__TARGET_AVX512 static void adasm__ada_accum_avx512(
     const uint16_t *cols, size_t ldc, const size_t *c, const float *coef,
     size_t nc, size_t r0, size_t r1, const adasm__ada_acc *acc, int init) {
@@ -4490,7 +4492,7 @@ ADASM__TARGET_AVX512 static void adasm__ada_accum_avx512(
       }
       if (((i - r0) & 31u) == 0)
         for (u = 0; u < g; ++u)
-          _mm_prefetch((const char *)(uintptr_t)((uintptr_t)(col[u] + i) + 2048u),
+          _mm_prefetch((const char *)(uintptr_t)((uintptr_t)(col[u] + i) + 512u),
                        _MM_HINT_T0);
       for (u = 0; u < g; ++u) {
         const __m512 a = _mm512_cvtph_ps(_mm256_loadu_si256(
