@@ -7441,6 +7441,11 @@ ADASM_DEF adasm_result adasm_sample(const adasm_kernels *k, const float *z,
 #define ADASM__ADA_NB 32     /* normalizer profile: one-logit buckets below
                                 the largest lower bound (the last: the rest,
                                 each row under e^-31 of the top logit) */
+#define ADASM__ADA_NB1 9     /* the first profile's buckets: 8 one-logit
+                                buckets, the rest summed in vectors (rows
+                                within 8 logits of the top are a few percent
+                                of an LM head; the full profile, when it is
+                                needed, costs a pass more) */
 #define ADASM__ADA_TILE 32768 /* rows per kernel call: long column streams,
                                  the sums (384 KB) in L2 */
 #define ADASM__ADA_CAL_STEPS 61 /* calibration: ci_scale 10^(-0.05 s) */
@@ -7486,6 +7491,10 @@ typedef struct adasm__ada_q {
   float M, Lk;          /* largest ucb, k-th largest lcb */
   size_t bstar, nx;     /* buckets computed exactly; rows in them */
   size_t nnear;         /* rows in the profile's near buckets */
+  size_t nb;            /* buckets of the current profile (the last: the
+                           rest), ADASM__ADA_NB1 or ADASM__ADA_NB */
+  size_t xdone;         /* list[0, xdone) has its exact logits in zx (a
+                           deeper profile keeps the list's first buckets) */
   int defer_exact;      /* 1: where the exact pass would answer, return 0
                            and leave it to the caller (the sampler) */
   float xx;             /* x . x by the dot kernel (adasm__ada_start) */
@@ -7986,24 +7995,25 @@ ADASM__PRIVATE void adasm__ada_bounds(adasm__ada_q *q) {
 ADASM__PRIVATE size_t adasm__ada_bucket(const adasm__ada_q *q, float ucb) {
   const double t = q->G * ((double)q->M - (double)ucb);
   if (t < 1.0) return 0;
-  return t < (double)(ADASM__ADA_NB - 1) ? (size_t)t : ADASM__ADA_NB - 1;
+  return t < (double)(q->nb - 1) ? (size_t)t : q->nb - 1;
 }
 
 /* The profile: per bucket, rows and sums of e^(G(ucb - M)), e^(G(lcb - M))
    and e^(G(u - M)), by the kernel in float when G is a float; the kernel's
    rounding (the difference, the product by G, the exp: together below
    2e-5 relative for arguments above -86) is absorbed where the sums are
-   used. */
-ADASM__PRIVATE void adasm__ada_profile(adasm__ada_q *q) {
+   used. nb buckets (the last: the rest). */
+ADASM__PRIVATE void adasm__ada_profile(adasm__ada_q *q, size_t nb) {
   double *h = q->ws.hb;
   size_t i, r0;
   for (i = 0; i < 4 * ADASM__ADA_NB; ++i) h[i] = 0.0;
   q->nnear = 0;
+  q->nb = nb;
   if (q->G < 1e30) {
     for (r0 = 0; r0 < q->n; r0 += ADASM__ADA_TILE) {
       const size_t r1 = q->n - r0 < ADASM__ADA_TILE ? q->n : r0 + ADASM__ADA_TILE;
-      q->k->ada_profile(q->ws.ucb, q->ws.lcb, r0, r1, q->M, (float)q->G,
-                        ADASM__ADA_NB, h, q->ws.near, q->ws.nearb, &q->nnear);
+      q->k->ada_profile(q->ws.ucb, q->ws.lcb, r0, r1, q->M, (float)q->G, nb,
+                        h, q->ws.near, q->ws.nearb, &q->nnear);
     }
     return;
   }
@@ -8013,7 +8023,7 @@ ADASM__PRIVATE void adasm__ada_profile(adasm__ada_q *q) {
     double dl = q->G * ((double)q->ws.lcb[i] - (double)q->M);
     du = du < 64.0 ? du : 64.0;
     dl = dl < 64.0 ? dl : 64.0;
-    if (b < ADASM__ADA_NB - 1) {
+    if (b < nb - 1) {
       q->ws.near[q->nnear] = i;
       q->ws.nearb[q->nnear++] = (unsigned char)b;
     }
@@ -8036,11 +8046,11 @@ ADASM__PRIVATE size_t adasm__ada_choose(adasm__ada_q *q) {
   const double *h = q->ws.hb, R = adasm__ada_band(q->p);
   double th = 0.0, tl = 0.0, ez = 0.0, cnt = 0.0;
   size_t b, bk = adasm__ada_bucket(q, q->Lk);
-  for (b = 0; b < ADASM__ADA_NB; ++b) { /* start with everything as tail */
+  for (b = 0; b < q->nb; ++b) { /* start with everything as tail */
     th += h[4 * b + 1];
     tl += h[4 * b + 2];
   }
-  for (b = 0; b < ADASM__ADA_NB - 1; ++b) {
+  for (b = 0; b < q->nb - 1; ++b) {
     th -= h[4 * b + 1];
     tl -= h[4 * b + 2];
     ez += h[4 * b + 3];
@@ -8060,7 +8070,7 @@ enum { ADASM__ADA_FINISH, ADASM__ADA_MORE, ADASM__ADA_EXACT };
 ADASM__PRIVATE int adasm__ada_plan(adasm__ada_q *q, double next_m) {
   const double row = (double)q->d * (double)adasm__ada_dsize(q->ix->A.dtype);
   const double exact = (double)q->n * row;
-  const double finish = q->bstar >= ADASM__ADA_NB - 1
+  const double finish = q->bstar >= q->nb - 1
                             ? exact * 2.0
                             : (double)q->nx * (row + ADASM__ADA_ROW);
   double more = exact * 4.0;
@@ -8358,7 +8368,7 @@ ADASM__PRIVATE size_t adasm__ada_row_bucket_of(const adasm__ada_q *q, float v) {
   if (q->G < 1e30) {
     const float du = (float)q->G * (v - q->M);
     if (du > -1.0f) return 0;
-    return -du < (float)(ADASM__ADA_NB - 1) ? (size_t)-du : ADASM__ADA_NB - 1;
+    return -du < (float)(q->nb - 1) ? (size_t)-du : q->nb - 1;
   }
   return adasm__ada_bucket(q, v);
 }
@@ -8369,15 +8379,15 @@ ADASM__PRIVATE size_t adasm__ada_row_bucket(const adasm__ada_q *q, size_t i) {
   return adasm__ada_row_bucket_of(q, q->ws.ucb[i]);
 }
 
-/* The rows of buckets 0 .. NB-2 (the profile's near list) into the list,
+/* The rows of buckets 0 .. nb-2 (the profile's near list) into the list,
    grouped by bucket (a counting sort on the profile's counts); start[b] is
-   bucket b's first position, start[NB-1] their total. */
+   bucket b's first position, start[nb-1] their total. */
 ADASM__PRIVATE void adasm__ada_sort_rows(adasm__ada_q *q, size_t *start) {
   size_t pos[ADASM__ADA_NB], b, i;
   start[0] = 0;
-  for (b = 0; b + 1 < ADASM__ADA_NB; ++b)
+  for (b = 0; b + 1 < q->nb; ++b)
     start[b + 1] = start[b] + (size_t)q->ws.hb[4 * b];
-  for (b = 0; b < ADASM__ADA_NB; ++b) pos[b] = start[b];
+  for (b = 0; b < q->nb; ++b) pos[b] = start[b];
   for (i = 0; i < q->nnear; ++i) q->ws.list[pos[q->ws.nearb[i]]++] = q->ws.near[i];
 }
 
@@ -8404,7 +8414,7 @@ ADASM__PRIVATE int adasm__ada_band_fits(const adasm__ada_q *q, size_t nl,
   *zmax = -HUGE_VAL;
   for (i = 0; i < nl; ++i) *zmax = q->ws.zx[i] > *zmax ? q->ws.zx[i] : *zmax;
   for (i = 0; i < nl; ++i) ex += adasm__exp_f64(q->ws.zx[i] - *zmax);
-  for (t = b + 1; t < ADASM__ADA_NB; ++t) {
+  for (t = b + 1; t < q->nb; ++t) {
     th += h[4 * t + 1];
     tl += h[4 * t + 2];
   }
@@ -8435,13 +8445,17 @@ ADASM__PRIVATE int adasm__ada_finish(adasm__ada_q *q, adasm_ada_result *out) {
   const size_t bk = adasm__ada_row_bucket_of(q, q->Lk);
   double zmax, ls;
   adasm__ada_sort_rows(q, start);
-  for (b = 0; b + 1 < ADASM__ADA_NB; ++b) {
-    adasm__ada_exact_rows(q, start[b], start[b + 1]);
+  for (b = 0; b + 1 < q->nb; ++b) {
+    if (start[b + 1] > q->xdone) {
+      adasm__ada_exact_rows(q, start[b] > q->xdone ? start[b] : q->xdone,
+                            start[b + 1]);
+      q->xdone = start[b + 1];
+    }
     if (b >= bk && start[b + 1] >= q->p->k &&
         adasm__ada_band_fits(q, start[b + 1], b, &zmax, &ls))
       break;
   }
-  if (b + 1 >= ADASM__ADA_NB) return 0;
+  if (b + 1 >= q->nb) return 0;
   for (i = 0; i < start[b + 1]; ++i) /* top k: they are all in the list */
     if (cnt < q->p->k ||
         adasm__ada_better(q->ws.zx[i], q->ws.list[i], q->ws.tz[0], q->ws.top[0]))
@@ -8502,6 +8516,7 @@ ADASM__PRIVATE void adasm__ada_by_exact(adasm__ada_q *q, adasm_ada_result *out) 
 ADASM__PRIVATE int adasm__ada_run(adasm__ada_q *q, adasm_ada_result *out) {
   const double row = (double)q->d * (double)adasm__ada_dsize(q->ix->A.dtype);
   const double exact = (double)q->n * row;
+  int ok;
   /* the first round: d/32 columns, at least 16, at most 128 (all of them
      when that is most of the non-zero ones) */
   double m = (double)q->d / 32.0;
@@ -8521,8 +8536,12 @@ ADASM__PRIVATE int adasm__ada_run(adasm__ada_q *q, adasm_ada_result *out) {
     double next;
     adasm__ada_round(q, m);
     adasm__ada_bounds(q);
-    adasm__ada_profile(q);
+    adasm__ada_profile(q, ADASM__ADA_NB1);
     adasm__ada_choose(q);
+    if (q->bstar >= q->nb - 1) { /* the rows it needs go deeper */
+      adasm__ada_profile(q, ADASM__ADA_NB);
+      adasm__ada_choose(q);
+    }
     next = 2.0 * m >= 0.5 * (double)q->nnz ? (double)q->nnz : 2.0 * m;
     step = adasm__ada_plan(q, next);
     if (step == ADASM__ADA_EXACT) {
@@ -8532,7 +8551,13 @@ ADASM__PRIVATE int adasm__ada_run(adasm__ada_q *q, adasm_ada_result *out) {
     if (step == ADASM__ADA_FINISH) break;
     m = next;
   }
-  if (!adasm__ada_finish(q, out)) { /* best arms and normalizer */
+  q->xdone = 0;
+  ok = adasm__ada_finish(q, out); /* best arms and normalizer */
+  if (!ok && q->nb < ADASM__ADA_NB) { /* deeper buckets may fit the band */
+    adasm__ada_profile(q, ADASM__ADA_NB);
+    ok = adasm__ada_finish(q, out);
+  }
+  if (!ok) {
     adasm__ada_by_exact(q, out);
     return 0;
   }
