@@ -195,6 +195,16 @@ static void head_query(head *h, uint64_t t) {
 }
 
 /* One workspace, grown on demand. */
+/* Every kernel set a test runs on (those the CPU lacks are skipped). */
+static const adasm_isa g_isas[] = {ADASM_ISA_SCALAR, ADASM_ISA_AVX2,
+                                   ADASM_ISA_AVX512, ADASM_ISA_NEON};
+
+static void result_init(adasm_ada_result *out, size_t *idx, float *prob) {
+  memset(out, 0, sizeof *out);
+  out->idx = idx;
+  out->prob = prob;
+}
+
 static void *g_work = NULL;
 static size_t g_work_bytes = 0;
 static void *work_for(const adasm_ada_index *ix, const adasm_ada_params *p,
@@ -220,9 +230,7 @@ static size_t trials(head *h, adasm_ada_params p, size_t first, size_t T,
     adasm_result r;
     head_query(h, t);
     ref_logits(&h->M, h->x, (double)p.beta, h->z);
-    memset(&out, 0, sizeof out);
-    out.idx = idx;
-    out.prob = prob;
+    result_init(&out, idx, prob);
     p.stream = t;
     r = adasm_ada_query(&h->ix, &p, h->x, w, bytes, &out);
     CHECK(r == ADASM_OK, "%s trial %lu: %s", fam_name[h->kind],
@@ -278,9 +286,7 @@ static void test_errors(void) {
   CHECK(adasm_ada_workspace_size(&ix, &p, &bytes) == ADASM_OK, "ws size");
   CHECK(adasm_ada_workspace_size(&ix, &p, NULL) == ADASM_ERR_NULL, "ws size NULL");
   w = xmalloc(bytes);
-  memset(&out, 0, sizeof out);
-  out.idx = idx;
-  out.prob = prob;
+  result_init(&out, idx, prob);
 #define QERR(pp, xx, ww, nb, want, what)                                        \
   CHECK(adasm_ada_query(&ix, (pp), (xx), (ww), (nb), &out) == (want), what)
   QERR(&p, NULL, w, bytes, ADASM_ERR_NULL, "x NULL");
@@ -365,9 +371,7 @@ static void check_query(const char *what, const adasm_matrix *M,
   CHECK(r == ADASM_OK, "%s: build %s", what, adasm_result_string(r));
   if (r != ADASM_OK) goto done;
   w = work_for(&ix, &p, &bytes);
-  memset(&out, 0, sizeof out);
-  out.idx = idx;
-  out.prob = prob;
+  result_init(&out, idx, prob);
   r = adasm_ada_query(&ix, &p, x, w, bytes, &out);
   CHECK(r == ADASM_OK, "%s: query %s", what, adasm_result_string(r));
   ref_logits(M, x, (double)p.beta, z);
@@ -418,9 +422,7 @@ static void test_edges(void) {
     p.k = 3;
     CHECK(adasm_ada_index_build(&ix, &M, 0u, NULL) == ADASM_OK, "zero x: build");
     w = work_for(&ix, &p, &bytes);
-    memset(&out, 0, sizeof out);
-    out.idx = idx;
-    out.prob = prob;
+    result_init(&out, idx, prob);
     CHECK(adasm_ada_query(&ix, &p, z9, w, bytes, &out) == ADASM_OK, "zero x");
     CHECK(idx[0] == 0 && idx[1] == 1 && idx[2] == 2 &&
               fabs(prob[0] - 1.0 / 40.0) < 1e-6 && fabs(out.log_norm - log(40.0)) < 1e-9,
@@ -450,8 +452,6 @@ static void test_edges(void) {
    sign, give the errors and NaN outputs of every other query, on every
    ISA; a finite x the exact answer. */
 static void test_small_x(void) {
-  static const adasm_isa isas[] = {ADASM_ISA_SCALAR, ADASM_ISA_AVX2,
-                                   ADASM_ISA_AVX512, ADASM_ISA_NEON};
   const size_t n = 10, d = 37;
   float A[10 * 37], x[37], xb[37], prob[2];
   size_t idx[2], bytes, i, j, s, c;
@@ -472,10 +472,8 @@ static void test_small_x(void) {
   CHECK(adasm_ada_index_build(&ix, &M, 0u, NULL) == ADASM_OK, "small x: build");
   p.k = 2;
   w = work_for(&ix, &p, &bytes);
-  memset(&out, 0, sizeof out);
-  out.idx = idx;
-  out.prob = prob;
-  for (s = 0; s < sizeof isas / sizeof isas[0]; ++s) {
+  result_init(&out, idx, prob);
+  for (s = 0; s < sizeof g_isas / sizeof g_isas[0]; ++s) {
     static const struct { size_t col; float v; size_t col2; float v2; adasm_result want; } cs[] = {
         {3, 0.0f, 3, 0.0f, ADASM_ERR_NAN},    /* v NaN (set below) */
         {0, 1.0f, 0, 1.0f, ADASM_ERR_PARAM},  /* v +inf */
@@ -484,8 +482,8 @@ static void test_small_x(void) {
         {5, -1.0f, 5, -1.0f, ADASM_ERR_PARAM}, /* -inf: every logit +inf */
         {0, 1.0f, 1, -1.0f, ADASM_ERR_PARAM}, /* +inf and -inf */
         {0, 0.0f, 1, 1.0f, ADASM_ERR_NAN}};   /* NaN and +inf */
-    if (!adasm_isa_supported(isas[s])) continue;
-    CHECK(adasm_kernels_get(isas[s], &p.kern) == ADASM_OK, "small x: kernels");
+    if (!adasm_isa_supported(g_isas[s])) continue;
+    CHECK(adasm_kernels_get(g_isas[s], &p.kern) == ADASM_OK, "small x: kernels");
     for (c = 0; c < sizeof cs / sizeof cs[0]; ++c) {
       adasm_result got;
       memcpy(xb, x, sizeof x);
@@ -495,12 +493,12 @@ static void test_small_x(void) {
       got = adasm_ada_query(&ix, &p, xb, w, bytes, &out);
       CHECK(got == cs[c].want && prob[0] != prob[0] && prob[1] != prob[1] &&
                 out.log_norm != out.log_norm && idx[0] == 0 && idx[1] == 0,
-            "small x (%s, case %lu): %s", adasm_isa_name(isas[s]),
+            "small x (%s, case %lu): %s", adasm_isa_name(g_isas[s]),
             (unsigned long)c, adasm_result_string(got));
     }
     CHECK(adasm_ada_query(&ix, &p, x, w, bytes, &out) == ADASM_OK && out.exact &&
               adasm__isfinite(out.log_norm) && idx[0] != idx[1],
-          "small x (%s): finite x", adasm_isa_name(isas[s]));
+          "small x (%s): finite x", adasm_isa_name(g_isas[s]));
   }
   adasm_ada_index_free(&ix);
 }
@@ -510,8 +508,6 @@ static void test_small_x(void) {
    accuracy, on every ISA, and rows that tie in float but not in double
    rank as in double. */
 static void test_small_order(void) {
-  static const adasm_isa isas[] = {ADASM_ISA_SCALAR, ADASM_ISA_AVX2,
-                                   ADASM_ISA_AVX512, ADASM_ISA_NEON};
   enum { N = 8, D = 3000 };
   float *A = (float *)xmalloc(N * D * sizeof(float)), x[D], prob[3];
   double z[N], lse;
@@ -527,12 +523,10 @@ static void test_small_order(void) {
   CHECK(adasm_ada_index_build(&ix, &M, 0u, NULL) == ADASM_OK, "small order: build");
   p.k = 3;
   w = work_for(&ix, &p, &bytes);
-  memset(&out, 0, sizeof out);
-  out.idx = idx;
-  out.prob = prob;
-  for (s = 0; s < sizeof isas / sizeof isas[0]; ++s) {
-    if (!adasm_isa_supported(isas[s])) continue;
-    CHECK(adasm_kernels_get(isas[s], &p.kern) == ADASM_OK, "small order: kernels");
+  result_init(&out, idx, prob);
+  for (s = 0; s < sizeof g_isas / sizeof g_isas[0]; ++s) {
+    if (!adasm_isa_supported(g_isas[s])) continue;
+    CHECK(adasm_kernels_get(g_isas[s], &p.kern) == ADASM_OK, "small order: kernels");
     for (q = 0; q < 4; ++q) {
       for (j = 0; j < D; ++j) x[j] = (float)(0.05 * gauss(&r));
       ref_logits(&M, x, 1.0, z);
@@ -556,7 +550,7 @@ static void test_small_order(void) {
                     fabs((double)prob[t] - exp(z[want[t]] - lse)) <=
                         1e-4 * exp(z[want[t]] - lse),
                 "small order (%s, query %lu, k %lu): row %lu p %.9g, want %lu p %.9g",
-                adasm_isa_name(isas[s]), (unsigned long)q, (unsigned long)k,
+                adasm_isa_name(g_isas[s]), (unsigned long)q, (unsigned long)k,
                 (unsigned long)idx[t], prob[t], (unsigned long)want[t],
                 exp(z[want[t]] - lse));
         CHECK(fabs(out.log_norm - lse) <= 1e-5, "small order: log_norm %.9g vs %.9g",
@@ -582,7 +576,7 @@ static void test_small_order(void) {
         p.k = k;
         CHECK(adasm_ada_query(&ix, &p, x, w, bytes, &out) == ADASM_OK &&
                   idx[0] == 5 && (k == 1 || idx[1] == 4),
-              "small order (%s): float tie ranked %lu %lu", adasm_isa_name(isas[s]),
+              "small order (%s): float tie ranked %lu %lu", adasm_isa_name(g_isas[s]),
               (unsigned long)idx[0], (unsigned long)(k > 1 ? idx[1] : 0));
       }
       for (i = 0; i < 2 * D; ++i) a4[i] = (float)gauss(&r);
@@ -675,9 +669,7 @@ static void test_scale_invariance(void) {
           continue;
         }
         w = work_for(&ix, &p, &bytes);
-        memset(&out, 0, sizeof out);
-        out.idx = idx;
-        out.prob = pr;
+        result_init(&out, idx, pr);
         CHECK(adasm_ada_query(&ix, &p, xs, w, bytes, &out) == ADASM_OK,
               "scale %d: query", ss[si]);
         if (si == 0 && which == 0) {
@@ -928,9 +920,7 @@ static void test_half(void) {
     memset(copy, 0xff, n * d * sizeof(float)); /* NaN everywhere */
     free(copy);
     w = work_for(&ix, &p, &bytes);
-    memset(&out, 0, sizeof out);
-    out.idx = idx;
-    out.prob = pr;
+    result_init(&out, idx, pr);
     CHECK(adasm_ada_query(&ix, &p, x, w, bytes, &out) == ADASM_OK, "own rows: query");
     M = adasm_matrix_f32(A, n, d, d);
     {
